@@ -1,0 +1,28 @@
+//! The wire shared by every crate of the suite.
+//!
+//! - [`pb`]: the generated gRPC code for the ComputeDriver and CredentialsDriver
+//!   contracts, plus `grpc.health.v1`.
+//! - [`uds`]: both sides of a Unix domain socket: safe bind, peer-credential allowlist,
+//!   serving with health and graceful shutdown; lazy connect with readiness = a
+//!   completed RPC.
+//! - [`retry`]: one backoff type, one status classifier (the status-code table), one
+//!   retry helper for typed client calls.
+//! - [`watch`]: a server stream that reconnects with backoff and marks every new stream,
+//!   so consumers reconcile from its snapshot.
+//! - [`cli`] (feature `cli`): flag and logging helpers shared by the binaries.
+
+pub mod pb;
+pub mod retry;
+pub mod uds;
+pub mod watch;
+
+#[cfg(feature = "cli")]
+pub mod cli;
+
+pub use retry::{Backoff, Idempotency, RetryClass, RetryPolicy, call, classify};
+pub use uds::{
+    BindError, BoundSocket, ConnectConfig, ConnectError, Health, PeerPolicy, Readiness,
+    ServeError, ServeOptions, SocketConfig, bind, connect, lazy_channel, serve, shutdown_signal,
+    wait_ready,
+};
+pub use watch::{WatchEvent, reconnecting};

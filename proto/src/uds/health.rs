@@ -1,0 +1,48 @@
+//! `grpc.health.v1` for a socket: one handle that flips every served name at once.
+
+use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::{Health as HealthCheck, HealthServer};
+use tonic_health::server::{HealthReporter, health_reporter};
+
+/// The health handle of one server: the overall status (`""`) plus one per service.
+#[derive(Clone, Debug)]
+pub struct Health {
+    reporter: HealthReporter,
+    services: Vec<String>,
+}
+
+impl Health {
+    /// A handle for these fully qualified service names, initially NOT_SERVING, and
+    /// the health service that reports them.
+    pub async fn new<I, S>(services: I) -> (Self, HealthServer<impl HealthCheck>)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let (reporter, service) = health_reporter();
+        let health = Self {
+            reporter,
+            services: services.into_iter().map(Into::into).collect(),
+        };
+        health.set(ServingStatus::NotServing).await;
+        (health, service)
+    }
+
+    /// Marks the server and every service SERVING.
+    pub async fn set_serving(&self) {
+        self.set(ServingStatus::Serving).await;
+    }
+
+    /// Marks the server and every service NOT_SERVING (on shutdown, or when a
+    /// backend the server depends on is gone).
+    pub async fn set_not_serving(&self) {
+        self.set(ServingStatus::NotServing).await;
+    }
+
+    async fn set(&self, status: ServingStatus) {
+        self.reporter.set_service_status("", status).await;
+        for name in &self.services {
+            self.reporter.set_service_status(name, status).await;
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Both sides of a Unix domain socket.
+//!
+//! Server: [`bind`] (safe publish), [`PeerPolicy`] (who may connect), [`Health`],
+//! [`serve`] (graceful shutdown). Client: [`lazy_channel`], [`connect`], [`wait_ready`].
+
+mod bind;
+mod connect;
+mod health;
+mod peer;
+mod serve;
+
+pub use bind::{BindError, BoundSocket, MAX_SOCKET_PATH, SocketConfig, SocketGuard, bind};
+pub use connect::{
+    ConnectConfig, ConnectError, Readiness, connect, health_probe, lazy_channel, wait_ready,
+};
+pub(crate) use connect::describe;
+pub use health::Health;
+pub use peer::PeerPolicy;
+pub use serve::{ServeError, ServeOptions, serve, shutdown_signal};
