@@ -1,1 +1,179 @@
-//! cli
+//! Flags and logging shared by the three binaries (feature `cli`).
+//!
+//! [`parse`] gives every flag an environment variable named after the binary's prefix
+//! (`--socket-group` of `compute-driver` is `COMPUTE_DRIVER_SOCKET_GROUP`), so no flag
+//! can be added without one; a flag that declares its own `env` keeps it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Command, CommandFactory, FromArgMatches, Parser, ValueEnum};
+
+use crate::uds::{ServeOptions, SocketConfig};
+
+/// The command for `T` with an env var on every flag (see the module docs).
+pub fn command<T: CommandFactory>(env_prefix: &str) -> Command {
+    T::command().mut_args(|arg| {
+        let id = arg.get_id().as_str();
+        if arg.get_env().is_some() || arg.is_positional() || matches!(id, "help" | "version") {
+            return arg;
+        }
+        let name = format!("{env_prefix}_{}", id.to_uppercase().replace('-', "_"));
+        arg.env(name)
+    })
+}
+
+/// Parses `T` from the process arguments and environment; exits with clap's message
+/// on bad input.
+pub fn parse<T: Parser>(env_prefix: &str) -> T {
+    let matches = command::<T>(env_prefix).get_matches();
+    T::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+}
+
+/// Where a driver serves and who may connect.
+#[derive(Args, Clone, Debug)]
+pub struct SocketArgs {
+    /// Path of the Unix socket to serve gRPC on (its directory is created if missing).
+    #[arg(long, visible_alias = "bind-socket", value_name = "PATH")]
+    pub socket: PathBuf,
+    /// Group that shares the socket (name or numeric gid): the socket gets mode 0660
+    /// and the group's members may connect. Without it the mode is 0600.
+    #[arg(long, value_name = "GROUP")]
+    pub socket_group: Option<String>,
+    /// Peer UIDs allowed to connect, comma-separated. Default: this process's own UID.
+    #[arg(long, value_name = "UID,...", value_delimiter = ',')]
+    pub allowed_uids: Vec<u32>,
+    /// Peer GIDs allowed to connect, comma-separated (the socket group is added).
+    #[arg(long, value_name = "GID,...", value_delimiter = ',')]
+    pub allowed_gids: Vec<u32>,
+    /// After SIGTERM/SIGINT, how long open calls may run before they are cut
+    /// (e.g. 500ms, 10s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+impl SocketArgs {
+    /// The socket configuration these flags describe.
+    pub fn socket_config(&self) -> SocketConfig {
+        SocketConfig {
+            path: self.socket.clone(),
+            group: self.socket_group.clone(),
+            allowed_uids: self.allowed_uids.clone(),
+            allowed_gids: self.allowed_gids.clone(),
+        }
+    }
+
+    /// The shutdown behaviour these flags describe.
+    pub fn serve_options(&self) -> ServeOptions {
+        ServeOptions {
+            shutdown_grace: self.shutdown_grace,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Logging flags; logs go to stderr.
+#[derive(Args, Clone, Debug)]
+pub struct LogArgs {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+    /// Log filter: a level (error, warn, info, debug, trace) or per-module directives
+    /// such as `info,proto=debug`.
+    #[arg(long, value_name = "FILTER", default_value = "info")]
+    pub log_level: String,
+}
+
+impl LogArgs {
+    /// Installs the global subscriber.
+    ///
+    /// # Errors
+    /// A message naming the bad `--log-level` directive.
+    pub fn init(&self) -> Result<(), String> {
+        let filter = tracing_subscriber::EnvFilter::try_new(&self.log_level)
+            .map_err(|e| format!("--log-level {:?}: {e}", self.log_level))?;
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        let result = match self.log_format {
+            LogFormat::Pretty => builder.try_init(),
+            LogFormat::Json => builder.json().try_init(),
+        };
+        result.map_err(|e| format!("cannot install logger: {e}"))
+    }
+}
+
+/// Parses `500ms`, `10s`, `2m`, `1h`, or a plain number of seconds.
+///
+/// # Errors
+/// A message with the accepted forms.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let invalid = || format!("invalid duration {text:?}: use e.g. 500ms, 10s, 2m or 1h");
+    let n: u64 = digits.parse().map_err(|_| invalid())?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(invalid()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    struct Demo {
+        #[command(flatten)]
+        socket: SocketArgs,
+        #[command(flatten)]
+        log: LogArgs,
+        /// Has its own env var.
+        #[arg(long, env = "OTHER_NAME")]
+        special: Option<String>,
+    }
+
+    #[test]
+    fn every_flag_gets_a_prefixed_env_var() {
+        let cmd = command::<Demo>("DEMO");
+        let envs: Vec<_> = cmd
+            .get_arguments()
+            .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+            .map(|a| (a.get_id().to_string(), a.get_env().map(|e| e.to_string_lossy().into_owned())))
+            .collect();
+        assert!(envs.iter().all(|(_, env)| env.is_some()), "{envs:?}");
+        assert!(envs.contains(&("socket_group".into(), Some("DEMO_SOCKET_GROUP".into()))));
+        assert!(envs.contains(&("special".into(), Some("OTHER_NAME".into()))));
+    }
+
+    #[test]
+    fn bind_socket_is_an_alias_of_socket() {
+        let matches = command::<Demo>("DEMO")
+            .try_get_matches_from(["demo", "--bind-socket", "/tmp/x.sock"])
+            .unwrap();
+        let demo = Demo::from_arg_matches(&matches).unwrap();
+        assert_eq!(demo.socket.socket, PathBuf::from("/tmp/x.sock"));
+        assert_eq!(demo.socket.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("2 weeks").unwrap_err().contains("500ms"));
+        assert!(parse_duration("").is_err());
+    }
+}

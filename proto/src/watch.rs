@@ -10,9 +10,9 @@ use std::future::Future;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Status, Streaming};
+use tonic::{Code, Status, Streaming};
 
-use crate::retry::{Backoff, RetryClass, classify};
+use crate::retry::Backoff;
 use crate::uds::describe;
 
 /// What a reconnecting watch yields.
@@ -22,8 +22,9 @@ pub enum WatchEvent<T> {
     Connected,
     /// An item from the current stream.
     Item(T),
-    /// The stream failed or ended; a reconnect follows unless the status is permanent
-    /// (by the status-code table), in which case this is the last event.
+    /// The stream failed or ended; a reconnect follows unless the status says the
+    /// request can never succeed (e.g. UNIMPLEMENTED), in which case this is the last
+    /// event.
     Disconnected(Status),
 }
 
@@ -47,7 +48,7 @@ where
                 status = run_once(&mut open, &tx, &mut delays) => status,
             };
             let Some(status) = status else { return };
-            let permanent = classify(status.code()) == RetryClass::Never;
+            let permanent = ends_watch(status.code());
             tracing::warn!(reason = %describe(&status), permanent, "watch stream interrupted");
             if tx.send(WatchEvent::Disconnected(status)).await.is_err() || permanent {
                 return;
@@ -60,6 +61,24 @@ where
         }
     });
     ReceiverStream::new(rx)
+}
+
+/// Whether a failed watch should stop instead of reconnecting.
+///
+/// A watch is an idempotent read, so unlike a unary call it also reconnects after the
+/// codes a broken connection surfaces as (UNKNOWN "transport error", INTERNAL h2
+/// errors, CANCELLED): it stops only when the request itself can never succeed.
+fn ends_watch(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidArgument
+            | Code::NotFound
+            | Code::PermissionDenied
+            | Code::FailedPrecondition
+            | Code::Unimplemented
+            | Code::Unauthenticated
+            | Code::OutOfRange
+    )
 }
 
 /// Opens one stream and forwards it; returns why it stopped, or `None` when the

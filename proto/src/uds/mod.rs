@@ -4,6 +4,7 @@
 //! [`serve`] (graceful shutdown). Client: [`lazy_channel`], [`connect`], [`wait_ready`].
 
 mod bind;
+mod conn;
 mod connect;
 mod health;
 mod peer;

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use futures_util::Stream;
 use nix::unistd::Uid;
-use tokio::net::{UnixListener, UnixStream, unix::UCred};
+use tokio::net::{UnixListener, unix::UCred};
+use tokio_util::sync::CancellationToken;
+
+use super::conn::Conn;
 
 /// Which peers may talk to a socket: a UID or a GID in these lists.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,20 +46,23 @@ impl PeerPolicy {
 ///
 /// Accept errors (such as running out of file descriptors) are logged and retried
 /// after a short pause instead of ending the stream, which would stop the server.
+/// Every connection is wrapped in [`Conn`] so `cut` can end it at shutdown.
 pub(crate) fn allowed_connections(
     listener: StdUnixListener,
     policy: PeerPolicy,
-) -> io::Result<impl Stream<Item = io::Result<UnixStream>>> {
+    cut: CancellationToken,
+) -> io::Result<impl Stream<Item = io::Result<Conn>>> {
     listener.set_nonblocking(true)?;
     let listener = UnixListener::from_std(listener)?;
     Ok(futures_util::stream::unfold(
-        (listener, policy),
-        |(listener, policy)| async move {
+        (listener, policy, cut),
+        |(listener, policy, cut)| async move {
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => match stream.peer_cred() {
                         Ok(cred) if policy.allows_cred(&cred) => {
-                            return Some((Ok(stream), (listener, policy)));
+                            let conn = Conn::new(stream, &cut);
+                            return Some((Ok(conn), (listener, policy, cut)));
                         }
                         Ok(cred) => tracing::warn!(
                             uid = cred.uid(),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::Server;
 
@@ -72,7 +73,8 @@ where
 {
     let (listener, policy, guard) = socket.into_parts();
     let path = guard.path().to_path_buf();
-    let incoming = allowed_connections(listener, policy).map_err(|source| {
+    let cut = CancellationToken::new();
+    let incoming = allowed_connections(listener, policy, cut.clone()).map_err(|source| {
         ServeError::Listener {
             path: path.clone(),
             source,
@@ -103,7 +105,10 @@ where
     let _ = drain_tx.send(());
     match tokio::time::timeout(options.shutdown_grace, &mut server).await {
         Ok(result) => result.map_err(transport_error)?,
-        Err(_) => tracing::warn!("grace period over; closing the remaining connections"),
+        Err(_) => {
+            tracing::warn!("grace period over; closing the remaining connections");
+            cut.cancel();
+        }
     }
     drop(guard);
     tracing::info!(socket = %path.display(), "stopped; socket removed");
