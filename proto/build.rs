@@ -3,7 +3,10 @@
 use std::error::Error;
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let protos = ["proto/compute_driver.proto", "proto/credentials_driver.proto"];
+    let protos = [
+        "proto/compute_driver.proto",
+        "proto/credentials_driver.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

@@ -4,16 +4,27 @@
 //! (`--socket-group` of `compute-driver` is `COMPUTE_DRIVER_SOCKET_GROUP`), so no flag
 //! can be added without one; a flag that declares its own `env` keeps it.
 
+use std::future::Future;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Command, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{Args, Command, CommandFactory, Parser, ValueEnum};
 
-use crate::uds::{ServeOptions, SocketConfig};
+use tonic::service::Routes;
+
+#[cfg(doc)]
+use crate::uds::shutdown_signal;
+use crate::uds::{BindError, Health, ServeError, ServeOptions, SocketConfig, bind, serve};
 
 /// The command for `T` with an env var on every flag (see the module docs).
 pub fn command<T: CommandFactory>(env_prefix: &str) -> Command {
-    T::command().mut_args(|arg| {
+    with_env_vars(T::command(), env_prefix)
+}
+
+fn with_env_vars(command: Command, env_prefix: &str) -> Command {
+    let command = command.mut_subcommands(|sub| with_env_vars(sub, env_prefix));
+    command.mut_args(|arg| {
         let id = arg.get_id().as_str();
         if arg.get_env().is_some() || arg.is_positional() || matches!(id, "help" | "version") {
             return arg;
@@ -71,6 +82,37 @@ impl SocketArgs {
     }
 }
 
+/// Why a driver's server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The socket could not be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// Serving failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// Binds the socket these flags describe and serves `routes` (which should include
+/// `health`'s service) until `shutdown` completes (in binaries: [`shutdown_signal`]),
+/// then drains and removes the socket.
+///
+/// # Errors
+/// [`ServerError`] when binding or serving fails.
+pub async fn serve_until<F>(
+    args: &SocketArgs,
+    routes: Routes,
+    health: Health,
+    shutdown: F,
+) -> Result<(), ServerError>
+where
+    F: Future<Output = ()>,
+{
+    let socket = bind(&args.socket_config())?;
+    serve(socket, routes, health, args.serve_options(), shutdown).await?;
+    Ok(())
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -102,6 +144,7 @@ impl LogArgs {
             .map_err(|e| format!("--log-level {:?}: {e}", self.log_level))?;
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr);
         let result = match self.log_format {
             LogFormat::Pretty => builder.try_init(),
@@ -117,7 +160,9 @@ impl LogArgs {
 /// A message with the accepted forms.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let invalid = || format!("invalid duration {text:?}: use e.g. 500ms, 10s, 2m or 1h");
     let n: u64 = digits.parse().map_err(|_| invalid())?;
@@ -133,6 +178,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::FromArgMatches;
 
     #[derive(Parser, Debug)]
     struct Demo {
@@ -151,7 +197,12 @@ mod tests {
         let envs: Vec<_> = cmd
             .get_arguments()
             .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
-            .map(|a| (a.get_id().to_string(), a.get_env().map(|e| e.to_string_lossy().into_owned())))
+            .map(|a| {
+                (
+                    a.get_id().to_string(),
+                    a.get_env().map(|e| e.to_string_lossy().into_owned()),
+                )
+            })
             .collect();
         assert!(envs.iter().all(|(_, env)| env.is_some()), "{envs:?}");
         assert!(envs.contains(&("socket_group".into(), Some("DEMO_SOCKET_GROUP".into()))));

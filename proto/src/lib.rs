@@ -10,6 +10,7 @@
 //! - [`watch`]: a server stream that reconnects with backoff and marks every new stream,
 //!   so consumers reconcile from its snapshot.
 //! - [`cli`] (feature `cli`): flag and logging helpers shared by the binaries.
+//! - `testing` (feature `test-util`): spawn a driver binary in tests.
 
 pub mod pb;
 pub mod retry;
@@ -19,10 +20,13 @@ pub mod watch;
 #[cfg(feature = "cli")]
 pub mod cli;
 
+#[cfg(feature = "test-util")]
+pub mod testing;
+
 pub use retry::{Backoff, Idempotency, RetryClass, RetryPolicy, call, classify};
 pub use uds::{
-    BindError, BoundSocket, ConnectConfig, ConnectError, Health, PeerPolicy, Readiness,
-    ServeError, ServeOptions, SocketConfig, bind, connect, lazy_channel, serve, shutdown_signal,
-    wait_ready,
+    BindError, BoundSocket, ConnectConfig, ConnectError, Health, PeerPolicy, Readiness, ServeError,
+    ServeOptions, SocketConfig, bind, connect, describe_status, lazy_channel, serve,
+    shutdown_signal, wait_ready,
 };
 pub use watch::{WatchEvent, reconnecting};

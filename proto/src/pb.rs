@@ -45,8 +45,7 @@ mod tests {
     fn credentials_fields_one_to_three_keep_their_wire_positions() {
         // Field 1, wire type 2 (length-delimited), "gh".
         let deployed_request = [0x0a, 0x02, b'g', b'h'];
-        let decoded =
-            credentials::ResolveCredentialRequest::decode(&deployed_request[..]).unwrap();
+        let decoded = credentials::ResolveCredentialRequest::decode(&deployed_request[..]).unwrap();
         assert_eq!(decoded.name, "gh");
         assert!(decoded.subject_token.is_empty());
 

@@ -13,7 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Status, Streaming};
 
 use crate::retry::Backoff;
-use crate::uds::describe;
+use crate::uds::describe_status;
 
 /// What a reconnecting watch yields.
 #[derive(Debug)]
@@ -49,7 +49,7 @@ where
             };
             let Some(status) = status else { return };
             let permanent = ends_watch(status.code());
-            tracing::warn!(reason = %describe(&status), permanent, "watch stream interrupted");
+            tracing::warn!(reason = %describe_status(&status), permanent, "watch stream interrupted");
             if tx.send(WatchEvent::Disconnected(status)).await.is_err() || permanent {
                 return;
             }

@@ -1,4 +1,5 @@
 //! Safe bind: stale sockets replaced, live ones refused, unsafe parents refused, modes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code may panic
 
 mod support;
 
@@ -31,9 +32,17 @@ fn a_live_socket_is_not_stolen() {
 
     let error = bind(&config(&path)).unwrap_err();
     assert!(matches!(error, BindError::InUse { .. }), "{error}");
-    assert!(error.to_string().contains("in use by another running instance"));
+    assert!(
+        error
+            .to_string()
+            .contains("in use by another running instance")
+    );
     assert!(error.to_string().contains("d.sock"));
-    assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode, "live socket untouched");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().ino(),
+        inode,
+        "live socket untouched"
+    );
 }
 
 #[test]
@@ -55,8 +64,14 @@ fn a_symlinked_parent_is_refused() {
     std::os::unix::fs::symlink(&real, &link).unwrap();
 
     let error = bind(&config(&link.join("d.sock"))).unwrap_err();
-    assert!(matches!(error, BindError::SymlinkedParent { .. }), "{error}");
-    assert!(std::fs::read_dir(&real).unwrap().next().is_none(), "nothing created");
+    assert!(
+        matches!(error, BindError::SymlinkedParent { .. }),
+        "{error}"
+    );
+    assert!(
+        std::fs::read_dir(&real).unwrap().next().is_none(),
+        "nothing created"
+    );
 }
 
 #[test]
@@ -80,7 +95,10 @@ fn a_foreign_owned_parent_is_refused() {
         return;
     }
     let error = bind(&config(&foreign.join("d.sock"))).unwrap_err();
-    assert!(matches!(error, BindError::ForeignParent { owner: 65534, .. }), "{error}");
+    assert!(
+        matches!(error, BindError::ForeignParent { owner: 65534, .. }),
+        "{error}"
+    );
 }
 
 #[test]
@@ -88,7 +106,10 @@ fn a_missing_parent_is_created_private() {
     let dir = short_dir();
     let path = dir.path().join("a/b/d.sock");
     let _bound = bind(&config(&path)).unwrap();
-    let mode = std::fs::metadata(dir.path().join("a/b")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.path().join("a/b"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o750);
 }
 
@@ -115,7 +136,10 @@ fn a_configured_group_gives_mode_0660_and_that_group() {
     let meta = std::fs::metadata(&path).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
     assert_eq!(meta.gid(), gid);
-    assert!(bound.peer_policy().allows(4242, gid), "group members are allowed peers");
+    assert!(
+        bound.peer_policy().allows(4242, gid),
+        "group members are allowed peers"
+    );
 }
 
 #[test]

@@ -1,4 +1,5 @@
 //! Lazy connect and readiness: a client may start before its server.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code may panic
 
 mod support;
 
@@ -28,7 +29,10 @@ async fn a_client_started_before_the_server_connects_once_the_socket_appears() {
     assert!(!client.is_finished(), "client must still be waiting");
 
     let server = serve(config(&path), Scripted::default()).await;
-    let channel = client.await.unwrap().expect("connects once the server is up");
+    let channel = client
+        .await
+        .unwrap()
+        .expect("connects once the server is up");
     let mut health = proto::pb::health::health_client::HealthClient::new(channel);
     let reply = health
         .check(proto::pb::health::HealthCheckRequest::default())

@@ -1,4 +1,5 @@
 //! Peer-credential allowlist over a real socket.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code may panic
 
 mod support;
 
@@ -40,7 +41,10 @@ async fn a_peer_whose_uid_is_not_allowed_cannot_complete_a_call() {
     // never sees the call.
     let status = resolve(&path).await.unwrap_err();
     assert!(
-        matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown),
+        matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::Unknown
+        ),
         "{status:?}"
     );
     assert_eq!(service.calls(), 0);

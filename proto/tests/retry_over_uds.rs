@@ -1,4 +1,5 @@
 //! The retry helper against a real server on a socket.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code may panic
 
 mod support;
 
@@ -53,7 +54,10 @@ async fn transient_failures_are_retried_and_the_deadline_reaches_the_server() {
     assert_eq!(token, "scripted-token");
     let timeouts = service.timeouts.lock().unwrap().clone();
     assert_eq!(timeouts.len(), 3);
-    assert!(timeouts.iter().all(Option::is_some), "grpc-timeout sent: {timeouts:?}");
+    assert!(
+        timeouts.iter().all(Option::is_some),
+        "grpc-timeout sent: {timeouts:?}"
+    );
     server.shutdown().await;
 }
 

@@ -1,4 +1,5 @@
 //! The reconnecting watch helper across a server restart.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code may panic
 
 mod support;
 
@@ -35,16 +36,22 @@ async fn a_watch_reconnects_after_the_server_restarts_and_marks_the_new_stream()
     let path = sock(&dir);
     let server = serve(config(&path), Scripted::default()).await;
     let client = HealthClient::new(lazy_channel(&path));
-    let backoff = Backoff::try_new(Duration::from_millis(20), Duration::from_millis(200), 0.5)
-        .unwrap();
+    let backoff =
+        Backoff::try_new(Duration::from_millis(20), Duration::from_millis(200), 0.5).unwrap();
     let mut events = reconnecting(backoff, move || {
         let mut client = client.clone();
         async move { client.watch(HealthCheckRequest::default()).await }
     });
 
-    assert_eq!(next_status(&mut events).await, (true, ServingStatus::Serving));
+    assert_eq!(
+        next_status(&mut events).await,
+        (true, ServingStatus::Serving)
+    );
     server.health.set_not_serving().await;
-    assert_eq!(next_status(&mut events).await, (false, ServingStatus::NotServing));
+    assert_eq!(
+        next_status(&mut events).await,
+        (false, ServingStatus::NotServing)
+    );
 
     server.shutdown().await;
     let restarted = serve(config(&path), Scripted::default()).await;

@@ -135,7 +135,10 @@ mod tests {
             let mut base = ms(10);
             for _ in 0..12 {
                 let delay = session.next_delay();
-                assert!(delay <= base && delay >= base / 2, "seed {seed}: {delay:?} vs {base:?}");
+                assert!(
+                    delay <= base && delay >= base / 2,
+                    "seed {seed}: {delay:?} vs {base:?}"
+                );
                 base = (base * 2).min(ms(1000));
             }
         }
@@ -169,8 +172,17 @@ mod tests {
 
     #[test]
     fn invalid_settings_are_rejected() {
-        assert!(matches!(Backoff::try_new(ms(0), ms(10), 0.1), Err(InvalidBackoff::Range { .. })));
-        assert!(matches!(Backoff::try_new(ms(20), ms(10), 0.1), Err(InvalidBackoff::Range { .. })));
-        assert_eq!(Backoff::try_new(ms(1), ms(10), 1.5), Err(InvalidBackoff::Jitter(1.5)));
+        assert!(matches!(
+            Backoff::try_new(ms(0), ms(10), 0.1),
+            Err(InvalidBackoff::Range { .. })
+        ));
+        assert!(matches!(
+            Backoff::try_new(ms(20), ms(10), 0.1),
+            Err(InvalidBackoff::Range { .. })
+        ));
+        assert_eq!(
+            Backoff::try_new(ms(1), ms(10), 1.5),
+            Err(InvalidBackoff::Jitter(1.5))
+        );
     }
 }

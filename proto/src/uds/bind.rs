@@ -174,10 +174,8 @@ impl Drop for SocketGuard {
     fn drop(&mut self) {
         let ours = std::fs::symlink_metadata(&self.path)
             .is_ok_and(|meta| meta.dev() == self.dev && meta.ino() == self.ino);
-        if ours {
-            if let Err(error) = std::fs::remove_file(&self.path) {
-                tracing::warn!(path = %self.path.display(), %error, "could not remove socket");
-            }
+        if ours && let Err(error) = std::fs::remove_file(&self.path) {
+            tracing::warn!(path = %self.path.display(), %error, "could not remove socket");
         }
     }
 }

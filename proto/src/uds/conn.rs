@@ -31,7 +31,10 @@ impl Conn {
 
     fn poll_cut(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
         self.cut.as_mut().poll(cx).is_ready().then(|| {
-            io::Error::new(io::ErrorKind::ConnectionAborted, "server shutdown grace period over")
+            io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "server shutdown grace period over",
+            )
         })
     }
 }

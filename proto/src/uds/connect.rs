@@ -89,7 +89,10 @@ pub async fn connect(path: &Path, config: &ConnectConfig) -> Result<Channel, Con
     let channel = lazy_channel(path);
     let probe_channel = channel.clone();
     let timeout = config.probe_timeout;
-    wait_ready(path, config, || health_probe(probe_channel.clone(), timeout)).await?;
+    wait_ready(path, config, || {
+        health_probe(probe_channel.clone(), timeout)
+    })
+    .await?;
     Ok(channel)
 }
 
@@ -109,7 +112,7 @@ pub async fn health_probe(channel: Channel, timeout: Duration) -> Readiness {
             Readiness::NotReady(format!("health is {:?}", response.get_ref().status()))
         }
         Ok(Err(status)) if status.code() == Code::Unimplemented => Readiness::Ready,
-        Ok(Err(status)) => Readiness::NotReady(describe(&status)),
+        Ok(Err(status)) => Readiness::NotReady(describe_status(&status)),
         Err(_) => Readiness::NotReady(format!("no answer within {timeout:?}")),
     }
 }
@@ -157,8 +160,9 @@ where
     }
 }
 
-/// A status's message with its source chain (transport errors hide the OS error there).
-pub(crate) fn describe(status: &Status) -> String {
+/// A status's code and message with its source chain (transport errors keep the OS
+/// error there), for logs and error messages.
+pub fn describe_status(status: &Status) -> String {
     let mut text = format!("{:?}: {}", status.code(), status.message());
     let mut source = std::error::Error::source(status);
     while let Some(cause) = source {

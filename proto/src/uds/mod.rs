@@ -11,10 +11,10 @@ mod peer;
 mod serve;
 
 pub use bind::{BindError, BoundSocket, MAX_SOCKET_PATH, SocketConfig, SocketGuard, bind};
+pub use connect::describe_status;
 pub use connect::{
     ConnectConfig, ConnectError, Readiness, connect, health_probe, lazy_channel, wait_ready,
 };
-pub(crate) use connect::describe;
 pub use health::Health;
 pub use peer::PeerPolicy;
 pub use serve::{ServeError, ServeOptions, serve, shutdown_signal};

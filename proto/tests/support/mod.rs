@@ -1,5 +1,10 @@
 //! Shared helpers for the transport tests: short socket dirs and a scripted server.
-#![allow(dead_code, unreachable_pub, clippy::disallowed_types)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::disallowed_types,
+    clippy::unwrap_used
+)]
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};

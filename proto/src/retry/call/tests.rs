@@ -97,12 +97,24 @@ async fn retries_deadline_exceeded_only_when_idempotent() {
 async fn stops_at_the_overall_deadline() {
     let policy = policy().with_deadline(Duration::from_secs(2));
     let started = Instant::now();
-    let (result, attempts) =
-        run_script(&policy, Idempotency::Idempotent, vec![Err(Code::Unavailable); 1000]).await;
+    let (result, attempts) = run_script(
+        &policy,
+        Idempotency::Idempotent,
+        vec![Err(Code::Unavailable); 1000],
+    )
+    .await;
     let status = result.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
-    assert!(status.message().contains("deadline reached"), "{}", status.message());
-    assert!(started.elapsed() <= Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        status.message().contains("deadline reached"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        started.elapsed() <= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(attempts > 5 && attempts < 1000, "{attempts}");
 }
 
@@ -130,8 +142,12 @@ async fn bounds_the_number_of_attempts() {
         max_attempts: 3,
         ..policy()
     };
-    let (result, attempts) =
-        run_script(&policy, Idempotency::Idempotent, vec![Err(Code::Unavailable); 10]).await;
+    let (result, attempts) = run_script(
+        &policy,
+        Idempotency::Idempotent,
+        vec![Err(Code::Unavailable); 10],
+    )
+    .await;
     assert!(result.unwrap_err().message().contains("after 3 attempts"));
     assert_eq!(attempts, 3);
 }
@@ -148,7 +164,10 @@ async fn each_attempt_carries_the_remaining_deadline_as_grpc_timeout() {
         Idempotency::Idempotent,
         || (),
         |req: Request<()>| {
-            let header = req.metadata().get("grpc-timeout").map(|v| v.to_str().unwrap().to_owned());
+            let header = req
+                .metadata()
+                .get("grpc-timeout")
+                .map(|v| v.to_str().unwrap().to_owned());
             seen.borrow_mut().push(header);
             async {
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -189,7 +208,9 @@ async fn honours_server_pushback() {
         |_req: Request<()>| {
             let reply = if std::mem::take(&mut first) {
                 let mut status = Status::resource_exhausted("slow down");
-                status.metadata_mut().insert("grpc-retry-pushback-ms", "150".parse().unwrap());
+                status
+                    .metadata_mut()
+                    .insert("grpc-retry-pushback-ms", "150".parse().unwrap());
                 Err(status)
             } else {
                 Ok(Response::new(()))
@@ -200,5 +221,9 @@ async fn honours_server_pushback() {
     .await;
     result.unwrap();
     // Backoff alone would wait 10 ms; the hint asks for 150 ms.
-    assert!(started.elapsed() >= Duration::from_millis(150), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
 }

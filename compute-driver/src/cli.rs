@@ -1,0 +1,16 @@
+//! Command-line flags (every flag also reads a `COMPUTE_DRIVER_*` env var).
+
+use clap::Parser;
+use proto::cli::{LogArgs, SocketArgs};
+
+/// Serves the ComputeDriver gRPC contract (and grpc.health.v1) on a Unix socket.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "compute-driver", version, about, long_about = None)]
+pub struct Args {
+    /// Socket flags.
+    #[command(flatten)]
+    pub socket: SocketArgs,
+    /// Logging flags.
+    #[command(flatten)]
+    pub log: LogArgs,
+}

@@ -1,0 +1,146 @@
+//! The real gateway and the real drivers, in one process over real sockets: the
+//! gateway waits for drivers that start after it, and gives up naming the socket.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code may panic
+
+use std::path::Path;
+use std::time::Duration;
+
+use gateway_shim::{Error, GatewayArgs, run_gateway};
+use proto::cli::{LogArgs, LogFormat, SocketArgs};
+use proto::pb::health::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use proto::testing::short_dir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+fn socket_args(path: &Path) -> SocketArgs {
+    SocketArgs {
+        socket: path.to_path_buf(),
+        socket_group: None,
+        allowed_uids: vec![],
+        allowed_gids: vec![],
+        shutdown_grace: Duration::from_secs(1),
+    }
+}
+
+fn log_args() -> LogArgs {
+    LogArgs {
+        log_format: LogFormat::Pretty,
+        log_level: "info".into(),
+    }
+}
+
+async fn gateway_health(addr: std::net::SocketAddr) -> Option<ServingStatus> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
+    let mut client = HealthClient::new(channel);
+    let reply = client.check(HealthCheckRequest::default()).await.ok()?;
+    Some(reply.get_ref().status())
+}
+
+async fn wait_for_health(addr: std::net::SocketAddr, want: ServingStatus) {
+    for _ in 0..200 {
+        if gateway_health(addr).await == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("gateway health never became {want:?}");
+}
+
+#[tokio::test]
+async fn the_gateway_waits_for_drivers_that_start_after_it() {
+    let dir = short_dir();
+    let compute_socket = dir.path().join("c.sock");
+    let credentials_socket = dir.path().join("k.sock");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let args = GatewayArgs {
+        compute_driver_socket: Some(compute_socket.clone()),
+        credentials_driver_socket: Some(credentials_socket.clone()),
+        listen: addr,
+        driver_connect_timeout: Duration::from_secs(20),
+    };
+    let (stop_gateway, gateway_stopped) = oneshot::channel::<()>();
+    let gateway = tokio::spawn(async move {
+        run_gateway(&args, listener, async {
+            let _ = gateway_stopped.await;
+        })
+        .await
+    });
+
+    wait_for_health(addr, ServingStatus::NotServing).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gateway_health(addr).await, Some(ServingStatus::NotServing));
+
+    let (stop_compute, compute_stopped) = oneshot::channel::<()>();
+    let compute = tokio::spawn(compute_driver::run_until(
+        compute_driver::Args {
+            socket: socket_args(&compute_socket),
+            log: log_args(),
+        },
+        async {
+            let _ = compute_stopped.await;
+        },
+    ));
+    let (stop_credentials, credentials_stopped) = oneshot::channel::<()>();
+    let credentials = tokio::spawn(credentials_driver::run_until(
+        credentials_driver::Args {
+            socket: socket_args(&credentials_socket),
+            log: log_args(),
+        },
+        async {
+            let _ = credentials_stopped.await;
+        },
+    ));
+
+    wait_for_health(addr, ServingStatus::Serving).await;
+
+    stop_gateway.send(()).unwrap();
+    gateway.await.unwrap().unwrap();
+    stop_compute.send(()).unwrap();
+    stop_credentials.send(()).unwrap();
+    compute.await.unwrap().unwrap();
+    credentials.await.unwrap().unwrap();
+    assert!(!compute_socket.exists() && !credentials_socket.exists());
+}
+
+#[tokio::test]
+async fn the_gateway_gives_up_on_a_silent_compute_driver_naming_its_socket() {
+    let dir = short_dir();
+    let compute_socket = dir.path().join("missing.sock");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let args = GatewayArgs {
+        compute_driver_socket: Some(compute_socket.clone()),
+        credentials_driver_socket: None,
+        listen: listener.local_addr().unwrap(),
+        driver_connect_timeout: Duration::from_millis(600),
+    };
+    let error = run_gateway(&args, listener, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Driver(_)), "{error}");
+    assert!(error.to_string().contains("missing.sock"), "{error}");
+}
+
+#[tokio::test]
+async fn the_gateway_without_a_compute_socket_says_which_flag_is_missing() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let args = GatewayArgs {
+        compute_driver_socket: None,
+        credentials_driver_socket: None,
+        listen: listener.local_addr().unwrap(),
+        driver_connect_timeout: Duration::from_secs(1),
+    };
+    let error = run_gateway(&args, listener, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("--compute-driver-socket"),
+        "{error}"
+    );
+}
