@@ -1,15 +1,28 @@
 //! The ComputeDriver sidecar: turns "run this sandbox" into platform resources.
 //!
-//! This version serves the contract's discovery surface (health and
-//! `GetCapabilities`) on a safely bound Unix socket. The sandbox RPCs answer
-//! UNIMPLEMENTED, saying so, until a backend is built in.
+//! - [`service`]: the thin tonic adapter (validation, the status-code mapping, Watch).
+//! - [`validate`] and [`quantity`]: request checks shared by every backend.
+//! - [`backend`]: the `Backend` trait and the `process` backend.
+//! - [`launcher`]: how the process backend starts a sandbox (limits, then `exec`).
 
+pub mod backend;
 mod cli;
-mod service;
+mod error;
+pub mod launcher;
+mod metrics;
+pub mod quantity;
+pub mod service;
+pub mod validate;
 
-pub use cli::Args;
+use std::sync::Arc;
+
+pub use cli::{Args, BackendKind};
+pub use error::{Error as ComputeError, Result};
+pub use metrics::{Metrics, PhaseCollector};
 pub use service::ComputeDriverService;
 
+use backend::Backend;
+use backend::process::{Config as ProcessConfig, ProcessBackend};
 use proto::pb::compute::v1::compute_driver_server::{ComputeDriverServer, SERVICE_NAME};
 use tonic::service::Routes;
 
@@ -22,15 +35,21 @@ pub const ENV_PREFIX: &str = "COMPUTE_DRIVER";
 /// Why the driver stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The backend could not start.
+    #[error("backend: {0}")]
+    Backend(#[from] ComputeError),
     /// The server could not start or failed.
     #[error(transparent)]
     Server(#[from] proto::cli::ServerError),
+    /// The admin HTTP endpoint failed.
+    #[error("metrics endpoint: {0}")]
+    Admin(#[from] std::io::Error),
 }
 
 /// Serves the driver on the configured socket until SIGTERM or SIGINT.
 ///
 /// # Errors
-/// [`Error::Server`] when the socket cannot be bound or serving fails.
+/// See [`Error`].
 pub async fn run(args: Args) -> Result<(), Error> {
     run_until(args, proto::shutdown_signal()).await
 }
@@ -38,14 +57,51 @@ pub async fn run(args: Args) -> Result<(), Error> {
 /// Serves the driver on the configured socket until `shutdown` completes.
 ///
 /// # Errors
-/// [`Error::Server`] when the socket cannot be bound or serving fails.
+/// See [`Error`].
 pub async fn run_until<F>(args: Args, shutdown: F) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()>,
 {
+    let backend: Arc<dyn Backend> = match args.backend {
+        BackendKind::Process => Arc::new(
+            ProcessBackend::open(ProcessConfig {
+                state_dir: args.state_dir(),
+                stop_grace: args.stop_grace,
+                launcher: std::env::current_exe()?,
+            })
+            .await?,
+        ),
+    };
+    let metrics = Metrics::new("compute_driver")
+        .with_collector(Arc::new(PhaseCollector::new(Arc::clone(&backend))));
     let (health, health_service) = proto::Health::new([SERVICE_NAME]).await;
-    let routes = Routes::new(ComputeDriverServer::new(ComputeDriverService::new()))
-        .add_service(health_service);
-    proto::cli::serve_until(&args.socket, routes, health, shutdown).await?;
+    let routes = Routes::new(ComputeDriverServer::new(ComputeDriverService::new(
+        backend,
+        metrics.clone(),
+    )))
+    .add_service(health_service);
+
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = match args.metrics_addr {
+        Some(addr) => {
+            let listener = proto::admin::bind_admin(addr).await?;
+            tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+            Some(tokio::spawn(proto::admin::serve_admin(
+                listener,
+                metrics,
+                health.clone(),
+                async {
+                    let _ = admin_stopped.await;
+                },
+            )))
+        }
+        None => None,
+    };
+    let served = proto::cli::serve_until(&args.socket, routes, health, shutdown).await;
+    let _ = admin_stop.send(());
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+    served?;
     Ok(())
 }

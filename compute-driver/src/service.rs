@@ -1,114 +1,230 @@
-//! The tonic adapter for `openshell.compute.v1.ComputeDriver`.
-//!
-//! Only the discovery surface is real in this version; every sandbox RPC answers
-//! UNIMPLEMENTED with a message saying no backend is built in, so a gateway never
-//! mistakes this driver for one that runs sandboxes.
+//! The tonic adapter for `openshell.compute.v1.ComputeDriver`: unpack, validate, call
+//! the backend, convert. Errors become gRPC codes in exactly one place, [`status`].
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use proto::pb::compute::v1 as pb;
 use proto::pb::compute::v1::compute_driver_server::ComputeDriver;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::backend::{Backend, Event, SandboxRef};
+use crate::metrics::Metrics;
+use crate::{ComputeError as Error, validate};
+
 type Reply<T> = Result<Response<T>, Status>;
 
-/// The ComputeDriver service.
-#[derive(Debug, Default)]
+/// The ComputeDriver service over one backend.
+#[derive(Clone)]
 pub struct ComputeDriverService {
-    _private: (),
+    backend: Arc<dyn Backend>,
+    metrics: Metrics,
 }
 
-impl ComputeDriverService {
-    /// A service with no backend.
-    pub fn new() -> Self {
-        Self::default()
+impl std::fmt::Debug for ComputeDriverService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComputeDriverService")
+            .finish_non_exhaustive()
     }
 }
 
-fn no_backend(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc}: compute-driver {} has no sandbox backend built in yet",
-        env!("CARGO_PKG_VERSION")
-    ))
+/// The one mapping from domain errors to gRPC codes (DESIGN.md's table). Internal
+/// causes are logged; the caller gets generic text.
+pub fn status(error: Error) -> Status {
+    match error {
+        Error::InvalidArgument(field) => Status::invalid_argument(field.to_string()),
+        Error::NotFound(_) => Status::not_found(error.to_string()),
+        Error::AlreadyExists(_) => Status::already_exists(error.to_string()),
+        Error::FailedPrecondition(message) => Status::failed_precondition(message),
+        Error::Storage { .. } | Error::Process { .. } => {
+            tracing::error!(%error, "compute backend failure");
+            Status::internal("the compute driver failed to carry out the request; see its log")
+        }
+    }
+}
+
+impl ComputeDriverService {
+    /// A service over `backend`, counting RPCs in `metrics`.
+    pub fn new(backend: Arc<dyn Backend>, metrics: Metrics) -> Self {
+        Self { backend, metrics }
+    }
+
+    fn finish<T>(&self, rpc: &'static str, result: crate::Result<T>) -> Reply<T> {
+        let reply = result.map(Response::new).map_err(status);
+        self.metrics.record_rpc(
+            rpc,
+            reply.as_ref().err().map_or(tonic::Code::Ok, Status::code),
+        );
+        reply
+    }
+
+    fn check_create(
+        &self,
+        sandbox: Option<&pb::DriverSandbox>,
+    ) -> crate::Result<(pb::DriverSandbox, validate::Limits)> {
+        let sandbox = sandbox.ok_or_else(|| {
+            Error::InvalidArgument(validate::InvalidField {
+                field: "sandbox".into(),
+                reason: "required".into(),
+            })
+        })?;
+        let command_required = self.backend.capabilities().default_image.is_empty();
+        let limits = validate::sandbox(sandbox, command_required)?;
+        self.backend.validate(sandbox, &limits)?;
+        Ok((sandbox.clone(), limits))
+    }
+}
+
+fn reference(id: &str, name: &str) -> crate::Result<SandboxRef> {
+    validate::reference(id, name)?;
+    Ok(SandboxRef::from_request(id, name))
+}
+
+fn not_supported(rpc: &str, why: &str) -> Status {
+    Status::unimplemented(format!("{rpc} is not supported by this driver ({why})"))
 }
 
 #[tonic::async_trait]
 impl ComputeDriver for ComputeDriverService {
     async fn get_capabilities(
         &self,
-        _request: Request<pb::GetCapabilitiesRequest>,
+        _: Request<pb::GetCapabilitiesRequest>,
     ) -> Reply<pb::GetCapabilitiesResponse> {
-        Ok(Response::new(pb::GetCapabilitiesResponse {
-            driver_name: crate::DRIVER_NAME.to_owned(),
-            driver_version: env!("CARGO_PKG_VERSION").to_owned(),
-            ..Default::default()
-        }))
+        let caps = self.backend.capabilities();
+        self.finish(
+            "GetCapabilities",
+            Ok(pb::GetCapabilitiesResponse {
+                driver_name: crate::DRIVER_NAME.to_owned(),
+                driver_version: env!("CARGO_PKG_VERSION").to_owned(),
+                default_image: caps.default_image,
+                gateway_manages_lifecycle: false,
+                supports_sandbox_authentication: false,
+                driver_reports_runtime_readiness: caps.reports_runtime_readiness,
+            }),
+        )
     }
 
     async fn authenticate_sandbox(
         &self,
-        _request: Request<pb::AuthenticateSandboxRequest>,
+        _: Request<pb::AuthenticateSandboxRequest>,
     ) -> Reply<pb::AuthenticateSandboxResponse> {
-        Err(no_backend("AuthenticateSandbox"))
+        self.metrics
+            .record_rpc("AuthenticateSandbox", tonic::Code::Unimplemented);
+        Err(not_supported(
+            "AuthenticateSandbox",
+            "supports_sandbox_authentication is false",
+        ))
     }
 
     async fn get_gateway_listener_requirements(
         &self,
-        _request: Request<pb::GetGatewayListenerRequirementsRequest>,
+        _: Request<pb::GetGatewayListenerRequirementsRequest>,
     ) -> Reply<pb::GetGatewayListenerRequirementsResponse> {
-        Ok(Response::new(
-            pb::GetGatewayListenerRequirementsResponse::default(),
-        ))
+        self.finish("GetGatewayListenerRequirements", Ok(Default::default()))
     }
 
     async fn validate_sandbox_create(
         &self,
-        _request: Request<pb::ValidateSandboxCreateRequest>,
+        request: Request<pb::ValidateSandboxCreateRequest>,
     ) -> Reply<pb::ValidateSandboxCreateResponse> {
-        Err(no_backend("ValidateSandboxCreate"))
+        let result = self
+            .check_create(request.get_ref().sandbox.as_ref())
+            .map(|_| Default::default());
+        self.finish("ValidateSandboxCreate", result)
     }
 
     async fn get_sandbox(
         &self,
-        _request: Request<pb::GetSandboxRequest>,
+        request: Request<pb::GetSandboxRequest>,
     ) -> Reply<pb::GetSandboxResponse> {
-        Err(no_backend("GetSandbox"))
+        let r = request.get_ref();
+        let result = match reference(&r.sandbox_id, &r.sandbox_name) {
+            Ok(sandbox) => self
+                .backend
+                .get(&sandbox)
+                .await
+                .map(|s| pb::GetSandboxResponse { sandbox: Some(s) }),
+            Err(e) => Err(e),
+        };
+        self.finish("GetSandbox", result)
     }
 
     async fn list_sandboxes(
         &self,
-        _request: Request<pb::ListSandboxesRequest>,
+        _: Request<pb::ListSandboxesRequest>,
     ) -> Reply<pb::ListSandboxesResponse> {
-        Err(no_backend("ListSandboxes"))
+        let result = self
+            .backend
+            .list()
+            .await
+            .map(|sandboxes| pb::ListSandboxesResponse { sandboxes });
+        self.finish("ListSandboxes", result)
     }
 
     async fn create_sandbox(
         &self,
-        _request: Request<pb::CreateSandboxRequest>,
+        request: Request<pb::CreateSandboxRequest>,
     ) -> Reply<pb::CreateSandboxResponse> {
-        Err(no_backend("CreateSandbox"))
+        let result = match self.check_create(request.get_ref().sandbox.as_ref()) {
+            Ok((sandbox, limits)) => self
+                .backend
+                .create(sandbox, limits)
+                .await
+                .map(|()| Default::default()),
+            Err(e) => Err(e),
+        };
+        self.finish("CreateSandbox", result)
     }
 
     async fn stop_sandbox(
         &self,
-        _request: Request<pb::StopSandboxRequest>,
+        request: Request<pb::StopSandboxRequest>,
     ) -> Reply<pb::StopSandboxResponse> {
-        Err(no_backend("StopSandbox"))
+        let r = request.get_ref();
+        let result = match reference(&r.sandbox_id, &r.sandbox_name) {
+            Ok(sandbox) => self
+                .backend
+                .stop(&sandbox)
+                .await
+                .map(|()| Default::default()),
+            Err(e) => Err(e),
+        };
+        self.finish("StopSandbox", result)
     }
 
     async fn start_sandbox(
         &self,
-        _request: Request<pb::StartSandboxRequest>,
+        request: Request<pb::StartSandboxRequest>,
     ) -> Reply<pb::StartSandboxResponse> {
-        Err(no_backend("StartSandbox"))
+        let r = request.get_ref();
+        let result = match reference(&r.sandbox_id, &r.sandbox_name) {
+            Ok(sandbox) => self
+                .backend
+                .start(&sandbox)
+                .await
+                .map(|()| Default::default()),
+            Err(e) => Err(e),
+        };
+        self.finish("StartSandbox", result)
     }
 
     async fn delete_sandbox(
         &self,
-        _request: Request<pb::DeleteSandboxRequest>,
+        request: Request<pb::DeleteSandboxRequest>,
     ) -> Reply<pb::DeleteSandboxResponse> {
-        Err(no_backend("DeleteSandbox"))
+        let r = request.get_ref();
+        let result = match reference(&r.sandbox_id, &r.sandbox_name) {
+            Ok(sandbox) => self
+                .backend
+                .delete(&sandbox)
+                .await
+                .map(|deleted| pb::DeleteSandboxResponse { deleted }),
+            Err(e) => Err(e),
+        };
+        self.finish("DeleteSandbox", result)
     }
 
     type WatchSandboxesStream =
@@ -116,22 +232,151 @@ impl ComputeDriver for ComputeDriverService {
 
     async fn watch_sandboxes(
         &self,
-        _request: Request<pb::WatchSandboxesRequest>,
+        _: Request<pb::WatchSandboxesRequest>,
     ) -> Reply<Self::WatchSandboxesStream> {
-        Err(no_backend("WatchSandboxes"))
+        // Subscribe before the snapshot so no change falls between them.
+        let events = self.backend.subscribe();
+        let snapshot = match self.backend.list().await {
+            Ok(snapshot) => snapshot,
+            Err(error) => return self.finish("WatchSandboxes", Err(error)),
+        };
+        self.metrics.record_rpc("WatchSandboxes", tonic::Code::Ok);
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(forward(snapshot, events, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn ensure_workspace(
         &self,
-        _request: Request<pb::EnsureWorkspaceRequest>,
+        request: Request<pb::EnsureWorkspaceRequest>,
     ) -> Reply<pb::EnsureWorkspaceResponse> {
-        Err(no_backend("EnsureWorkspace"))
+        let name = &request.get_ref().workspace;
+        let result = match validate::workspace(name) {
+            Ok(()) => self
+                .backend
+                .ensure_workspace(name)
+                .await
+                .map(|()| Default::default()),
+            Err(e) => Err(e.into()),
+        };
+        self.finish("EnsureWorkspace", result)
     }
 
     async fn delete_workspace(
         &self,
-        _request: Request<pb::DeleteWorkspaceRequest>,
+        request: Request<pb::DeleteWorkspaceRequest>,
     ) -> Reply<pb::DeleteWorkspaceResponse> {
-        Err(no_backend("DeleteWorkspace"))
+        let name = &request.get_ref().workspace;
+        let result = match validate::workspace(name) {
+            Ok(()) => self
+                .backend
+                .delete_workspace(name)
+                .await
+                .map(|()| Default::default()),
+            Err(e) => Err(e.into()),
+        };
+        self.finish("DeleteWorkspace", result)
+    }
+}
+
+type EventSender = mpsc::Sender<Result<pb::WatchSandboxesEvent, Status>>;
+
+/// Sends the snapshot, then every change, until the watcher goes away. A watcher that
+/// falls behind gets UNAVAILABLE and reconnects for a fresh snapshot.
+async fn forward(
+    snapshot: Vec<pb::DriverSandbox>,
+    mut events: broadcast::Receiver<Event>,
+    tx: EventSender,
+) {
+    for sandbox in snapshot {
+        if tx.send(Ok(sandbox_event(sandbox))).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        let event = tokio::select! {
+            () = tx.closed() => return,
+            event = events.recv() => event,
+        };
+        let message = match event {
+            Ok(event) => Ok(wire_event(event)),
+            Err(broadcast::error::RecvError::Lagged(missed)) => Err(Status::unavailable(format!(
+                "watch fell {missed} events behind; reopen it for a fresh snapshot"
+            ))),
+            Err(broadcast::error::RecvError::Closed) => {
+                Err(Status::unavailable("the driver is shutting down"))
+            }
+        };
+        let last = message.is_err();
+        if tx.send(message).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+fn sandbox_event(sandbox: pb::DriverSandbox) -> pb::WatchSandboxesEvent {
+    use pb::watch_sandboxes_event::Payload;
+    pb::WatchSandboxesEvent {
+        payload: Some(Payload::Sandbox(pb::WatchSandboxesSandboxEvent {
+            sandbox: Some(sandbox),
+        })),
+    }
+}
+
+fn wire_event(event: Event) -> pb::WatchSandboxesEvent {
+    use pb::watch_sandboxes_event::Payload;
+    match event {
+        Event::Sandbox(sandbox) => sandbox_event(sandbox),
+        Event::Deleted(sandbox_id) => pb::WatchSandboxesEvent {
+            payload: Some(Payload::Deleted(pb::WatchSandboxesDeletedEvent {
+                sandbox_id,
+            })),
+        },
+        Event::Platform { sandbox_id, event } => pb::WatchSandboxesEvent {
+            payload: Some(Payload::PlatformEvent(pb::WatchSandboxesPlatformEvent {
+                sandbox_id,
+                event: Some(event),
+            })),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_maps_to_its_table_row() {
+        let rows = [
+            (
+                Error::InvalidArgument(validate::InvalidField {
+                    field: "sandbox.id".into(),
+                    reason: "required".into(),
+                }),
+                tonic::Code::InvalidArgument,
+            ),
+            (Error::NotFound("x".into()), tonic::Code::NotFound),
+            (Error::AlreadyExists("x".into()), tonic::Code::AlreadyExists),
+            (
+                Error::FailedPrecondition("no gpu".into()),
+                tonic::Code::FailedPrecondition,
+            ),
+            (
+                Error::Storage {
+                    action: "write",
+                    path: "/secret/path".into(),
+                    source: std::io::Error::other("disk full"),
+                },
+                tonic::Code::Internal,
+            ),
+        ];
+        for (error, code) in rows {
+            let status = status(error);
+            assert_eq!(status.code(), code);
+            assert!(
+                !status.message().contains("/secret/path"),
+                "internal details stay in the log"
+            );
+        }
     }
 }

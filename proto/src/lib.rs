@@ -7,13 +7,19 @@
 //!   completed RPC.
 //! - [`retry`]: one backoff type, one status classifier (the status-code table), one
 //!   retry helper for typed client calls.
+//! - [`Secret`]: a string whose `Debug`/`Display` print `[redacted]`.
 //! - [`watch`]: a server stream that reconnects with backoff and marks every new stream,
 //!   so consumers reconcile from its snapshot.
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics` over HTTP.
+//! - [`phase`]: the sandbox phase derived from driver conditions (the contract's rule).
 //! - [`cli`] (feature `cli`): flag and logging helpers shared by the binaries.
 //! - `testing` (feature `test-util`): spawn a driver binary in tests.
 
+pub mod admin;
 pub mod pb;
+pub mod phase;
 pub mod retry;
+mod secret;
 pub mod uds;
 pub mod watch;
 
@@ -24,6 +30,7 @@ pub mod cli;
 pub mod testing;
 
 pub use retry::{Backoff, Idempotency, RetryClass, RetryPolicy, call, classify};
+pub use secret::Secret;
 pub use uds::{
     BindError, BoundSocket, ConnectConfig, ConnectError, Health, PeerPolicy, Readiness, ServeError,
     ServeOptions, SocketConfig, bind, connect, describe_status, lazy_channel, serve,

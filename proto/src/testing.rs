@@ -1,7 +1,7 @@
 //! Test support (feature `test-util`): spawn a real driver binary on a socket in a
 //! short temporary directory and talk to it. Only ever a dev-dependency, so it may
 //! panic like test code does.
-#![allow(clippy::expect_used)]
+#![allow(clippy::expect_used, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -24,33 +24,56 @@ pub fn short_dir() -> tempfile::TempDir {
         .expect("a temporary directory under /tmp")
 }
 
-/// A driver binary running on `dir/driver.sock`; killed when dropped.
+/// A driver binary running on a socket; killed when dropped. Its stderr (the logs)
+/// goes to a file, printed when the test fails.
 #[derive(Debug)]
 pub struct SpawnedDriver {
     child: Child,
     socket: PathBuf,
-    dir: tempfile::TempDir,
+    log: PathBuf,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl SpawnedDriver {
-    /// Starts `binary --socket <dir>/driver.sock <args>` with stderr inherited (so test
-    /// output shows its logs).
+    /// Starts `binary --socket <tmp>/driver.sock <args>` in a fresh short directory.
     ///
     /// # Panics
     /// When the binary cannot be started.
     pub fn spawn(binary: &Path, args: &[&str]) -> Self {
         let dir = short_dir();
-        let socket = dir.path().join("driver.sock");
+        let mut driver = Self::spawn_in(binary, dir.path(), args);
+        driver._dir = Some(dir);
+        driver
+    }
+
+    /// Starts `binary --socket <dir>/driver.sock <args>`, logging to `<dir>/driver.log`
+    /// (appended, so a restarted driver's logs follow the first one's).
+    ///
+    /// # Panics
+    /// When the binary cannot be started.
+    pub fn spawn_in(binary: &Path, dir: &Path, args: &[&str]) -> Self {
+        let socket = dir.join("driver.sock");
+        let log = dir.join("driver.log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
         let child = Command::new(binary)
             .arg("--socket")
             .arg(&socket)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log_file)
             .spawn()
             .expect("driver binary starts");
-        Self { child, socket, dir }
+        Self {
+            child,
+            socket,
+            log,
+            _dir: None,
+        }
     }
 
     /// The socket path.
@@ -58,9 +81,14 @@ impl SpawnedDriver {
         &self.socket
     }
 
-    /// The temporary directory holding the socket.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
+    /// Everything the driver logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The driver's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits (up to 30 s) until the driver answers health, then returns a channel.
@@ -99,5 +127,12 @@ impl Drop for SpawnedDriver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- driver log ({}) ----\n{}",
+                self.log.display(),
+                self.logs()
+            );
+        }
     }
 }

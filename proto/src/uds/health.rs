@@ -1,5 +1,8 @@
 //! `grpc.health.v1` for a socket: one handle that flips every served name at once.
 
+use std::sync::Arc;
+
+use tokio::sync::watch;
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::{Health as HealthCheck, HealthServer};
 use tonic_health::server::{HealthReporter, health_reporter};
@@ -9,6 +12,7 @@ use tonic_health::server::{HealthReporter, health_reporter};
 pub struct Health {
     reporter: HealthReporter,
     services: Vec<String>,
+    serving: Arc<watch::Sender<bool>>,
 }
 
 impl Health {
@@ -23,6 +27,7 @@ impl Health {
         let health = Self {
             reporter,
             services: services.into_iter().map(Into::into).collect(),
+            serving: Arc::new(watch::Sender::new(false)),
         };
         health.set(ServingStatus::NotServing).await;
         (health, service)
@@ -39,7 +44,13 @@ impl Health {
         self.set(ServingStatus::NotServing).await;
     }
 
+    /// Whether the server is SERVING (for HTTP readiness probes).
+    pub fn is_serving(&self) -> bool {
+        *self.serving.borrow()
+    }
+
     async fn set(&self, status: ServingStatus) {
+        self.serving.send_replace(status == ServingStatus::Serving);
         self.reporter.set_service_status("", status).await;
         for name in &self.services {
             self.reporter.set_service_status(name, status).await;

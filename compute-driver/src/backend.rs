@@ -1,0 +1,100 @@
+//! The one trait every backend implements; the service never knows which one runs.
+
+pub mod process;
+
+use proto::pb::compute::v1 as pb;
+use tokio::sync::broadcast;
+
+use crate::Result;
+use crate::validate::Limits;
+
+/// What a backend can do, for `GetCapabilities` and validation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Image used when a request names none (empty: a command is required).
+    pub default_image: String,
+    /// Whether `Ready=True` means the workload itself is up.
+    pub reports_runtime_readiness: bool,
+}
+
+/// How a request names a sandbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SandboxRef {
+    /// By the gateway-assigned id.
+    Id(String),
+    /// By name (when no id is given).
+    Name(String),
+}
+
+impl SandboxRef {
+    /// The reference a request carries: the id when present, else the name.
+    pub fn from_request(id: &str, name: &str) -> Self {
+        if id.is_empty() {
+            Self::Name(name.to_owned())
+        } else {
+            Self::Id(id.to_owned())
+        }
+    }
+
+    /// The id or name, for messages.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Id(s) | Self::Name(s) => s,
+        }
+    }
+}
+
+/// A change a backend reports to watchers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A sandbox's current state (token cleared).
+    Sandbox(pb::DriverSandbox),
+    /// A sandbox is gone.
+    Deleted(String),
+    /// Something happened to a sandbox on the platform.
+    Platform {
+        /// The sandbox.
+        sandbox_id: String,
+        /// What happened.
+        event: pb::DriverPlatformEvent,
+    },
+}
+
+/// A compute backend. Sandboxes it returns never carry the sandbox token.
+#[tonic::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// What this backend supports.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Backend-specific checks of a request that passed common validation; no side
+    /// effects.
+    fn validate(&self, sandbox: &pb::DriverSandbox, limits: &Limits) -> Result<()>;
+
+    /// Accepts a sandbox and starts provisioning it. Same id and same spec again is a
+    /// no-op; same id or name with another spec is `AlreadyExists`.
+    async fn create(&self, sandbox: pb::DriverSandbox, limits: Limits) -> Result<()>;
+
+    /// One sandbox.
+    async fn get(&self, sandbox: &SandboxRef) -> Result<pb::DriverSandbox>;
+
+    /// Every sandbox.
+    async fn list(&self) -> Result<Vec<pb::DriverSandbox>>;
+
+    /// Stops a sandbox's workload, keeping its state. Missing or stopped: no-op.
+    async fn stop(&self, sandbox: &SandboxRef) -> Result<()>;
+
+    /// Starts a stopped sandbox. Running: no-op.
+    async fn start(&self, sandbox: &SandboxRef) -> Result<()>;
+
+    /// Removes a sandbox; true when something was removed.
+    async fn delete(&self, sandbox: &SandboxRef) -> Result<bool>;
+
+    /// Changes from now on (subscribe before taking a snapshot with `list`).
+    fn subscribe(&self) -> broadcast::Receiver<Event>;
+
+    /// Creates a workspace if missing.
+    async fn ensure_workspace(&self, name: &str) -> Result<()>;
+
+    /// Removes a workspace; missing is fine.
+    async fn delete_workspace(&self, name: &str) -> Result<()>;
+}

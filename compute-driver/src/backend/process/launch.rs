@@ -1,0 +1,170 @@
+//! Starting a sandbox's main process: exact argv (no shell), a clean environment, its
+//! own process group, output captured to files, limits applied by the launcher before
+//! `exec` (see `crate::launcher`), and the token passed as a file path, never a value.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use proto::pb::compute::v1 as pb;
+use tokio::process::{Child, Command};
+
+use crate::launcher;
+use crate::validate::Limits;
+use crate::{ComputeError as Error, Result};
+
+/// Environment variables the driver sets for every sandbox (they override the
+/// request's variables of the same name).
+pub mod vars {
+    /// The sandbox id.
+    pub const SANDBOX_ID: &str = "OPENSHELL_SANDBOX_ID";
+    /// The sandbox name.
+    pub const SANDBOX_NAME: &str = "OPENSHELL_SANDBOX_NAME";
+    /// The workspace (may be empty).
+    pub const WORKSPACE: &str = "OPENSHELL_WORKSPACE";
+    /// Path of the file holding the sandbox token (mode 0600).
+    pub const TOKEN_FILE: &str = "OPENSHELL_SANDBOX_TOKEN_FILE";
+    /// The requested log level, when given.
+    pub const LOG_LEVEL: &str = "OPENSHELL_LOG_LEVEL";
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What a launch needs besides the record.
+#[derive(Debug)]
+pub(crate) struct LaunchPaths {
+    /// The driver binary (re-executed as the launcher).
+    pub(crate) launcher: PathBuf,
+    /// Working directory.
+    pub(crate) work_dir: PathBuf,
+    /// Token file.
+    pub(crate) token_file: PathBuf,
+    /// Captured stdout.
+    pub(crate) stdout: PathBuf,
+    /// Captured stderr.
+    pub(crate) stderr: PathBuf,
+}
+
+/// The environment of a sandbox: PATH (the driver's, or a default) and HOME, then the
+/// template's variables, then the spec's, then the driver's own (which win).
+pub(crate) fn environment(
+    record: &pb::DriverSandbox,
+    token_file: &Path,
+    work_dir: &Path,
+    inherited_path: Option<String>,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert(
+        "PATH".to_owned(),
+        inherited_path.unwrap_or_else(|| DEFAULT_PATH.to_owned()),
+    );
+    env.insert("HOME".to_owned(), work_dir.display().to_string());
+    let spec = record.spec.clone().unwrap_or_default();
+    if let Some(template) = &spec.template {
+        env.extend(template.environment.clone());
+    }
+    env.extend(spec.environment.clone());
+    env.insert(vars::SANDBOX_ID.to_owned(), record.id.clone());
+    env.insert(vars::SANDBOX_NAME.to_owned(), record.name.clone());
+    env.insert(vars::WORKSPACE.to_owned(), record.workspace.clone());
+    env.insert(
+        vars::TOKEN_FILE.to_owned(),
+        token_file.display().to_string(),
+    );
+    if !spec.log_level.is_empty() {
+        env.insert(
+            vars::LOG_LEVEL.to_owned(),
+            spec.log_level.to_ascii_lowercase(),
+        );
+    }
+    env
+}
+
+/// Starts the main process of `record` through the launcher.
+///
+/// # Errors
+/// `Storage` when the output files cannot be opened; `Process` when the launcher
+/// cannot be started.
+pub(crate) fn spawn(
+    record: &pb::DriverSandbox,
+    limits: &Limits,
+    paths: &LaunchPaths,
+) -> Result<Child> {
+    let spec = record.spec.clone().unwrap_or_default();
+    let output = |path: &Path| {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(Error::storage("open output file", path))
+    };
+    let mut args: Vec<OsString> = vec![launcher::SUBCOMMAND.into()];
+    args.extend(launcher::limit_args(limits));
+    args.push("--".into());
+    args.extend(spec.command.iter().map(OsString::from));
+
+    let env = environment(
+        record,
+        &paths.token_file,
+        &paths.work_dir,
+        std::env::var("PATH").ok(),
+    );
+    Command::new(&paths.launcher)
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .current_dir(&paths.work_dir)
+        .stdin(Stdio::null())
+        .stdout(output(&paths.stdout)?)
+        .stderr(output(&paths.stderr)?)
+        .process_group(0)
+        .kill_on_drop(false)
+        .spawn()
+        .map_err(|source| Error::Process {
+            action: format!("start sandbox {}", record.id),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn driver_variables_win_and_the_token_is_only_a_path() {
+        let record = pb::DriverSandbox {
+            id: "sb-1".into(),
+            name: "demo".into(),
+            spec: Some(pb::DriverSandboxSpec {
+                sandbox_token: "secret-token".into(),
+                environment: [
+                    ("A".to_owned(), "spec".to_owned()),
+                    (vars::SANDBOX_ID.to_owned(), "spoofed".to_owned()),
+                ]
+                .into(),
+                template: Some(pb::DriverSandboxTemplate {
+                    environment: [
+                        ("A".to_owned(), "template".to_owned()),
+                        ("B".to_owned(), "t".to_owned()),
+                    ]
+                    .into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let env = environment(&record, Path::new("/s/token"), Path::new("/w"), None);
+        assert_eq!(env["A"], "spec");
+        assert_eq!(env["B"], "t");
+        assert_eq!(env[vars::SANDBOX_ID], "sb-1");
+        assert_eq!(env[vars::TOKEN_FILE], "/s/token");
+        assert_eq!(env["HOME"], "/w");
+        assert_eq!(env["PATH"], DEFAULT_PATH);
+        assert!(env.values().all(|v| !v.contains("secret-token")));
+    }
+}

@@ -1,0 +1,112 @@
+//! The real binary with the process backend: the whole sandbox lifecycle over gRPC.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code may panic
+
+mod support;
+
+use proto::phase::Phase;
+use proto::testing::short_dir;
+use support::{Driver, condition, sandbox, wait_deleted, wait_for_file, wait_phase};
+
+#[tokio::test]
+async fn create_watch_ready_stop_start_delete() {
+    let dir = short_dir();
+    let mut driver = Driver::start(dir.path()).await;
+    let mut events = driver.watch().await;
+
+    driver
+        .create(sandbox("life", &["sh", "-c", "echo hello; sleep 30"]))
+        .await
+        .unwrap();
+    let ready = wait_phase(&mut events, "life", Phase::Ready).await;
+    assert!(!ready.status.unwrap().instance_id.is_empty());
+    wait_for_file(&driver.stdout_of("life"), "hello\n").await;
+
+    driver.stop("life").await;
+    let stopped = wait_phase(&mut events, "life", Phase::Stopped).await;
+    assert_eq!(condition(&stopped, "Suspended").unwrap().status, "True");
+    assert_eq!(
+        support::condition(&driver.get("life").await.unwrap(), "Suspended")
+            .unwrap()
+            .status,
+        "True"
+    );
+    driver.stop("life").await; // idempotent
+
+    driver.start_sandbox("life").await;
+    wait_phase(&mut events, "life", Phase::Ready).await;
+    driver.start_sandbox("life").await; // idempotent
+    wait_for_file(&driver.stdout_of("life"), "hello\nhello\n").await;
+
+    assert!(driver.delete("life").await, "first delete removes it");
+    wait_deleted(&mut events, "life").await;
+    assert!(!driver.list_ids().await.contains(&"life".to_owned()));
+    assert!(!driver.delete("life").await, "second delete finds nothing");
+    assert_eq!(
+        driver.get("life").await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+}
+
+#[tokio::test]
+async fn a_process_that_exits_3_reports_a_terminal_condition_with_the_status() {
+    let dir = short_dir();
+    let mut driver = Driver::start(dir.path()).await;
+    let mut events = driver.watch().await;
+    driver
+        .create(sandbox("three", &["sh", "-c", "exit 3"]))
+        .await
+        .unwrap();
+    let ended = wait_phase(&mut events, "three", Phase::Error).await;
+    let terminated = condition(&ended, "Terminated").expect("a Terminated condition");
+    assert_eq!(terminated.status, "True");
+    assert!(terminated.message.contains("status 3"), "{terminated:?}");
+}
+
+#[tokio::test]
+async fn a_missing_program_fails_with_status_127_and_says_why() {
+    let dir = short_dir();
+    let mut driver = Driver::start(dir.path()).await;
+    let mut events = driver.watch().await;
+    driver
+        .create(sandbox("nope", &["/no/such/program"]))
+        .await
+        .unwrap();
+    let ended = wait_phase(&mut events, "nope", Phase::Error).await;
+    assert!(
+        condition(&ended, "Terminated")
+            .unwrap()
+            .message
+            .contains("127")
+    );
+    let stderr = wait_for_file(
+        &dir.path().join("state/sandboxes/nope/stderr.log"),
+        "cannot run",
+    )
+    .await;
+    assert!(stderr.contains("/no/such/program"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_watch_opens_with_a_snapshot_of_existing_sandboxes() {
+    let dir = short_dir();
+    let mut driver = Driver::start(dir.path()).await;
+    driver
+        .create(sandbox("early", &["sleep", "30"]))
+        .await
+        .unwrap();
+    let mut events = driver.watch().await;
+    wait_phase(&mut events, "early", Phase::Ready).await;
+    driver.delete("early").await;
+}
+
+#[tokio::test]
+async fn argv_is_passed_exactly_without_a_shell() {
+    let dir = short_dir();
+    let mut driver = Driver::start(dir.path()).await;
+    driver
+        .create(sandbox("argv", &["printf", "%s|", "a b", "$HOME", "*"]))
+        .await
+        .unwrap();
+    let out = wait_for_file(&driver.stdout_of("argv"), "|").await;
+    assert_eq!(out, "a b|$HOME|*|");
+}

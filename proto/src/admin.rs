@@ -1,0 +1,190 @@
+//! The admin HTTP endpoint every binary serves for kubelet probes and Prometheus:
+//! `/healthz` (the process is alive), `/readyz` (its gRPC health is SERVING) and
+//! `/metrics` (text exposition format).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::uds::Health;
+
+/// Adds gauges computed at scrape time (e.g. sandboxes by phase).
+#[tonic::async_trait]
+pub trait Collector: Send + Sync + 'static {
+    /// Appends metric lines (with their `# TYPE` headers) to `out`.
+    async fn collect(&self, out: &mut String);
+}
+
+/// RPC counters by method and code, plus scrape-time collectors.
+#[derive(Clone)]
+pub struct Metrics {
+    prefix: &'static str,
+    #[allow(clippy::disallowed_types)] // held for a map update only, never across .await
+    rpcs: Arc<Mutex<BTreeMap<(&'static str, &'static str), u64>>>,
+    collectors: Arc<Vec<Arc<dyn Collector>>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Metrics named `<prefix>_...`, e.g. `compute_driver`.
+    pub fn new(prefix: &'static str) -> Self {
+        Self {
+            prefix,
+            rpcs: Arc::default(),
+            collectors: Arc::new(Vec::new()),
+        }
+    }
+
+    /// These metrics plus a scrape-time collector.
+    pub fn with_collector(mut self, collector: Arc<dyn Collector>) -> Self {
+        let mut collectors: Vec<_> = self.collectors.iter().cloned().collect();
+        collectors.push(collector);
+        self.collectors = Arc::new(collectors);
+        self
+    }
+
+    /// Counts one finished RPC.
+    pub fn record_rpc(&self, method: &'static str, code: tonic::Code) {
+        let mut rpcs = self.rpcs.lock().unwrap_or_else(PoisonError::into_inner);
+        *rpcs.entry((method, code_name(code))).or_default() += 1;
+    }
+
+    /// The text exposition of every metric.
+    pub async fn render(&self) -> String {
+        let mut out = String::new();
+        let name = format!("{}_rpc_total", self.prefix);
+        let _ = writeln!(
+            out,
+            "# HELP {name} Finished RPCs by method and status code."
+        );
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let rpcs = self
+            .rpcs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for ((method, code), count) in rpcs {
+            let _ = writeln!(out, "{name}{{method=\"{method}\",code=\"{code}\"}} {count}");
+        }
+        for collector in self.collectors.iter() {
+            collector.collect(&mut out).await;
+        }
+        out
+    }
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[derive(Clone)]
+struct AdminState {
+    metrics: Metrics,
+    health: Health,
+}
+
+/// Binds `addr` for the admin endpoint.
+///
+/// # Errors
+/// The OS error, with the address in the message.
+pub async fn bind_admin(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("admin address {addr}: {e}")))
+}
+
+/// Serves `/healthz`, `/readyz` and `/metrics` on `listener` until `shutdown`.
+///
+/// # Errors
+/// The server's I/O error.
+pub async fn serve_admin<F>(
+    listener: TcpListener,
+    metrics: Metrics,
+    health: Health,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(AdminState { metrics, health });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
+    if state.health.is_serving() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not serving\n")
+    }
+}
+
+async fn metrics_text(
+    State(state): State<AdminState>,
+) -> ([(&'static str, &'static str); 1], String) {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.metrics.render().await,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn counts_rpcs_by_method_and_code() {
+        let metrics = Metrics::new("demo");
+        metrics.record_rpc("Get", tonic::Code::Ok);
+        metrics.record_rpc("Get", tonic::Code::Ok);
+        metrics.record_rpc("Get", tonic::Code::NotFound);
+        let text = metrics.render().await;
+        assert!(
+            text.contains("demo_rpc_total{method=\"Get\",code=\"OK\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("demo_rpc_total{method=\"Get\",code=\"NOT_FOUND\"} 1"),
+            "{text}"
+        );
+    }
+}

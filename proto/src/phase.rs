@@ -1,0 +1,122 @@
+//! The sandbox phase a gateway derives from a driver's conditions (the contract's rule,
+//! in one place for the gateway, the drivers' metrics and the conformance harness).
+
+use crate::pb::compute::v1 as pb;
+
+/// A sandbox's phase as gateways show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    /// Being created or starting.
+    Provisioning,
+    /// The workload is up.
+    Ready,
+    /// Stopped (`Suspended=True`).
+    Stopped,
+    /// Being deleted.
+    Deleting,
+    /// Failed or ended.
+    Error,
+    /// No conditions yet.
+    Unknown,
+}
+
+impl Phase {
+    /// The phase's name, as used in metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provisioning => "Provisioning",
+            Self::Ready => "Ready",
+            Self::Stopped => "Stopped",
+            Self::Deleting => "Deleting",
+            Self::Error => "Error",
+            Self::Unknown => "Unknown",
+        }
+    }
+}
+
+/// Reasons of `Ready=False` that mean "not yet" rather than "failed".
+const TRANSIENT_REASONS: [&str; 5] = [
+    "Starting",
+    "DependenciesNotReady",
+    "Pending",
+    "ContainerCreating",
+    "Provisioning",
+];
+
+/// The contract's rule: `deleting` → Deleting; `Suspended=True` → Stopped (checked
+/// before Ready); `Ready=True` → Ready; `Ready=False` with a transient reason →
+/// Provisioning, otherwise Error.
+pub fn phase_of(sandbox: &pb::DriverSandbox) -> Phase {
+    let Some(status) = &sandbox.status else {
+        return Phase::Unknown;
+    };
+    if status.deleting {
+        return Phase::Deleting;
+    }
+    let find = |kind: &str| status.conditions.iter().find(|c| c.r#type == kind);
+    if find("Suspended").is_some_and(|c| c.status == "True") {
+        return Phase::Stopped;
+    }
+    match find("Ready") {
+        Some(c) if c.status == "True" => Phase::Ready,
+        Some(c) if c.status == "False" && TRANSIENT_REASONS.contains(&c.reason.as_str()) => {
+            Phase::Provisioning
+        }
+        Some(c) if c.status == "False" => Phase::Error,
+        Some(_) => Phase::Provisioning,
+        None => Phase::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(conditions: &[(&str, &str, &str)], deleting: bool) -> pb::DriverSandbox {
+        pb::DriverSandbox {
+            status: Some(pb::DriverSandboxStatus {
+                deleting,
+                conditions: conditions
+                    .iter()
+                    .map(|(t, s, r)| pb::DriverCondition {
+                        r#type: (*t).into(),
+                        status: (*s).into(),
+                        reason: (*r).into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_contract_rules() {
+        assert_eq!(
+            phase_of(&with(&[("Ready", "True", "")], true)),
+            Phase::Deleting
+        );
+        assert_eq!(
+            phase_of(&with(
+                &[("Ready", "True", ""), ("Suspended", "True", "")],
+                false
+            )),
+            Phase::Stopped
+        );
+        assert_eq!(
+            phase_of(&with(&[("Ready", "True", "")], false)),
+            Phase::Ready
+        );
+        assert_eq!(
+            phase_of(&with(&[("Ready", "False", "Starting")], false)),
+            Phase::Provisioning
+        );
+        assert_eq!(
+            phase_of(&with(&[("Ready", "False", "Failed")], false)),
+            Phase::Error
+        );
+        assert_eq!(phase_of(&with(&[], false)), Phase::Unknown);
+        assert_eq!(phase_of(&pb::DriverSandbox::default()), Phase::Unknown);
+    }
+}
