@@ -1,28 +1,39 @@
-//! The launcher: `compute-driver __launch [--rlimit-as BYTES] -- PROGRAM ARGS...`.
+//! The launcher: `compute-driver __launch [FLAGS] -- PROGRAM ARGS...`.
 //!
 //! The driver starts every sandbox through its own binary in this mode, already in the
-//! sandbox's process group, working directory and environment. The launcher applies
-//! the resource limits to itself and then `exec`s the sandbox's program, so the limits
-//! hold from the first instruction and `/proc/<pid>/cmdline` is exactly the requested
-//! argv. (Doing this between fork and exec in the driver would need `unsafe`.)
+//! sandbox's process group, working directory and environment. The launcher confines
+//! itself and then `exec`s the sandbox's program, so the confinement holds from the
+//! program's first instruction and `/proc/<pid>/cmdline` is exactly the requested argv.
+//! (Doing this between fork and exec in the driver would need `unsafe`.)
+//!
+//! Flags:
+//! - `--rlimit-as BYTES`: the memory limit, as `RLIMIT_AS` (a ceiling on virtual memory).
+//! - `--isolate DIR` with `--keep PATH`...: in a private mount namespace (inside a
+//!   user namespace when not root), cover `DIR` (the driver's state directory) with an
+//!   empty tmpfs and bind back only the `PATH`s given (the sandbox's working directory
+//!   and token file), so a sandbox sees neither other workspaces nor other sandboxes'
+//!   tokens.
+
+mod isolate;
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use nix::sys::resource::{Resource, setrlimit};
 
 use crate::validate::Limits;
+pub use isolate::probe as isolation_supported;
 
 /// The hidden first argument that selects launcher mode.
 pub const SUBCOMMAND: &str = "__launch";
 
-/// Exit status when the program cannot be executed (as shells do).
+/// Exit status when the program cannot be executed (as shells use).
 const CANNOT_EXECUTE: u8 = 127;
 
-/// Launcher flags for `limits`. Memory becomes `RLIMIT_AS` (address space, a ceiling
-/// on virtual memory); CPU cannot be limited with rlimits and is reported as not
-/// enforced by the backend.
+/// Launcher flags for `limits`. CPU cannot be limited with rlimits; the backend
+/// reports it as not enforced.
 pub fn limit_args(limits: &Limits) -> Vec<OsString> {
     let mut args = Vec::new();
     if let Some(bytes) = limits.memory_bytes {
@@ -32,37 +43,68 @@ pub fn limit_args(limits: &Limits) -> Vec<OsString> {
     args
 }
 
-/// Runs launcher mode with the arguments after [`SUBCOMMAND`]; returns only on error.
-pub fn main(args: Vec<OsString>) -> ExitCode {
+/// Launcher flags that confine a sandbox to `keep` inside the hidden `state_dir`.
+pub fn isolation_args(state_dir: &std::path::Path, keep: &[PathBuf]) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["--isolate".into(), state_dir.into()];
+    for path in keep {
+        args.push("--keep".into());
+        args.push(path.into());
+    }
+    args
+}
+
+#[derive(Debug, Default)]
+struct Plan {
+    rlimit_as: Option<u64>,
+    isolate: Option<PathBuf>,
+    keep: Vec<PathBuf>,
+    argv: Vec<OsString>,
+}
+
+fn parse(args: Vec<OsString>) -> Result<Plan, String> {
+    let mut plan = Plan::default();
     let mut args = args.into_iter();
-    let mut rlimit_as = None;
     loop {
-        match args.next().as_ref().and_then(|a| a.to_str()) {
+        let flag = args.next();
+        let mut value = || args.next().ok_or_else(|| format!("{flag:?} needs a value"));
+        match flag.as_ref().and_then(|f| f.to_str()) {
             Some("--rlimit-as") => {
-                rlimit_as = args.next().and_then(|v| v.to_str()?.parse::<u64>().ok())
+                let v = value()?;
+                plan.rlimit_as = Some(v.to_str().and_then(|v| v.parse().ok()).ok_or("bad --rlimit-as")?);
             }
+            Some("--isolate") => plan.isolate = Some(value()?.into()),
+            Some("--keep") => plan.keep.push(value()?.into()),
             Some("--") => break,
-            other => {
-                eprintln!("compute-driver launcher: unexpected argument {other:?}");
-                return ExitCode::from(CANNOT_EXECUTE);
-            }
+            other => return Err(format!("unexpected argument {other:?}")),
         }
     }
-    let argv: Vec<OsString> = args.collect();
-    let Some((program, rest)) = argv.split_first() else {
-        eprintln!("compute-driver launcher: no program given");
-        return ExitCode::from(CANNOT_EXECUTE);
-    };
-    if let Some(bytes) = rlimit_as
-        && let Err(error) = setrlimit(Resource::RLIMIT_AS, bytes, bytes)
-    {
-        eprintln!("compute-driver launcher: cannot set the memory limit: {error}");
-        return ExitCode::from(CANNOT_EXECUTE);
+    plan.argv = args.collect();
+    if plan.argv.is_empty() {
+        return Err("no program given".into());
     }
+    Ok(plan)
+}
+
+/// Runs launcher mode with the arguments after [`SUBCOMMAND`]; returns only on error.
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    match confine_and_exec(args) {
+        Ok(never) => match never {},
+        Err(message) => {
+            eprintln!("compute-driver launcher: {message}");
+            ExitCode::from(CANNOT_EXECUTE)
+        }
+    }
+}
+
+fn confine_and_exec(args: Vec<OsString>) -> Result<std::convert::Infallible, String> {
+    let plan = parse(args)?;
+    if let Some(bytes) = plan.rlimit_as {
+        setrlimit(Resource::RLIMIT_AS, bytes, bytes).map_err(|e| format!("cannot set the memory limit: {e}"))?;
+    }
+    if let Some(root) = &plan.isolate {
+        isolate::confine(root, &plan.keep).map_err(|e| format!("cannot isolate the sandbox: {e}"))?;
+    }
+    let (program, rest) = plan.argv.split_first().ok_or("no program given")?;
     let error = std::process::Command::new(program).args(rest).exec();
-    eprintln!(
-        "compute-driver launcher: cannot run {}: {error}",
-        program.to_string_lossy()
-    );
-    ExitCode::from(CANNOT_EXECUTE)
+    Err(format!("cannot run {}: {error}", program.to_string_lossy()))
 }

@@ -40,6 +40,13 @@ pub struct Config {
     pub launcher: PathBuf,
 }
 
+/// What the host lets this backend enforce, found out at start-up.
+#[derive(Clone, Copy, Debug)]
+struct HostSupport {
+    /// Mount namespaces work: sandboxes see only their own files.
+    isolation: bool,
+}
+
 /// One sandbox.
 #[derive(Debug)]
 struct Entry {
@@ -62,6 +69,7 @@ pub struct ProcessBackend {
 #[derive(Debug)]
 struct Inner {
     config: Config,
+    support: HostSupport,
     layout: Layout,
     sandboxes: Mutex<HashMap<String, Arc<Entry>>>,
     events: broadcast::Sender<Event>,
@@ -77,10 +85,19 @@ impl ProcessBackend {
     /// `Storage` when the state directory cannot be created or listed.
     pub async fn open(config: Config) -> Result<Self> {
         let layout = Layout::open(&config.state_dir)?;
+        let support = HostSupport {
+            isolation: crate::launcher::isolation_supported(&config.launcher, &config.state_dir.join(".probe")),
+        };
+        if support.isolation {
+            tracing::info!("sandboxes are isolated: each sees only its own files under the state directory");
+        } else {
+            tracing::warn!("this host allows no mount namespaces: sandboxes can see each other's files");
+        }
         let (events, _) = broadcast::channel(1024);
         let backend = Self {
             inner: Arc::new(Inner {
                 config,
+                support,
                 layout,
                 sandboxes: Mutex::new(HashMap::new()),
                 events,
@@ -165,6 +182,7 @@ impl ProcessBackend {
             token_file: layout.token_path(id),
             stdout: layout.stdout_path(id),
             stderr: layout.stderr_path(id),
+            isolate_root: self.inner.support.isolation.then(|| self.inner.config.state_dir.clone()),
         };
         let mut record = entry.record.clone();
         if let Some(spec) = record.spec.as_mut() {
@@ -186,7 +204,7 @@ impl ProcessBackend {
                 start_ticks: ticks,
             },
             since_ms: now_ms(),
-            unenforced_limits: unenforced(&entry.limits),
+            unenforced_limits: self.inner.unenforced(&entry.limits),
         };
         layout.save_state(id, &state)?;
         tracing::info!(sandbox = %id, pid, "sandbox started");
@@ -235,6 +253,18 @@ impl ProcessBackend {
 }
 
 impl Inner {
+    /// What this host cannot enforce for a sandbox with `limits`.
+    fn unenforced(&self, limits: &Limits) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(millis) = limits.cpu_millis {
+            out.push(format!("cpu limit {millis}m (needs cgroup v2, not used by this backend)"));
+        }
+        if !self.support.isolation {
+            out.push("filesystem isolation (no mount namespaces on this host)".to_owned());
+        }
+        out
+    }
+
     /// The sandbox as reported to callers: record plus status, token cleared.
     fn view(entry: &Entry, state: &State) -> pb::DriverSandbox {
         let mut sandbox = entry.record.clone();
@@ -270,13 +300,6 @@ fn limits_of(record: &pb::DriverSandbox) -> Limits {
     crate::validate::sandbox(record, false).unwrap_or_default()
 }
 
-fn unenforced(limits: &Limits) -> Vec<String> {
-    limits
-        .cpu_millis
-        .map(|m| format!("cpu limit {m}m (needs cgroup v2, not used by this backend)"))
-        .into_iter()
-        .collect()
-}
 
 /// The record as stored: token and status cleared, namespace filled in.
 fn normalized(sandbox: &pb::DriverSandbox) -> (pb::DriverSandbox, Secret) {
@@ -351,7 +374,7 @@ impl Backend for ProcessBackend {
             desired: Desired::Running,
             phase: Phase::Stopped,
             since_ms: now_ms(),
-            unenforced_limits: unenforced(&limits),
+            unenforced_limits: self.inner.unenforced(&limits),
         };
         if !record.workspace.is_empty() {
             self.inner.layout.ensure_workspace(&record.workspace)?;
