@@ -48,7 +48,7 @@ impl SandboxRef {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// A sandbox's current state (token cleared).
-    Sandbox(pb::DriverSandbox),
+    Sandbox(Box<pb::DriverSandbox>),
     /// A sandbox is gone.
     Deleted(String),
     /// Something happened to a sandbox on the platform.

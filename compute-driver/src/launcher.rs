@@ -70,7 +70,11 @@ fn parse(args: Vec<OsString>) -> Result<Plan, String> {
         match flag.as_ref().and_then(|f| f.to_str()) {
             Some("--rlimit-as") => {
                 let v = value()?;
-                plan.rlimit_as = Some(v.to_str().and_then(|v| v.parse().ok()).ok_or("bad --rlimit-as")?);
+                plan.rlimit_as = Some(
+                    v.to_str()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or("bad --rlimit-as")?,
+                );
             }
             Some("--isolate") => plan.isolate = Some(value()?.into()),
             Some("--keep") => plan.keep.push(value()?.into()),
@@ -99,10 +103,12 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 fn confine_and_exec(args: Vec<OsString>) -> Result<std::convert::Infallible, String> {
     let plan = parse(args)?;
     if let Some(bytes) = plan.rlimit_as {
-        setrlimit(Resource::RLIMIT_AS, bytes, bytes).map_err(|e| format!("cannot set the memory limit: {e}"))?;
+        setrlimit(Resource::RLIMIT_AS, bytes, bytes)
+            .map_err(|e| format!("cannot set the memory limit: {e}"))?;
     }
     if let Some(root) = &plan.isolate {
-        isolate::confine(root, &plan.keep).map_err(|e| format!("cannot isolate the sandbox: {e}"))?;
+        isolate::confine(root, &plan.keep)
+            .map_err(|e| format!("cannot isolate the sandbox: {e}"))?;
     }
     let (program, rest) = plan.argv.split_first().ok_or("no program given")?;
     let error = std::process::Command::new(program).args(rest).exec();

@@ -326,7 +326,7 @@ fn sandbox_event(sandbox: pb::DriverSandbox) -> pb::WatchSandboxesEvent {
 fn wire_event(event: Event) -> pb::WatchSandboxesEvent {
     use pb::watch_sandboxes_event::Payload;
     match event {
-        Event::Sandbox(sandbox) => sandbox_event(sandbox),
+        Event::Sandbox(sandbox) => sandbox_event(*sandbox),
         Event::Deleted(sandbox_id) => pb::WatchSandboxesEvent {
             payload: Some(Payload::Deleted(pb::WatchSandboxesDeletedEvent {
                 sandbox_id,

@@ -19,7 +19,14 @@ async fn the_token_stays_out_of_logs_argv_errors_and_responses() {
     let mut driver = Driver::start(dir.path()).await;
     let mut events = driver.watch().await;
 
-    let mut with_token = sandbox("tok", &["sh", "-c", "cat \"$OPENSHELL_SANDBOX_TOKEN_FILE\"; echo; sleep 30"]);
+    let mut with_token = sandbox(
+        "tok",
+        &[
+            "sh",
+            "-c",
+            "cat \"$OPENSHELL_SANDBOX_TOKEN_FILE\"; echo; sleep 30",
+        ],
+    );
     with_token.spec.as_mut().unwrap().sandbox_token = TOKEN.into();
     driver.create(with_token.clone()).await.unwrap();
     let ready = wait_phase(&mut events, "tok", Phase::Ready).await;
@@ -42,7 +49,11 @@ async fn the_token_stays_out_of_logs_argv_errors_and_responses() {
     assert!(!format!("{ready:?}").contains(TOKEN));
     let got = driver.get("tok").await.unwrap();
     assert!(got.spec.unwrap().sandbox_token.is_empty());
-    let listed = driver.client.list_sandboxes(pb::ListSandboxesRequest {}).await.unwrap();
+    let listed = driver
+        .client
+        .list_sandboxes(pb::ListSandboxesRequest {})
+        .await
+        .unwrap();
     assert!(!format!("{listed:?}").contains(TOKEN));
 
     // Not in errors: a conflicting create and an invalid one that carry the token.
@@ -58,5 +69,8 @@ async fn the_token_stays_out_of_logs_argv_errors_and_responses() {
     assert!(driver.delete("tok").await);
     let logs = driver.process.logs();
     assert!(logs.contains("sandbox created"), "debug logs were captured");
-    assert!(!logs.contains(TOKEN), "the token leaked into the driver's logs");
+    assert!(
+        !logs.contains(TOKEN),
+        "the token leaked into the driver's logs"
+    );
 }

@@ -81,6 +81,10 @@ async fn the_gateway_waits_for_drivers_that_start_after_it() {
     let compute = tokio::spawn(compute_driver::run_until(
         compute_driver::Args {
             socket: socket_args(&compute_socket),
+            backend: compute_driver::BackendKind::Process,
+            state_dir: Some(dir.path().join("state")),
+            stop_grace: Duration::from_secs(1),
+            metrics_addr: None,
             log: log_args(),
         },
         async {

@@ -4,6 +4,9 @@ use proto::pb::compute::v1 as pb;
 
 use super::{Limits, reference, sandbox, workspace};
 
+/// A change that makes a valid sandbox invalid.
+type Mutation = Box<dyn FnOnce(&mut pb::DriverSandbox)>;
+
 fn valid() -> pb::DriverSandbox {
     pb::DriverSandbox {
         id: "sb-1".into(),
@@ -62,7 +65,7 @@ fn a_valid_sandbox_passes_with_its_limits() {
 
 #[test]
 fn each_malformed_field_is_named() {
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut pb::DriverSandbox)>)> = vec![
+    let cases: Vec<(&str, Mutation)> = vec![
         ("sandbox.id", Box::new(|s| s.id.clear())),
         ("sandbox.id", Box::new(|s| s.id = "../etc".into())),
         ("sandbox.id", Box::new(|s| s.id = "a\u{7}b".into())),

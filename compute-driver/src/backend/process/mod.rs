@@ -86,12 +86,19 @@ impl ProcessBackend {
     pub async fn open(config: Config) -> Result<Self> {
         let layout = Layout::open(&config.state_dir)?;
         let support = HostSupport {
-            isolation: crate::launcher::isolation_supported(&config.launcher, &config.state_dir.join(".probe")),
+            isolation: crate::launcher::isolation_supported(
+                &config.launcher,
+                &config.state_dir.join(".probe"),
+            ),
         };
         if support.isolation {
-            tracing::info!("sandboxes are isolated: each sees only its own files under the state directory");
+            tracing::info!(
+                "sandboxes are isolated: each sees only its own files under the state directory"
+            );
         } else {
-            tracing::warn!("this host allows no mount namespaces: sandboxes can see each other's files");
+            tracing::warn!(
+                "this host allows no mount namespaces: sandboxes can see each other's files"
+            );
         }
         let (events, _) = broadcast::channel(1024);
         let backend = Self {
@@ -182,7 +189,11 @@ impl ProcessBackend {
             token_file: layout.token_path(id),
             stdout: layout.stdout_path(id),
             stderr: layout.stderr_path(id),
-            isolate_root: self.inner.support.isolation.then(|| self.inner.config.state_dir.clone()),
+            isolate_root: self
+                .inner
+                .support
+                .isolation
+                .then(|| self.inner.config.state_dir.clone()),
         };
         let mut record = entry.record.clone();
         if let Some(spec) = record.spec.as_mut() {
@@ -257,7 +268,9 @@ impl Inner {
     fn unenforced(&self, limits: &Limits) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(millis) = limits.cpu_millis {
-            out.push(format!("cpu limit {millis}m (needs cgroup v2, not used by this backend)"));
+            out.push(format!(
+                "cpu limit {millis}m (needs cgroup v2, not used by this backend)"
+            ));
         }
         if !self.support.isolation {
             out.push("filesystem isolation (no mount namespaces on this host)".to_owned());
@@ -281,7 +294,7 @@ impl Inner {
     }
 
     fn publish(&self, entry: &Entry, state: &State, kind: &str, reason: &str, message: String) {
-        let _ = self.events.send(Event::Sandbox(Self::view(entry, state)));
+        let _ = self.events.send(Event::Sandbox(Box::new(Self::view(entry, state))));
         let _ = self.events.send(Event::Platform {
             sandbox_id: entry.record.id.clone(),
             event: pb::DriverPlatformEvent {
@@ -299,7 +312,6 @@ impl Inner {
 fn limits_of(record: &pb::DriverSandbox) -> Limits {
     crate::validate::sandbox(record, false).unwrap_or_default()
 }
-
 
 /// The record as stored: token and status cleared, namespace filled in.
 fn normalized(sandbox: &pb::DriverSandbox) -> (pb::DriverSandbox, Secret) {
