@@ -294,7 +294,9 @@ impl Inner {
     }
 
     fn publish(&self, entry: &Entry, state: &State, kind: &str, reason: &str, message: String) {
-        let _ = self.events.send(Event::Sandbox(Box::new(Self::view(entry, state))));
+        let _ = self
+            .events
+            .send(Event::Sandbox(Box::new(Self::view(entry, state))));
         let _ = self.events.send(Event::Platform {
             sandbox_id: entry.record.id.clone(),
             event: pb::DriverPlatformEvent {
