@@ -34,6 +34,11 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Another driver already manages this state directory.
+    #[error(
+        "state directory {0:?} is in use by another compute-driver: give each driver its own --state-dir"
+    )]
+    StateDirInUse(PathBuf),
     /// Starting or signalling a process failed (details are logged, not returned).
     #[error("{action}: {source}")]
     Process {

@@ -62,6 +62,10 @@ pub async fn run_until<F>(args: Args, shutdown: F) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()>,
 {
+    // Bind first: a second instance pointed at a live socket stops here, before it
+    // touches the state directory.
+    let socket =
+        proto::bind(&args.socket.socket_config()).map_err(proto::cli::ServerError::from)?;
     let backend: Arc<dyn Backend> = match args.backend {
         BackendKind::Process => Arc::new(
             ProcessBackend::open(ProcessConfig {
@@ -97,7 +101,15 @@ where
         }
         None => None,
     };
-    let served = proto::cli::serve_until(&args.socket, routes, health, shutdown).await;
+    let served = proto::serve(
+        socket,
+        routes,
+        health,
+        args.socket.serve_options(),
+        shutdown,
+    )
+    .await
+    .map_err(proto::cli::ServerError::from);
     let _ = admin_stop.send(());
     if let Some(admin) = admin {
         let _ = admin.await;

@@ -39,7 +39,7 @@ pub fn status(error: Error) -> Status {
         Error::NotFound(_) => Status::not_found(error.to_string()),
         Error::AlreadyExists(_) => Status::already_exists(error.to_string()),
         Error::FailedPrecondition(message) => Status::failed_precondition(message),
-        Error::Storage { .. } | Error::Process { .. } => {
+        Error::Storage { .. } | Error::Process { .. } | Error::StateDirInUse(_) => {
             tracing::error!(%error, "compute backend failure");
             Status::internal("the compute driver failed to carry out the request; see its log")
         }

@@ -9,14 +9,23 @@ use proto::pb::compute::v1::{GetCapabilitiesRequest, compute_driver_client::Comp
 use proto::pb::health::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-use proto::testing::SpawnedDriver;
+use proto::testing::{SpawnedDriver, short_dir};
 use tokio_stream::StreamExt;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_compute-driver");
 
+/// A driver with its own socket and state directory under `dir`.
+fn spawn(dir: &std::path::Path, extra: &[&str]) -> SpawnedDriver {
+    let state = dir.join("state");
+    let mut args = vec!["--state-dir", state.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    SpawnedDriver::spawn_in(BINARY.as_ref(), dir, &args)
+}
+
 #[tokio::test]
 async fn serves_capabilities_and_drains_on_sigterm() {
-    let mut driver = SpawnedDriver::spawn(BINARY.as_ref(), &["--shutdown-grace", "1s"]);
+    let dir = short_dir();
+    let mut driver = spawn(dir.path(), &["--shutdown-grace", "1s"]);
     let channel = driver.channel().await.unwrap();
 
     let caps = ComputeDriverClient::new(channel.clone())
@@ -53,12 +62,16 @@ async fn serves_capabilities_and_drains_on_sigterm() {
 
 #[tokio::test]
 async fn a_second_instance_does_not_steal_a_live_socket() {
-    let first = SpawnedDriver::spawn(BINARY.as_ref(), &[]);
+    let dir = short_dir();
+    let first = spawn(dir.path(), &[]);
     first.channel().await.unwrap();
 
+    let other_state = dir.path().join("other-state");
     let output = std::process::Command::new(BINARY)
         .arg("--socket")
         .arg(first.socket())
+        .arg("--state-dir")
+        .arg(&other_state)
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -67,10 +80,39 @@ async fn a_second_instance_does_not_steal_a_live_socket() {
         stderr.contains("in use by another running instance"),
         "{stderr}"
     );
+    assert!(
+        !other_state.exists(),
+        "it stopped before touching its state directory"
+    );
     first
         .channel()
         .await
         .expect("the first instance still answers");
+}
+
+#[tokio::test]
+async fn a_second_instance_does_not_share_a_state_directory() {
+    let dir = short_dir();
+    let first = spawn(dir.path(), &[]);
+    first.channel().await.unwrap();
+
+    let output = std::process::Command::new(BINARY)
+        .arg("--socket")
+        .arg(dir.path().join("second.sock"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("in use by another compute-driver"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("second.sock").exists(),
+        "its socket was removed again"
+    );
 }
 
 #[test]
@@ -87,6 +129,10 @@ fn help_lists_every_flag_with_its_env_var() {
         "COMPUTE_DRIVER_SHUTDOWN_GRACE",
         "COMPUTE_DRIVER_LOG_FORMAT",
         "COMPUTE_DRIVER_LOG_LEVEL",
+        "COMPUTE_DRIVER_BACKEND",
+        "COMPUTE_DRIVER_STATE_DIR",
+        "COMPUTE_DRIVER_STOP_GRACE",
+        "COMPUTE_DRIVER_METRICS_ADDR",
     ] {
         assert!(help.contains(env), "--help lacks {env}");
     }

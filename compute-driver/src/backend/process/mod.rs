@@ -88,7 +88,9 @@ impl ProcessBackend {
         let support = HostSupport {
             isolation: crate::launcher::isolation_supported(
                 &config.launcher,
-                &config.state_dir.join(".probe"),
+                &config
+                    .state_dir
+                    .join(format!(".probe-{}", std::process::id())),
             ),
         };
         if support.isolation {

@@ -17,6 +17,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{Flock, FlockArg};
 use prost::Message;
 use proto::Secret;
 use proto::pb::compute::v1 as pb;
@@ -35,10 +36,12 @@ pub(crate) struct Stored {
     pub(crate) state: State,
 }
 
-/// Paths under the state directory.
-#[derive(Clone, Debug)]
+/// Paths under the state directory, held exclusively (an advisory lock on
+/// `<state-dir>/.lock`) so two drivers never manage the same sandboxes.
+#[derive(Debug)]
 pub(crate) struct Layout {
     root: PathBuf,
+    _lock: Flock<fs::File>,
 }
 
 fn private_dir(path: &Path) -> Result<()> {
@@ -64,13 +67,27 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32, create_new: bool) -> Result<
 }
 
 impl Layout {
-    /// Creates (if missing) the state directory and its subdirectories, mode 0700.
+    /// Creates (if missing) the state directory and its subdirectories, mode 0700, and
+    /// locks it.
     ///
     /// # Errors
-    /// `Storage` when a directory cannot be created.
+    /// `Storage` when a directory cannot be created; `StateDirInUse` when another
+    /// driver holds it.
     pub(crate) fn open(root: &Path) -> Result<Self> {
+        private_dir(root)?;
+        let lock_path = root.join(".lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(Error::storage("open", &lock_path))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+            .map_err(|_| Error::StateDirInUse(root.to_path_buf()))?;
         let layout = Self {
             root: root.to_path_buf(),
+            _lock: lock,
         };
         private_dir(&layout.root.join("sandboxes"))?;
         private_dir(&layout.root.join("workspaces"))?;
