@@ -83,6 +83,26 @@ fn reference(id: &str, name: &str) -> crate::Result<SandboxRef> {
     Ok(SandboxRef::from_request(id, name))
 }
 
+/// Runs a state-changing backend call on its own task: when a caller's deadline passes,
+/// tonic drops the handler, and the operation must still finish (a Stop that was cut
+/// after SIGTERM would never send SIGKILL). The caller gets DEADLINE_EXCEEDED; the
+/// outcome shows up in Get, List and Watch.
+async fn detached<T, F, Fut>(backend: &Arc<dyn Backend>, op: F) -> crate::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Arc<dyn Backend>) -> Fut,
+    Fut: std::future::Future<Output = crate::Result<T>> + Send + 'static,
+{
+    tokio::spawn(op(Arc::clone(backend)))
+        .await
+        .unwrap_or_else(|join| {
+            Err(Error::Process {
+                action: "run a backend operation".into(),
+                source: std::io::Error::other(join.to_string()),
+            })
+        })
+}
+
 fn not_supported(rpc: &str, why: &str) -> Status {
     Status::unimplemented(format!("{rpc} is not supported by this driver ({why})"))
 }
@@ -169,14 +189,16 @@ impl ComputeDriver for ComputeDriverService {
         request: Request<pb::CreateSandboxRequest>,
     ) -> Reply<pb::CreateSandboxResponse> {
         let result = match self.check_create(request.get_ref().sandbox.as_ref()) {
-            Ok((sandbox, limits)) => self
-                .backend
-                .create(sandbox, limits)
+            Ok((sandbox, limits)) => {
+                detached(
+                    &self.backend,
+                    |b| async move { b.create(sandbox, limits).await },
+                )
                 .await
-                .map(|()| Default::default()),
+            }
             Err(e) => Err(e),
         };
-        self.finish("CreateSandbox", result)
+        self.finish("CreateSandbox", result.map(|()| Default::default()))
     }
 
     async fn stop_sandbox(
@@ -185,14 +207,10 @@ impl ComputeDriver for ComputeDriverService {
     ) -> Reply<pb::StopSandboxResponse> {
         let r = request.get_ref();
         let result = match reference(&r.sandbox_id, &r.sandbox_name) {
-            Ok(sandbox) => self
-                .backend
-                .stop(&sandbox)
-                .await
-                .map(|()| Default::default()),
+            Ok(sandbox) => detached(&self.backend, |b| async move { b.stop(&sandbox).await }).await,
             Err(e) => Err(e),
         };
-        self.finish("StopSandbox", result)
+        self.finish("StopSandbox", result.map(|()| Default::default()))
     }
 
     async fn start_sandbox(
@@ -201,14 +219,12 @@ impl ComputeDriver for ComputeDriverService {
     ) -> Reply<pb::StartSandboxResponse> {
         let r = request.get_ref();
         let result = match reference(&r.sandbox_id, &r.sandbox_name) {
-            Ok(sandbox) => self
-                .backend
-                .start(&sandbox)
-                .await
-                .map(|()| Default::default()),
+            Ok(sandbox) => {
+                detached(&self.backend, |b| async move { b.start(&sandbox).await }).await
+            }
             Err(e) => Err(e),
         };
-        self.finish("StartSandbox", result)
+        self.finish("StartSandbox", result.map(|()| Default::default()))
     }
 
     async fn delete_sandbox(
@@ -217,14 +233,15 @@ impl ComputeDriver for ComputeDriverService {
     ) -> Reply<pb::DeleteSandboxResponse> {
         let r = request.get_ref();
         let result = match reference(&r.sandbox_id, &r.sandbox_name) {
-            Ok(sandbox) => self
-                .backend
-                .delete(&sandbox)
-                .await
-                .map(|deleted| pb::DeleteSandboxResponse { deleted }),
+            Ok(sandbox) => {
+                detached(&self.backend, |b| async move { b.delete(&sandbox).await }).await
+            }
             Err(e) => Err(e),
         };
-        self.finish("DeleteSandbox", result)
+        self.finish(
+            "DeleteSandbox",
+            result.map(|deleted| pb::DeleteSandboxResponse { deleted }),
+        )
     }
 
     type WatchSandboxesStream =

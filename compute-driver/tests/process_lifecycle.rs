@@ -110,3 +110,64 @@ async fn argv_is_passed_exactly_without_a_shell() {
     let out = wait_for_file(&driver.stdout_of("argv"), "|").await;
     assert_eq!(out, "a b|$HOME|*|");
 }
+
+#[tokio::test]
+async fn a_stop_whose_caller_gives_up_still_finishes_with_sigkill() {
+    let dir = short_dir();
+    let mut driver = Driver::start(dir.path()).await; // --stop-grace 2s
+    let mut events = driver.watch().await;
+    driver
+        .create(sandbox("stubborn", &["sh", "-c", "trap '' TERM; sleep 60"]))
+        .await
+        .unwrap();
+    wait_phase(&mut events, "stubborn", Phase::Ready).await;
+
+    let mut request = tonic::Request::new(proto::pb::compute::v1::StopSandboxRequest {
+        sandbox_id: "stubborn".into(),
+        sandbox_name: String::new(),
+    });
+    request.set_timeout(std::time::Duration::from_millis(300));
+    let status = driver.client.stop_sandbox(request).await.unwrap_err();
+    assert!(
+        matches!(
+            status.code(),
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        ),
+        "{status:?}"
+    );
+    // The stop goes on without the caller: SIGKILL after the 2 s grace period.
+    wait_phase(&mut events, "stubborn", Phase::Stopped).await;
+    assert!(driver.delete("stubborn").await);
+}
+
+#[tokio::test]
+async fn the_memory_limit_is_applied_before_the_program_starts() {
+    let dir = short_dir();
+    let mut driver = Driver::start(dir.path()).await;
+    let mut events = driver.watch().await;
+    let mut limited = sandbox("limited", &["sleep", "30"]);
+    limited.spec.as_mut().unwrap().template = Some(proto::pb::compute::v1::DriverSandboxTemplate {
+        resources: Some(proto::pb::compute::v1::DriverResourceRequirements {
+            memory_limit: "256Mi".into(),
+            cpu_limit: "500m".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    driver.create(limited).await.unwrap();
+    let ready = wait_phase(&mut events, "limited", Phase::Ready).await;
+    let pid = &ready.status.as_ref().unwrap().instance_id;
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))
+        .unwrap();
+    assert!(line.contains(&(256u64 << 20).to_string()), "{line}");
+    let unenforced =
+        condition(&ready, "ResourceLimits").expect("the cpu limit is reported as not enforced");
+    assert!(
+        unenforced.message.contains("cpu limit 500m"),
+        "{unenforced:?}"
+    );
+    assert!(driver.delete("limited").await);
+}

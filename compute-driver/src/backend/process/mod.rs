@@ -75,6 +75,9 @@ struct Inner {
     events: broadcast::Sender<Event>,
 }
 
+/// How long a launcher may take to confine itself and exec the sandbox's program.
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The namespace the process backend reports (the contract lets drivers fill it).
 const NAMESPACE: &str = "local";
 
@@ -210,6 +213,11 @@ impl ProcessBackend {
                 source: std::io::Error::other("the process exited before its pid was read"),
             })?;
         let ticks = procfs::start_ticks(pid).unwrap_or_default();
+        // Ready means the program runs: wait until the launcher has applied the limits
+        // and isolation and exec'ed it (or failed, which the exit watcher reports).
+        if !procfs::wait_for_exec(pid, crate::launcher::SUBCOMMAND, LAUNCH_TIMEOUT).await {
+            tracing::warn!(sandbox = %id, pid, "launcher did not exec within {LAUNCH_TIMEOUT:?}");
+        }
         *state = State {
             desired: Desired::Running,
             phase: Phase::Running {

@@ -19,6 +19,23 @@ pub(crate) fn is_same_process(pid: i32, ticks: u64) -> bool {
     start_ticks(pid) == Some(ticks)
 }
 
+/// Waits (up to `limit`) until `pid` no longer runs with `marker` in its argv, i.e.
+/// the launcher has confined itself and `exec`ed the sandbox's program (or exited).
+pub(crate) async fn wait_for_exec(pid: i32, marker: &str, limit: std::time::Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let launching = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|argv| argv.split(|b| *b == 0).any(|arg| arg == marker.as_bytes()));
+        if !launching {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
