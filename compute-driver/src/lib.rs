@@ -85,22 +85,8 @@ where
     )))
     .add_service(health_service);
 
-    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin = match args.metrics_addr {
-        Some(addr) => {
-            let listener = proto::admin::bind_admin(addr).await?;
-            tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
-            Some(tokio::spawn(proto::admin::serve_admin(
-                listener,
-                metrics,
-                health.clone(),
-                async {
-                    let _ = admin_stopped.await;
-                },
-            )))
-        }
-        None => None,
-    };
+    let admin =
+        proto::admin::AdminServer::start(args.metrics_addr, metrics, health.clone()).await?;
     let served = proto::serve(
         socket,
         routes,
@@ -110,10 +96,7 @@ where
     )
     .await
     .map_err(proto::cli::ServerError::from);
-    let _ = admin_stop.send(());
-    if let Some(admin) = admin {
-        let _ = admin.await;
-    }
+    admin.stop().await;
     served?;
     Ok(())
 }

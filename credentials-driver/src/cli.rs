@@ -1,4 +1,8 @@
-//! Command-line flags (every flag also reads a `CREDENTIALS_DRIVER_*` env var).
+//! Command-line flags (every flag also reads a `CREDENTIALS_DRIVER_*` env var). The
+//! deployed driver's flag names (`--socket`, `--config`, `--secrets-dir`) are kept.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
 use proto::cli::{LogArgs, SocketArgs};
@@ -10,6 +14,20 @@ pub struct Args {
     /// Socket flags.
     #[command(flatten)]
     pub socket: SocketArgs,
+    /// The credentials config file (YAML). Without it no credential is configured.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory the config's secret references (`token_ref`, `client_secret_ref`) are
+    /// read from, at use; references cannot leave it.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/etc/credentials-driver/secrets"
+    )]
+    pub secrets_dir: PathBuf,
+    /// Serve /healthz, /readyz and /metrics over HTTP on this address (off when unset).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Logging flags.
     #[command(flatten)]
     pub log: LogArgs,

@@ -1,15 +1,26 @@
 //! The CredentialsDriver sidecar: turns named credentials into usable tokens.
 //!
-//! This version serves the contract's discovery surface (health, `GetCapabilities`,
-//! and `ListCredentials`, empty because no credential source is built in yet) on a
-//! safely bound Unix socket. `ResolveCredential` answers UNIMPLEMENTED, saying so.
+//! - [`config`]: the YAML config (three kinds; the deployed format keeps working).
+//! - [`secrets`]: secret references read from the secrets directory, never outside it.
+//! - [`resolver`]: names to tokens. This build serves `static` credentials;
+//!   `client_credentials` and `token_exchange` entries are accepted by the config and
+//!   listed, and resolving them answers UNIMPLEMENTED until their sources land.
+//! - [`service`]: the thin tonic adapter and the status-code mapping.
 
 mod cli;
-mod service;
+pub mod config;
+mod error;
+pub mod resolver;
+pub mod secrets;
+pub mod service;
+
+use std::sync::Arc;
 
 pub use cli::Args;
+pub use error::Error as CredentialsError;
 pub use service::CredentialsDriverService;
 
+use proto::admin::Metrics;
 use proto::pb::credentials::v1::credentials_driver_server::{
     CredentialsDriverServer, SERVICE_NAME,
 };
@@ -24,15 +35,21 @@ pub const ENV_PREFIX: &str = "CREDENTIALS_DRIVER";
 /// Why the driver stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The config file cannot be used.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
     /// The server could not start or failed.
     #[error(transparent)]
     Server(#[from] proto::cli::ServerError),
+    /// The admin HTTP endpoint failed.
+    #[error("metrics endpoint: {0}")]
+    Admin(#[from] std::io::Error),
 }
 
 /// Serves the driver on the configured socket until SIGTERM or SIGINT.
 ///
 /// # Errors
-/// [`Error::Server`] when the socket cannot be bound or serving fails.
+/// See [`Error`].
 pub async fn run(args: Args) -> Result<(), Error> {
     run_until(args, proto::shutdown_signal()).await
 }
@@ -40,14 +57,33 @@ pub async fn run(args: Args) -> Result<(), Error> {
 /// Serves the driver on the configured socket until `shutdown` completes.
 ///
 /// # Errors
-/// [`Error::Server`] when the socket cannot be bound or serving fails.
+/// See [`Error`].
 pub async fn run_until<F>(args: Args, shutdown: F) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()>,
 {
+    let config = match &args.config {
+        Some(file) => config::load(file)?,
+        None => {
+            tracing::warn!("no --config given: no credential is configured");
+            config::Config::default()
+        }
+    };
+    tracing::info!(credentials = config.credentials.len(), "config loaded");
+    let (_config_tx, config_rx) = tokio::sync::watch::channel(Arc::new(config));
+    let resolver = resolver::Resolver::new(config_rx, secrets::SecretsDir::new(&args.secrets_dir));
+    let metrics = Metrics::new("credentials_driver");
     let (health, health_service) = proto::Health::new([SERVICE_NAME]).await;
-    let routes = Routes::new(CredentialsDriverServer::new(CredentialsDriverService::new()))
-        .add_service(health_service);
-    proto::cli::serve_until(&args.socket, routes, health, shutdown).await?;
+    let routes = Routes::new(CredentialsDriverServer::new(CredentialsDriverService::new(
+        resolver,
+        metrics.clone(),
+    )))
+    .add_service(health_service);
+
+    let admin =
+        proto::admin::AdminServer::start(args.metrics_addr, metrics, health.clone()).await?;
+    let served = proto::cli::serve_until(&args.socket, routes, health, shutdown).await;
+    admin.stop().await;
+    served?;
     Ok(())
 }

@@ -1,25 +1,39 @@
-//! The tonic adapter for `openshell.credentials.v1.CredentialsDriver`.
-//!
-//! No credential source is built into this version: the list is truthfully empty and
-//! `ResolveCredential` answers UNIMPLEMENTED, so no caller mistakes it for a working
-//! driver.
+//! The tonic adapter for `openshell.credentials.v1.CredentialsDriver`. Errors become
+//! gRPC codes in exactly one place, [`status`].
 
+use proto::Secret;
+use proto::admin::Metrics;
 use proto::pb::credentials::v1 as pb;
 use proto::pb::credentials::v1::credentials_driver_server::CredentialsDriver;
 use tonic::{Request, Response, Status};
 
+use crate::error::Error;
+use crate::resolver::{ResolveRequest, Resolver, SERVED_KINDS};
+
 type Reply<T> = Result<Response<T>, Status>;
 
 /// The CredentialsDriver service.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CredentialsDriverService {
-    _private: (),
+    resolver: Resolver,
+    metrics: Metrics,
+}
+
+/// The one mapping from domain errors to gRPC codes (DESIGN.md's table).
+pub fn status(error: Error) -> Status {
+    let message = error.to_string();
+    match error {
+        Error::InvalidArgument { .. } => Status::invalid_argument(message),
+        Error::NotFound(_) => Status::not_found(message),
+        Error::Misconfigured { .. } => Status::failed_precondition(message),
+        Error::KindNotServed { .. } => Status::unimplemented(message),
+    }
 }
 
 impl CredentialsDriverService {
-    /// A service with no credential sources.
-    pub fn new() -> Self {
-        Self::default()
+    /// A service over `resolver`, counting RPCs in `metrics`.
+    pub fn new(resolver: Resolver, metrics: Metrics) -> Self {
+        Self { resolver, metrics }
     }
 }
 
@@ -27,29 +41,103 @@ impl CredentialsDriverService {
 impl CredentialsDriver for CredentialsDriverService {
     async fn resolve_credential(
         &self,
-        _request: Request<pb::ResolveCredentialRequest>,
+        request: Request<pb::ResolveCredentialRequest>,
     ) -> Reply<pb::ResolveCredentialResponse> {
-        Err(Status::unimplemented(format!(
-            "ResolveCredential: credentials-driver {} has no credential source built in yet",
-            env!("CARGO_PKG_VERSION")
-        )))
+        let r = request.into_inner();
+        let domain = ResolveRequest {
+            name: r.name,
+            subject_token: Secret::new(r.subject_token),
+            audience: r.audience,
+            scopes: r.scopes,
+        };
+        let result = self.resolver.resolve(&domain);
+        if let Err(error) = &result {
+            tracing::info!(credential = %domain.name, request_id = %r.request_id, %error, "resolve refused");
+        }
+        let reply = result
+            .map(|resolved| {
+                Response::new(pb::ResolveCredentialResponse {
+                    token: resolved.token.expose().to_owned(),
+                    expires_at_ms: resolved.expires_at_ms,
+                    token_type: resolved.token_type,
+                    granted_scopes: resolved.granted_scopes,
+                    issued_token_type: String::new(),
+                })
+            })
+            .map_err(status);
+        self.metrics.record_rpc(
+            "ResolveCredential",
+            reply.as_ref().err().map_or(tonic::Code::Ok, Status::code),
+        );
+        reply
     }
 
     async fn list_credentials(
         &self,
         _request: Request<pb::ListCredentialsRequest>,
     ) -> Reply<pb::ListCredentialsResponse> {
-        Ok(Response::new(pb::ListCredentialsResponse::default()))
+        let credentials = self
+            .resolver
+            .list()
+            .into_iter()
+            .map(|c| pb::CredentialInfo {
+                name: c.name,
+                scopes: c.scopes,
+                kind: c.kind.to_owned(),
+                requires_subject_token: c.requires_subject_token,
+            })
+            .collect();
+        self.metrics.record_rpc("ListCredentials", tonic::Code::Ok);
+        Ok(Response::new(pb::ListCredentialsResponse { credentials }))
     }
 
     async fn get_capabilities(
         &self,
         _request: Request<pb::GetCapabilitiesRequest>,
     ) -> Reply<pb::GetCapabilitiesResponse> {
+        self.metrics.record_rpc("GetCapabilities", tonic::Code::Ok);
         Ok(Response::new(pb::GetCapabilitiesResponse {
             driver_name: crate::DRIVER_NAME.to_owned(),
             driver_version: env!("CARGO_PKG_VERSION").to_owned(),
-            ..Default::default()
+            supported_kinds: SERVED_KINDS.iter().map(|k| (*k).to_owned()).collect(),
+            supports_token_exchange: false,
+            supports_request_audience_and_scopes: false,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_maps_to_its_table_row() {
+        let rows = [
+            (
+                Error::InvalidArgument {
+                    field: "name",
+                    reason: "required".into(),
+                },
+                tonic::Code::InvalidArgument,
+            ),
+            (Error::NotFound("x".into()), tonic::Code::NotFound),
+            (
+                Error::Misconfigured {
+                    credential: "x".into(),
+                    reason: "no file".into(),
+                },
+                tonic::Code::FailedPrecondition,
+            ),
+            (
+                Error::KindNotServed {
+                    credential: "x".into(),
+                    kind: "token_exchange",
+                },
+                tonic::Code::Unimplemented,
+            ),
+        ];
+        for (error, code) in rows {
+            assert_eq!(status(error).code(), code);
+        }
     }
 }

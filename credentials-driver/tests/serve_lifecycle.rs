@@ -24,7 +24,7 @@ async fn serves_capabilities_answers_honestly_and_stops_on_sigint() {
         .unwrap()
         .into_inner();
     assert_eq!(caps.driver_name, "credentials-driver");
-    assert!(caps.supported_kinds.is_empty(), "no source is built in yet");
+    assert_eq!(caps.supported_kinds, ["static"]);
 
     let status = client
         .resolve_credential(ResolveCredentialRequest {
@@ -33,7 +33,11 @@ async fn serves_capabilities_answers_honestly_and_stops_on_sigint() {
         })
         .await
         .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::Unimplemented);
+    assert_eq!(
+        status.code(),
+        tonic::Code::NotFound,
+        "no config: nothing is configured"
+    );
 
     driver.signal(Signal::SIGINT);
     let exit = driver

@@ -153,6 +153,52 @@ where
         .await
 }
 
+/// A running admin endpoint (or none), stopped with [`AdminServer::stop`].
+#[derive(Debug)]
+pub struct AdminServer {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl AdminServer {
+    /// Serves the admin endpoint on `addr` when given; otherwise does nothing.
+    ///
+    /// # Errors
+    /// The OS error when `addr` cannot be bound (the message names it).
+    pub async fn start(
+        addr: Option<SocketAddr>,
+        metrics: Metrics,
+        health: Health,
+    ) -> std::io::Result<Self> {
+        let Some(addr) = addr else {
+            return Ok(Self {
+                stop: None,
+                task: None,
+            });
+        };
+        let listener = bind_admin(addr).await?;
+        tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve_admin(listener, metrics, health, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// Stops serving and waits for the server to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
 async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
     if state.health.is_serving() {
         (StatusCode::OK, "ready\n")

@@ -95,6 +95,9 @@ async fn the_gateway_waits_for_drivers_that_start_after_it() {
     let credentials = tokio::spawn(credentials_driver::run_until(
         credentials_driver::Args {
             socket: socket_args(&credentials_socket),
+            config: None,
+            secrets_dir: dir.path().join("secrets"),
+            metrics_addr: None,
             log: log_args(),
         },
         async {

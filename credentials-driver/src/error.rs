@@ -1,0 +1,36 @@
+//! The credentials domain's errors, mapped to gRPC codes in one place
+//! (`service::status`). Messages name the credential, never a secret or an IdP body.
+
+/// What went wrong resolving a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed; the message names the field.
+    #[error("{field}: {reason}")]
+    InvalidArgument {
+        /// The request field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No credential with this name is configured.
+    #[error("no credential named {0:?} is configured")]
+    NotFound(String),
+    /// The credential's configuration cannot work (an operator must fix it).
+    #[error("credential {credential:?} is misconfigured: {reason}")]
+    Misconfigured {
+        /// The credential.
+        credential: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// This build cannot serve the credential's kind yet.
+    #[error(
+        "credential {credential:?} is of kind {kind}, which this build of credentials-driver does not serve yet"
+    )]
+    KindNotServed {
+        /// The credential.
+        credential: String,
+        /// Its kind.
+        kind: &'static str,
+    },
+}
