@@ -7,9 +7,11 @@
 //!   listed, and resolving them answers UNIMPLEMENTED until their sources land.
 //! - [`service`]: the thin tonic adapter and the status-code mapping.
 
+pub mod cache;
 mod cli;
 pub mod config;
 mod error;
+pub mod idp;
 pub mod resolver;
 pub mod secrets;
 pub mod service;
