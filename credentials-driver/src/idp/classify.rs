@@ -132,7 +132,9 @@ mod tests {
     #[test]
     fn the_table() {
         use IdpError as E;
-        let cases: [(u16, &str, &str, bool, fn(&IdpError) -> bool); 11] = [
+        /// status, OAuth error, description, is an exchange, expected class.
+        type Case = (u16, &'static str, &'static str, bool, fn(&IdpError) -> bool);
+        let cases: [Case; 11] = [
             (401, "invalid_client", "", false, |e| {
                 matches!(e, E::ClientRejected { .. })
             }),
