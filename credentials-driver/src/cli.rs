@@ -3,9 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
-use proto::cli::{LogArgs, SocketArgs};
+use proto::cli::{LogArgs, SocketArgs, parse_duration};
 
 /// Serves the CredentialsDriver gRPC contract (and grpc.health.v1) on a Unix socket.
 #[derive(Parser, Clone, Debug)]
@@ -25,6 +26,22 @@ pub struct Args {
         default_value = "/etc/credentials-driver/secrets"
     )]
     pub secrets_dir: PathBuf,
+    /// Whole-request timeout for the token endpoint.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub idp_timeout: Duration,
+    /// Connect timeout for the token endpoint.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    pub idp_connect_timeout: Duration,
+    /// Extra CA certificates (PEM bundle) to trust for the token endpoint, besides the
+    /// system's.
+    #[arg(long, value_name = "FILE")]
+    pub idp_ca_file: Option<PathBuf>,
+    /// How long a permanent identity-provider failure is remembered per credential.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub negative_cache_ttl: Duration,
+    /// Most exchanged tokens kept in memory (least recently used go first).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub exchange_cache_size: usize,
     /// Serve /healthz, /readyz and /metrics over HTTP on this address (off when unset).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,

@@ -23,14 +23,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// This build cannot serve the credential's kind yet.
-    #[error(
-        "credential {credential:?} is of kind {kind}, which this build of credentials-driver does not serve yet"
-    )]
-    KindNotServed {
+    /// The caller's subject token has already expired.
+    #[error("the subject token for credential {0:?} has expired")]
+    SubjectExpired(String),
+    /// The identity provider gave no token.
+    #[error("credential {credential:?}: {error}")]
+    Idp {
         /// The credential.
         credential: String,
-        /// Its kind.
-        kind: &'static str,
+        /// Why, classified.
+        error: crate::idp::IdpError,
     },
 }

@@ -2,9 +2,8 @@
 //!
 //! - [`config`]: the YAML config (three kinds; the deployed format keeps working).
 //! - [`secrets`]: secret references read from the secrets directory, never outside it.
-//! - [`resolver`]: names to tokens. This build serves `static` credentials;
-//!   `client_credentials` and `token_exchange` entries are accepted by the config and
-//!   listed, and resolving them answers UNIMPLEMENTED until their sources land.
+//! - [`resolver`]: names to tokens, from files (`static`) or the identity provider
+//!   ([`idp`]) through the token cache ([`cache`]).
 //! - [`service`]: the thin tonic adapter and the status-code mapping.
 
 pub mod cache;
@@ -43,6 +42,9 @@ pub enum Error {
     /// The server could not start or failed.
     #[error(transparent)]
     Server(#[from] proto::cli::ServerError),
+    /// A flag's value cannot be used.
+    #[error("{0}")]
+    Setup(String),
     /// The admin HTTP endpoint failed.
     #[error("metrics endpoint: {0}")]
     Admin(#[from] std::io::Error),
@@ -73,7 +75,30 @@ where
     };
     tracing::info!(credentials = config.credentials.len(), "config loaded");
     let (_config_tx, config_rx) = tokio::sync::watch::channel(Arc::new(config));
-    let resolver = resolver::Resolver::new(config_rx, secrets::SecretsDir::new(&args.secrets_dir));
+    let idp = idp::Idp::new(&idp::IdpConfig {
+        timeout: args.idp_timeout,
+        connect_timeout: args.idp_connect_timeout,
+        extra_ca_pem: match &args.idp_ca_file {
+            Some(file) => Some(
+                std::fs::read(file)
+                    .map_err(|e| Error::Setup(format!("--idp-ca-file {}: {e}", file.display())))?,
+            ),
+            None => None,
+        },
+    })
+    .map_err(Error::Setup)?;
+    let cache = Arc::new(cache::TokenCache::new(cache::CacheConfig {
+        negative_ttl: args.negative_cache_ttl,
+        max_exchanged: std::num::NonZeroUsize::new(args.exchange_cache_size)
+            .ok_or_else(|| Error::Setup("--exchange-cache-size must be at least 1".into()))?,
+        ..cache::CacheConfig::default()
+    }));
+    let resolver = resolver::Resolver::new(
+        config_rx,
+        secrets::SecretsDir::new(&args.secrets_dir),
+        idp,
+        cache,
+    );
     let metrics = Metrics::new("credentials_driver");
     let (health, health_service) = proto::Health::new([SERVICE_NAME]).await;
     let routes = Routes::new(CredentialsDriverServer::new(CredentialsDriverService::new(

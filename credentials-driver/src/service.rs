@@ -8,6 +8,7 @@ use proto::pb::credentials::v1::credentials_driver_server::CredentialsDriver;
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
+use crate::idp::IdpError;
 use crate::resolver::{ResolveRequest, Resolver, SERVED_KINDS};
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -26,7 +27,17 @@ pub fn status(error: Error) -> Status {
         Error::InvalidArgument { .. } => Status::invalid_argument(message),
         Error::NotFound(_) => Status::not_found(message),
         Error::Misconfigured { .. } => Status::failed_precondition(message),
-        Error::KindNotServed { .. } => Status::unimplemented(message),
+        Error::SubjectExpired(_) => Status::unauthenticated(message),
+        Error::Idp { error, .. } => match error {
+            IdpError::ClientRejected { .. } | IdpError::Misconfigured { .. } => {
+                Status::failed_precondition(message)
+            }
+            IdpError::SubjectRejected { .. } => Status::unauthenticated(message),
+            IdpError::AccessDenied { .. } => Status::permission_denied(message),
+            IdpError::Transient { .. }
+            | IdpError::Unreachable { .. }
+            | IdpError::BadResponse { .. } => Status::unavailable(message),
+        },
     }
 }
 
@@ -47,10 +58,11 @@ impl CredentialsDriver for CredentialsDriverService {
         let domain = ResolveRequest {
             name: r.name,
             subject_token: Secret::new(r.subject_token),
+            subject_token_type: r.subject_token_type,
             audience: r.audience,
             scopes: r.scopes,
         };
-        let result = self.resolver.resolve(&domain);
+        let result = self.resolver.resolve(&domain).await;
         if let Err(error) = &result {
             tracing::info!(credential = %domain.name, request_id = %r.request_id, %error, "resolve refused");
         }
@@ -61,7 +73,7 @@ impl CredentialsDriver for CredentialsDriverService {
                     expires_at_ms: resolved.expires_at_ms,
                     token_type: resolved.token_type,
                     granted_scopes: resolved.granted_scopes,
-                    issued_token_type: String::new(),
+                    issued_token_type: resolved.issued_token_type,
                 })
             })
             .map_err(status);
@@ -100,8 +112,8 @@ impl CredentialsDriver for CredentialsDriverService {
             driver_name: crate::DRIVER_NAME.to_owned(),
             driver_version: env!("CARGO_PKG_VERSION").to_owned(),
             supported_kinds: SERVED_KINDS.iter().map(|k| (*k).to_owned()).collect(),
-            supports_token_exchange: false,
-            supports_request_audience_and_scopes: false,
+            supports_token_exchange: true,
+            supports_request_audience_and_scopes: true,
         }))
     }
 }
@@ -129,11 +141,63 @@ mod tests {
                 tonic::Code::FailedPrecondition,
             ),
             (
-                Error::KindNotServed {
+                Error::SubjectExpired("x".into()),
+                tonic::Code::Unauthenticated,
+            ),
+            (
+                Error::Idp {
                     credential: "x".into(),
-                    kind: "token_exchange",
+                    error: IdpError::ClientRejected {
+                        reason: "HTTP 401".into(),
+                    },
                 },
-                tonic::Code::Unimplemented,
+                tonic::Code::FailedPrecondition,
+            ),
+            (
+                Error::Idp {
+                    credential: "x".into(),
+                    error: IdpError::Misconfigured {
+                        reason: "HTTP 400".into(),
+                    },
+                },
+                tonic::Code::FailedPrecondition,
+            ),
+            (
+                Error::Idp {
+                    credential: "x".into(),
+                    error: IdpError::SubjectRejected {
+                        reason: "HTTP 400".into(),
+                    },
+                },
+                tonic::Code::Unauthenticated,
+            ),
+            (
+                Error::Idp {
+                    credential: "x".into(),
+                    error: IdpError::AccessDenied {
+                        reason: "HTTP 403".into(),
+                    },
+                },
+                tonic::Code::PermissionDenied,
+            ),
+            (
+                Error::Idp {
+                    credential: "x".into(),
+                    error: IdpError::Transient {
+                        reason: "HTTP 503".into(),
+                        retry_after: None,
+                    },
+                },
+                tonic::Code::Unavailable,
+            ),
+            (
+                Error::Idp {
+                    credential: "x".into(),
+                    error: IdpError::Unreachable {
+                        reason: "timed out".into(),
+                    },
+                },
+                tonic::Code::Unavailable,
             ),
         ];
         for (error, code) in rows {

@@ -14,7 +14,7 @@ use proto::testing::SpawnedDriver;
 const BINARY: &str = env!("CARGO_BIN_EXE_credentials-driver");
 
 #[tokio::test]
-async fn serves_capabilities_answers_honestly_and_stops_on_sigint() {
+async fn serves_capabilities_and_stops_on_sigint() {
     let mut driver = SpawnedDriver::spawn(BINARY.as_ref(), &[]);
     let mut client = CredentialsDriverClient::new(driver.channel().await.unwrap());
 
@@ -24,7 +24,11 @@ async fn serves_capabilities_answers_honestly_and_stops_on_sigint() {
         .unwrap()
         .into_inner();
     assert_eq!(caps.driver_name, "credentials-driver");
-    assert_eq!(caps.supported_kinds, ["static"]);
+    assert_eq!(
+        caps.supported_kinds,
+        ["static", "client_credentials", "token_exchange"]
+    );
+    assert!(caps.supports_token_exchange);
 
     let status = client
         .resolve_credential(ResolveCredentialRequest {

@@ -154,8 +154,12 @@ async fn every_failure_has_its_code_and_names_the_credential() {
     assert!(!message.contains("not-for-you"));
 
     let (code, message) = code_and_message(client.resolve_credential(by_name("legacy-cc")).await);
-    assert_eq!(code, Code::Unimplemented, "{message}");
-    assert!(message.contains("client_credentials"));
+    // Its client secret file is missing: an operator must fix that, retrying cannot.
+    assert_eq!(code, Code::FailedPrecondition, "{message}");
+    assert!(
+        message.contains("legacy-cc") && message.contains("client secret"),
+        "{message}"
+    );
 
     assert!(!driver.logs().contains("not-for-you"));
 }

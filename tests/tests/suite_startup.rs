@@ -2,34 +2,16 @@
 //! gateway waits for drivers that start after it, and gives up naming the socket.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code may panic
 
-use std::path::Path;
 use std::time::Duration;
 
+use clap::Parser;
 use gateway_shim::{Error, GatewayArgs, run_gateway};
-use proto::cli::{LogArgs, LogFormat, SocketArgs};
 use proto::pb::health::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 use proto::testing::short_dir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-
-fn socket_args(path: &Path) -> SocketArgs {
-    SocketArgs {
-        socket: path.to_path_buf(),
-        socket_group: None,
-        allowed_uids: vec![],
-        allowed_gids: vec![],
-        shutdown_grace: Duration::from_secs(1),
-    }
-}
-
-fn log_args() -> LogArgs {
-    LogArgs {
-        log_format: LogFormat::Pretty,
-        log_level: "info".into(),
-    }
-}
 
 async fn gateway_health(addr: std::net::SocketAddr) -> Option<ServingStatus> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
@@ -79,27 +61,26 @@ async fn the_gateway_waits_for_drivers_that_start_after_it() {
 
     let (stop_compute, compute_stopped) = oneshot::channel::<()>();
     let compute = tokio::spawn(compute_driver::run_until(
-        compute_driver::Args {
-            socket: socket_args(&compute_socket),
-            backend: compute_driver::BackendKind::Process,
-            state_dir: Some(dir.path().join("state")),
-            stop_grace: Duration::from_secs(1),
-            metrics_addr: None,
-            log: log_args(),
-        },
+        compute_driver::Args::try_parse_from([
+            "compute-driver",
+            "--socket",
+            compute_socket.to_str().unwrap(),
+            "--state-dir",
+            dir.path().join("state").to_str().unwrap(),
+        ])
+        .unwrap(),
         async {
             let _ = compute_stopped.await;
         },
     ));
     let (stop_credentials, credentials_stopped) = oneshot::channel::<()>();
     let credentials = tokio::spawn(credentials_driver::run_until(
-        credentials_driver::Args {
-            socket: socket_args(&credentials_socket),
-            config: None,
-            secrets_dir: dir.path().join("secrets"),
-            metrics_addr: None,
-            log: log_args(),
-        },
+        credentials_driver::Args::try_parse_from([
+            "credentials-driver",
+            "--socket",
+            credentials_socket.to_str().unwrap(),
+        ])
+        .unwrap(),
         async {
             let _ = credentials_stopped.await;
         },
