@@ -26,6 +26,10 @@ pub struct Args {
         default_value = "/etc/credentials-driver/secrets"
     )]
     pub secrets_dir: PathBuf,
+    /// How often the config file and the secrets directory are checked for changes
+    /// (SIGHUP reloads at once).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub reload_interval: Duration,
     /// Whole-request timeout for the token endpoint.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub idp_timeout: Duration,

@@ -4,6 +4,7 @@
 //! - [`secrets`]: secret references read from the secrets directory, never outside it.
 //! - [`resolver`]: names to tokens, from files (`static`) or the identity provider
 //!   ([`idp`]) through the token cache ([`cache`]).
+//! - `reload`: config and secrets reloaded on change and on SIGHUP.
 //! - [`service`]: the thin tonic adapter and the status-code mapping.
 
 pub mod cache;
@@ -11,6 +12,7 @@ mod cli;
 pub mod config;
 mod error;
 pub mod idp;
+mod reload;
 pub mod resolver;
 pub mod secrets;
 pub mod service;
@@ -74,7 +76,7 @@ where
         }
     };
     tracing::info!(credentials = config.credentials.len(), "config loaded");
-    let (_config_tx, config_rx) = tokio::sync::watch::channel(Arc::new(config));
+    let (config_tx, config_rx) = tokio::sync::watch::channel(Arc::new(config));
     let idp = idp::Idp::new(&idp::IdpConfig {
         timeout: args.idp_timeout,
         connect_timeout: args.idp_connect_timeout,
@@ -97,7 +99,20 @@ where
         config_rx,
         secrets::SecretsDir::new(&args.secrets_dir),
         idp,
-        cache,
+        Arc::clone(&cache),
+    );
+    let (reload_stop, reload_stopped) = tokio::sync::oneshot::channel::<()>();
+    let reloader = tokio::spawn(
+        reload::Reloader {
+            config_file: args.config.clone(),
+            secrets_dir: args.secrets_dir.clone(),
+            config: config_tx,
+            cache,
+            interval: args.reload_interval,
+        }
+        .run(async {
+            let _ = reload_stopped.await;
+        }),
     );
     let metrics = Metrics::new("credentials_driver");
     let (health, health_service) = proto::Health::new([SERVICE_NAME]).await;
@@ -111,6 +126,8 @@ where
         proto::admin::AdminServer::start(args.metrics_addr, metrics, health.clone()).await?;
     let served = proto::cli::serve_until(&args.socket, routes, health, shutdown).await;
     admin.stop().await;
+    let _ = reload_stop.send(());
+    let _ = reloader.await;
     served?;
     Ok(())
 }

@@ -241,3 +241,24 @@ async fn two_hundred_concurrent_cold_resolves_make_one_token_request() {
     assert_eq!(tokens.len(), 1, "all 200 got the same token");
     assert_eq!(peer.token_requests().await, 1);
 }
+
+#[tokio::test]
+async fn a_fixed_client_secret_is_used_by_the_next_fetch_without_a_restart() {
+    let peer = OidcPeer::start().await;
+    let dir = short_dir();
+    let (_process, mut client) = driver(dir.path(), &peer).await;
+    let status = client.resolve_credential(by_name("cc-wrong")).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+
+    std::fs::write(dir.path().join("secrets/wrong-secret"), GATEWAY_SECRET).unwrap();
+    let mut fixed = None;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Ok(reply) = client.resolve_credential(by_name("cc-wrong")).await {
+            fixed = Some(reply.into_inner());
+            break;
+        }
+    }
+    let fixed = fixed.expect("the new secret was picked up within the reload interval");
+    assert_eq!(claims(&fixed.token)["azp"], "gateway");
+}
