@@ -262,3 +262,37 @@ async fn a_fixed_client_secret_is_used_by_the_next_fetch_without_a_restart() {
     let fixed = fixed.expect("the new secret was picked up within the reload interval");
     assert_eq!(claims(&fixed.token)["azp"], "gateway");
 }
+
+#[tokio::test]
+async fn during_an_outage_the_valid_token_is_served_then_callers_fail_fast_without_a_stampede() {
+    let peer = OidcPeer::start_with(json!({ "accessTokenTTL": 4 })).await;
+    let dir = short_dir();
+    let (_process, mut client) = driver(dir.path(), &peer).await;
+    let first = client.resolve_credential(by_name("cc-basic")).await.unwrap().into_inner();
+    let received = std::time::Instant::now();
+    peer.fail_next(10_000, 503).await;
+    let before = peer.token_requests().await;
+
+    let mut calls = 0;
+    let mut unavailable_fast = 0;
+    while received.elapsed() < Duration::from_secs(7) {
+        let started = std::time::Instant::now();
+        let result = client.resolve_credential(by_name("cc-basic")).await;
+        calls += 1;
+        if received.elapsed() < Duration::from_millis(3800) {
+            assert_eq!(result.unwrap().into_inner().token, first.token, "the valid token is served");
+        } else if received.elapsed() > Duration::from_millis(4200) {
+            let status = result.expect_err("an expired token is never served");
+            assert_eq!(status.code(), Code::Unavailable);
+            if started.elapsed() < Duration::from_millis(100) {
+                unavailable_fast += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let during = peer.token_requests().await - before;
+    assert!(calls > 150, "{calls} calls");
+    assert!(unavailable_fast > 50, "callers got UNAVAILABLE quickly ({unavailable_fast})");
+    // Refresh due at 2 s; then one request per backoff step (0.5, 1, 2, 4 s ...).
+    assert!(during <= 6, "{during} token requests for {calls} calls");
+}

@@ -43,9 +43,17 @@ pub struct OidcPeer {
 
 impl OidcPeer {
     pub async fn start() -> Self {
+        Self::start_with(json!({})).await
+    }
+
+    /// A peer with config overrides (e.g. `{"accessTokenTTL": 4}`).
+    pub async fn start_with(overrides: Value) -> Self {
         install_peer();
+        let config = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(config.path(), overrides.to_string()).unwrap();
         let mut child = Command::new("node")
             .arg("server.mjs")
+            .arg(config.path())
             .current_dir(peer_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
