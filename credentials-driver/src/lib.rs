@@ -12,6 +12,7 @@ mod cli;
 pub mod config;
 mod error;
 pub mod idp;
+pub mod metrics;
 mod reload;
 pub mod resolver;
 pub mod secrets;
@@ -95,11 +96,13 @@ where
             .ok_or_else(|| Error::Setup("--exchange-cache-size must be at least 1".into()))?,
         ..cache::CacheConfig::default()
     }));
+    let idp_metrics = metrics::IdpMetrics::default();
     let resolver = resolver::Resolver::new(
         config_rx,
         secrets::SecretsDir::new(&args.secrets_dir),
         idp,
         Arc::clone(&cache),
+        idp_metrics.clone(),
     );
     let (reload_stop, reload_stopped) = tokio::sync::oneshot::channel::<()>();
     let reloader = tokio::spawn(
@@ -114,7 +117,12 @@ where
             let _ = reload_stopped.await;
         }),
     );
-    let metrics = Metrics::new("credentials_driver");
+    let metrics = Metrics::new("credentials_driver").with_collector(Arc::new(
+        metrics::CredentialsCollector {
+            cache: Arc::clone(resolver.cache()),
+            idp: idp_metrics,
+        },
+    ));
     let (health, health_service) = proto::Health::new([SERVICE_NAME]).await;
     let routes = Routes::new(CredentialsDriverServer::new(CredentialsDriverService::new(
         resolver,

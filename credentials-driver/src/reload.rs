@@ -79,7 +79,8 @@ impl Reloader {
     where
         F: std::future::Future<Output = ()>,
     {
-        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut hangups =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut seen = self.fingerprint();
         tokio::pin!(shutdown);
         loop {

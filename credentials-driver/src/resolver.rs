@@ -14,6 +14,7 @@ use crate::cache::{CachedToken, Key, Lifetime, TokenCache};
 use crate::config::{Config, Credential, OAuthClient};
 use crate::error::Error;
 use crate::idp::{ACCESS_TOKEN_TYPE, Grant, Idp, IdpError, Issued};
+use crate::metrics::{IdpMetrics, outcome};
 use crate::secrets::SecretsDir;
 
 /// A resolve request, as the domain sees it.
@@ -66,6 +67,7 @@ pub struct Resolver {
     secrets: SecretsDir,
     idp: Idp,
     cache: Arc<TokenCache>,
+    metrics: IdpMetrics,
 }
 
 /// The credential kinds this build serves.
@@ -79,12 +81,14 @@ impl Resolver {
         secrets: SecretsDir,
         idp: Idp,
         cache: Arc<TokenCache>,
+        metrics: IdpMetrics,
     ) -> Self {
         Self {
             config,
             secrets,
             idp,
             cache,
+            metrics,
         }
     }
 
@@ -204,7 +208,8 @@ impl Resolver {
     ) -> impl FnOnce()
         -> std::pin::Pin<Box<dyn Future<Output = Result<CachedToken, IdpError>> + Send>>
     + use<> {
-        let (idp, secrets) = (self.idp.clone(), self.secrets.clone());
+        let (idp, secrets, metrics) =
+            (self.idp.clone(), self.secrets.clone(), self.metrics.clone());
         move || {
             Box::pin(async move {
                 let secret = secrets.read(&client.client_secret_ref).map_err(|e| {
@@ -219,10 +224,12 @@ impl Resolver {
                         subject_token_type: &s.kind,
                     },
                 };
-                let issued = idp
+                let started = Instant::now();
+                let result = idp
                     .request(&client, &secret, grant, &audience, &scopes)
-                    .await?;
-                Ok(cached(issued, subject.and_then(|s| s.bound)))
+                    .await;
+                metrics.record(outcome(&result.as_ref().map(drop)), started.elapsed());
+                Ok(cached(result?, subject.and_then(|s| s.bound)))
             })
         }
     }

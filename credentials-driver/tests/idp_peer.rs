@@ -247,7 +247,10 @@ async fn a_fixed_client_secret_is_used_by_the_next_fetch_without_a_restart() {
     let peer = OidcPeer::start().await;
     let dir = short_dir();
     let (_process, mut client) = driver(dir.path(), &peer).await;
-    let status = client.resolve_credential(by_name("cc-wrong")).await.unwrap_err();
+    let status = client
+        .resolve_credential(by_name("cc-wrong"))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
 
     std::fs::write(dir.path().join("secrets/wrong-secret"), GATEWAY_SECRET).unwrap();
@@ -268,19 +271,27 @@ async fn during_an_outage_the_valid_token_is_served_then_callers_fail_fast_witho
     let peer = OidcPeer::start_with(json!({ "accessTokenTTL": 4 })).await;
     let dir = short_dir();
     let (_process, mut client) = driver(dir.path(), &peer).await;
-    let first = client.resolve_credential(by_name("cc-basic")).await.unwrap().into_inner();
-    let received = std::time::Instant::now();
+    let first = client
+        .resolve_credential(by_name("cc-basic"))
+        .await
+        .unwrap()
+        .into_inner();
+    let received = tokio::time::Instant::now();
     peer.fail_next(10_000, 503).await;
     let before = peer.token_requests().await;
 
     let mut calls = 0;
     let mut unavailable_fast = 0;
     while received.elapsed() < Duration::from_secs(7) {
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let result = client.resolve_credential(by_name("cc-basic")).await;
         calls += 1;
         if received.elapsed() < Duration::from_millis(3800) {
-            assert_eq!(result.unwrap().into_inner().token, first.token, "the valid token is served");
+            assert_eq!(
+                result.unwrap().into_inner().token,
+                first.token,
+                "the valid token is served"
+            );
         } else if received.elapsed() > Duration::from_millis(4200) {
             let status = result.expect_err("an expired token is never served");
             assert_eq!(status.code(), Code::Unavailable);
@@ -292,7 +303,10 @@ async fn during_an_outage_the_valid_token_is_served_then_callers_fail_fast_witho
     }
     let during = peer.token_requests().await - before;
     assert!(calls > 150, "{calls} calls");
-    assert!(unavailable_fast > 50, "callers got UNAVAILABLE quickly ({unavailable_fast})");
+    assert!(
+        unavailable_fast > 50,
+        "callers got UNAVAILABLE quickly ({unavailable_fast})"
+    );
     // Refresh due at 2 s; then one request per backoff step (0.5, 1, 2, 4 s ...).
     assert!(during <= 6, "{during} token requests for {calls} calls");
 }

@@ -14,7 +14,11 @@ use tonic::transport::Channel;
 const BINARY: &str = env!("CARGO_BIN_EXE_credentials-driver");
 
 async fn names(client: &mut CredentialsDriverClient<Channel>) -> Vec<String> {
-    let listed = client.list_credentials(ListCredentialsRequest {}).await.unwrap().into_inner();
+    let listed = client
+        .list_credentials(ListCredentialsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     listed.credentials.into_iter().map(|c| c.name).collect()
 }
 
@@ -39,7 +43,11 @@ async fn config_changes_apply_and_an_invalid_config_keeps_the_old_one() {
     std::fs::create_dir(&secrets).unwrap();
     std::fs::write(secrets.join("a"), "token-a").unwrap();
     let config = dir.path().join("config.yaml");
-    std::fs::write(&config, "credentials:\n  a:\n    kind: static\n    token_ref: a\n").unwrap();
+    std::fs::write(
+        &config,
+        "credentials:\n  a:\n    kind: static\n    token_ref: a\n",
+    )
+    .unwrap();
     let driver = SpawnedDriver::spawn_in(
         BINARY.as_ref(),
         dir.path(),
@@ -61,20 +69,43 @@ async fn config_changes_apply_and_an_invalid_config_keeps_the_old_one() {
         "credentials:\n  a:\n    kind: static\n    token_ref: a\n  b:\n    kind: static\n    token_ref: b\n",
     )
     .unwrap();
-    assert!(eventually(|| { let mut c = client.clone(); async move { names(&mut c).await == ["a", "b"] } }).await);
+    assert!(
+        eventually(|| {
+            let mut c = client.clone();
+            async move { names(&mut c).await == ["a", "b"] }
+        })
+        .await
+    );
 
     std::fs::write(&config, "credentials:\n  a:\n    kind: nonsense\n").unwrap();
     assert!(eventually(|| async { driver.logs().contains("keeping the previous config") }).await);
-    assert_eq!(names(&mut client).await, ["a", "b"], "the old config keeps serving");
+    assert_eq!(
+        names(&mut client).await,
+        ["a", "b"],
+        "the old config keeps serving"
+    );
     let b = client
-        .resolve_credential(ResolveCredentialRequest { name: "b".into(), ..Default::default() })
+        .resolve_credential(ResolveCredentialRequest {
+            name: "b".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(b.token, "token-b");
 
     // SIGHUP reloads at once (here: back to one credential).
-    std::fs::write(&config, "credentials:\n  b:\n    kind: static\n    token_ref: b\n").unwrap();
+    std::fs::write(
+        &config,
+        "credentials:\n  b:\n    kind: static\n    token_ref: b\n",
+    )
+    .unwrap();
     driver.signal(Signal::SIGHUP);
-    assert!(eventually(|| { let mut c = client.clone(); async move { names(&mut c).await == ["b"] } }).await);
+    assert!(
+        eventually(|| {
+            let mut c = client.clone();
+            async move { names(&mut c).await == ["b"] }
+        })
+        .await
+    );
 }
