@@ -11,8 +11,8 @@ mod support;
 
 use std::time::Duration;
 
-use proto::pb::credentials::v1::{GetCapabilitiesRequest, ResolveCredentialRequest};
 use proto::pb::credentials::v1::credentials_driver_client::CredentialsDriverClient;
+use proto::pb::credentials::v1::{GetCapabilitiesRequest, ResolveCredentialRequest};
 use proto::testing::{SpawnedDriver, short_dir};
 use serde_json::json;
 use tokio::time::Instant;
@@ -30,7 +30,12 @@ enum Call {
     Resolve,
 }
 
-async fn level(client: &CredentialsDriverClient<Channel>, call: Call, callers: usize, length: Duration) -> (Duration, Duration, f64) {
+async fn level(
+    client: &CredentialsDriverClient<Channel>,
+    call: Call,
+    callers: usize,
+    length: Duration,
+) -> (Duration, Duration, f64) {
     let warm = Instant::now() + Duration::from_millis(500);
     let stop = warm + length;
     let tasks: Vec<_> = (0..callers)
@@ -44,10 +49,18 @@ async fn level(client: &CredentialsDriverClient<Channel>, call: Call, callers: u
                         return samples;
                     }
                     match call {
-                        Call::Floor => drop(client.get_capabilities(GetCapabilitiesRequest {}).await.unwrap()),
+                        Call::Floor => drop(
+                            client
+                                .get_capabilities(GetCapabilitiesRequest {})
+                                .await
+                                .unwrap(),
+                        ),
                         Call::Resolve => drop(
                             client
-                                .resolve_credential(ResolveCredentialRequest { name: "cc-basic".into(), ..Default::default() })
+                                .resolve_credential(ResolveCredentialRequest {
+                                    name: "cc-basic".into(),
+                                    ..Default::default()
+                                })
                                 .await
                                 .unwrap(),
                         ),
@@ -69,7 +82,10 @@ async fn level(client: &CredentialsDriverClient<Channel>, call: Call, callers: u
 }
 
 fn main() {
-    let seconds = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let seconds = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         // Start-to-ready and idle RSS, with an empty config.
