@@ -1,8 +1,15 @@
-//! `conformance`: the home of the driver-conformance harness, mock drivers and test
-//! peers (each arrives with its own issue), and of the cross-crate tests in `tests/`
-//! that run the real gateway against the real drivers over real sockets.
-//!
-//! The library holds no harness yet; it re-exports the wire so cross-crate tests and
-//! future harness code share one import path.
+//! `conformance`: the driver-conformance harness for the ComputeDriver and
+//! CredentialsDriver contracts (the `csi-sanity` idea: one binary pointed at a socket,
+//! contract first, capability-gated), usable as a library ([`run`]) and as the binary
+//! `driver-conformance`. Cross-crate tests of the real gateway and drivers live in
+//! `tests/`, and the OIDC test peer in `oidc-peer/`.
+
+pub mod case;
+pub mod compute;
+pub mod credentials;
+pub mod report;
+pub mod runner;
 
 pub use proto::pb;
+pub use report::{Outcome, Report};
+pub use runner::{Config, cleanup_only, list, run};
