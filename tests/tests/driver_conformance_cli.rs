@@ -1,0 +1,106 @@
+//! The `driver-conformance` binary: listing, verdict by exit status, the summary line,
+//! JUnit output.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code may panic
+
+use std::process::Command;
+
+use clap::Parser;
+use proto::testing::short_dir;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_driver-conformance");
+
+#[test]
+fn list_names_every_case() {
+    let output = Command::new(BINARY).arg("--list").output().unwrap();
+    assert!(output.status.success());
+    let listed = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l == "compute/watch_opens_with_a_snapshot_then_reports_changes")
+    );
+    assert!(
+        listed
+            .lines()
+            .any(|l| l == "credentials/unknown_name_is_not_found")
+    );
+}
+
+#[tokio::test]
+async fn a_conformant_driver_exits_0_with_the_summary_line_and_junit() {
+    let dir = short_dir();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("t"), "static-token").unwrap();
+    let config = dir.path().join("creds.yaml");
+    std::fs::write(
+        &config,
+        "credentials:\n  s:\n    kind: static\n    token_ref: t\n",
+    )
+    .unwrap();
+    let socket = dir.path().join("k.sock");
+    let args = credentials_driver::Args::try_parse_from([
+        "credentials-driver",
+        "--socket",
+        socket.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--secrets-dir",
+        secrets.to_str().unwrap(),
+    ])
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let driver = tokio::spawn(credentials_driver::run_until(args, async {
+        let _ = stopped.await;
+    }));
+
+    let junit = dir.path().join("junit.xml");
+    let output = tokio::process::Command::new(BINARY)
+        .args([
+            "--credentials-socket",
+            socket.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let last = stdout.lines().last().unwrap();
+    assert!(last.ends_with("0 failed, 2 skipped"), "{last}");
+    assert!(
+        !stdout.contains("static-token"),
+        "secrets are never printed"
+    );
+    assert!(
+        std::fs::read_to_string(&junit)
+            .unwrap()
+            .contains("<testsuite name=\"driver-conformance\"")
+    );
+
+    let _ = stop.send(());
+    driver.await.unwrap().unwrap();
+}
+
+#[test]
+fn an_unreachable_driver_fails_naming_its_socket() {
+    let dir = short_dir();
+    let socket = dir.path().join("nobody-home.sock");
+    let output = Command::new(BINARY)
+        .args([
+            "--compute-socket",
+            socket.to_str().unwrap(),
+            "--connect-timeout",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("FAIL compute/connect") && stdout.contains("nobody-home.sock"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().last(), Some("0 passed, 1 failed, 0 skipped"));
+}
