@@ -2,11 +2,13 @@
 //! CredentialsDriver contracts (the `csi-sanity` idea: one binary pointed at a socket,
 //! contract first, capability-gated), usable as a library ([`run`]) and as the binary
 //! `driver-conformance`. Cross-crate tests of the real gateway and drivers live in
-//! `tests/`, and the OIDC test peer in `oidc-peer/`.
+//! `tests/`, and the OIDC test peer in `oidc-peer/`. [`mock`] holds mock drivers with
+//! fault injection for the gateway's contract tests.
 
 pub mod case;
 pub mod compute;
 pub mod credentials;
+pub mod mock;
 pub mod report;
 pub mod runner;
 
