@@ -199,20 +199,43 @@ async fn health_serving(ctx: &ComputeCtx) -> CaseResult {
     use proto::pb::health::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
-    match HealthClient::new(ctx.channel.clone())
-        .check(HealthCheckRequest::default())
-        .await
-    {
+    let mut health = HealthClient::new(ctx.channel.clone());
+    match health.check(HealthCheckRequest::default()).await {
         Ok(reply) => ensure(reply.get_ref().status() == ServingStatus::Serving, || {
             format!(
                 "grpc.health.v1 Check must answer SERVING while the driver serves, got {:?}",
                 reply.get_ref().status()
             )
+        })?,
+        Err(status) if status.code() == Code::Unimplemented => {
+            return Err(CaseError::Skip(
+                "the driver serves no grpc.health.v1 (readiness falls back to GetCapabilities)"
+                    .into(),
+            ));
+        }
+        Err(status) => return Err(call_failed("grpc.health.v1 Check", &status)),
+    }
+    let mut watch = health
+        .watch(HealthCheckRequest::default())
+        .await
+        .map_err(|s| call_failed("grpc.health.v1 Watch", &s))?
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .map_err(|_| {
+            CaseError::Fail("grpc.health.v1 Watch must send the current status at once".into())
+        })?;
+    match first {
+        Some(Ok(reply)) => ensure(reply.status() == ServingStatus::Serving, || {
+            format!(
+                "grpc.health.v1 Watch must report SERVING, got {:?}",
+                reply.status()
+            )
         }),
-        Err(status) if status.code() == Code::Unimplemented => Err(CaseError::Skip(
-            "the driver serves no grpc.health.v1 (readiness falls back to GetCapabilities)".into(),
+        Some(Err(status)) => Err(call_failed("grpc.health.v1 Watch", &status)),
+        None => Err(CaseError::Fail(
+            "grpc.health.v1 Watch ended without a status".into(),
         )),
-        Err(status) => Err(call_failed("grpc.health.v1 Check", &status)),
     }
 }
 

@@ -104,3 +104,127 @@ fn an_unreachable_driver_fails_naming_its_socket() {
     );
     assert_eq!(stdout.lines().last(), Some("0 passed, 1 failed, 0 skipped"));
 }
+
+#[tokio::test]
+async fn cleanup_only_removes_labelled_leftovers_and_nothing_else() {
+    use conformance::mock::{Faults, MockCompute, serve_compute};
+    use proto::pb::compute::v1 as pb;
+    let dir = short_dir();
+    let socket = dir.path().join("mc.sock");
+    let config = proto::SocketConfig {
+        path: socket.clone(),
+        ..Default::default()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        serve_compute(&config, MockCompute::new(Faults::default()), async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let channel = proto::connect(&socket, &proto::ConnectConfig::default())
+        .await
+        .unwrap();
+    let mut client = pb::compute_driver_client::ComputeDriverClient::new(channel);
+    for (id, labelled) in [("leftover", true), ("keep-me", false)] {
+        let labels = if labelled {
+            [(
+                conformance::compute::RUN_LABEL.to_owned(),
+                "conformance-old".to_owned(),
+            )]
+            .into()
+        } else {
+            Default::default()
+        };
+        let sandbox = pb::DriverSandbox {
+            id: id.into(),
+            name: id.into(),
+            spec: Some(pb::DriverSandboxSpec {
+                template: Some(pb::DriverSandboxTemplate {
+                    labels,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        client
+            .create_sandbox(pb::CreateSandboxRequest {
+                sandbox: Some(sandbox),
+            })
+            .await
+            .unwrap();
+    }
+    let output = tokio::process::Command::new(BINARY)
+        .args([
+            "--cleanup-only",
+            "--compute-socket",
+            socket.to_str().unwrap(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("removed 1 leftover"));
+    let left: Vec<String> = client
+        .list_sandboxes(pb::ListSandboxesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .sandboxes
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(left, ["keep-me"]);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn skip_and_exact_names_select_cases() {
+    use conformance::mock::{Faults, MockCompute, serve_compute};
+    let dir = short_dir();
+    let socket = dir.path().join("mc.sock");
+    let config = proto::SocketConfig {
+        path: socket.clone(),
+        ..Default::default()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        serve_compute(&config, MockCompute::new(Faults::default()), async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let output = tokio::process::Command::new(BINARY)
+        .args([
+            "--compute-socket",
+            socket.to_str().unwrap(),
+            "--skip",
+            "capabilities_shape",
+        ])
+        .args([
+            "compute/capabilities_shape",
+            "compute/unknown_id_is_not_found",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("SKIP compute/capabilities_shape: skipped by --skip"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().last(),
+        Some("1 passed, 0 failed, 1 skipped"),
+        "{stdout}"
+    );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
