@@ -13,6 +13,7 @@ async fn the_process_backend_passes_the_compute_suite() {
     let config = conformance::Config {
         compute_socket: Some(driver.process.socket().to_path_buf()),
         repeat: 5,
+        parallel: 4,
         ..conformance::Config::default()
     };
     let report = conformance::run(&config).await;

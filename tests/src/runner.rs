@@ -32,8 +32,10 @@ pub struct Config {
     pub only: Vec<String>,
     /// Case names to skip.
     pub skip: Vec<String>,
-    /// Stop running cases after the first failure.
+    /// Stop running cases after the first failure (runs cases one at a time).
     pub fail_fast: bool,
+    /// Cases run at once within a suite (default 1). Cases use distinct sandboxes.
+    pub parallel: usize,
     /// Compute inputs.
     pub compute: ComputeInputs,
     /// Credentials inputs.
@@ -50,6 +52,7 @@ impl Default for Config {
             only: Vec::new(),
             skip: Vec::new(),
             fail_fast: false,
+            parallel: 1,
             compute: ComputeInputs::default(),
             credentials: CredentialsInputs::default(),
         }
@@ -92,33 +95,62 @@ fn run_prefix() -> String {
     )
 }
 
-async fn run_cases<C>(
+async fn run_cases<C: Sync>(
     suite: &str,
     ctx: &C,
     cases: Vec<Case<C>>,
     config: &Config,
     report: &mut Report,
 ) {
-    for case in cases {
-        let name = format!("{suite}/{}", case.name);
-        let started = Instant::now();
-        let outcome = if let Some(why) = config.selected(&name, case.name) {
-            if why == "not selected" {
-                continue;
+    use futures_util::StreamExt;
+    let selected: Vec<(String, Result<Case<C>, String>)> = cases
+        .into_iter()
+        .filter_map(|case| {
+            let name = format!("{suite}/{}", case.name);
+            match config.selected(&name, case.name) {
+                Some(why) if why == "not selected" => None,
+                Some(why) => Some((name, Err(why))),
+                None => Some((name, Ok(case))),
             }
-            Outcome::Skip(why)
-        } else if config.fail_fast && !report.passed() {
-            Outcome::Skip("--fail-fast: an earlier case failed".into())
-        } else {
-            (case.run)(ctx).await.into()
-        };
-        tracing::info!(case = %name, ?outcome, "case finished");
-        report.results.push(CaseResult {
-            name,
-            outcome,
-            elapsed: started.elapsed(),
-        });
+        })
+        .collect();
+    if config.fail_fast || config.parallel <= 1 {
+        for (name, case) in selected {
+            let started = Instant::now();
+            let outcome = match case {
+                Err(why) => Outcome::Skip(why),
+                Ok(_) if config.fail_fast && !report.passed() => {
+                    Outcome::Skip("--fail-fast: an earlier case failed".into())
+                }
+                Ok(case) => (case.run)(ctx).await.into(),
+            };
+            tracing::info!(case = %name, ?outcome, "case finished");
+            report.results.push(CaseResult {
+                name,
+                outcome,
+                elapsed: started.elapsed(),
+            });
+        }
+        return;
     }
+    let results: Vec<CaseResult> = futures_util::stream::iter(selected)
+        .map(|(name, case)| async move {
+            let started = Instant::now();
+            let outcome = match case {
+                Err(why) => Outcome::Skip(why),
+                Ok(case) => (case.run)(ctx).await.into(),
+            };
+            tracing::info!(case = %name, ?outcome, "case finished");
+            CaseResult {
+                name,
+                outcome,
+                elapsed: started.elapsed(),
+            }
+        })
+        .buffered(config.parallel)
+        .collect()
+        .await;
+    report.results.extend(results);
 }
 
 fn connect_failure(

@@ -68,6 +68,7 @@ async fn both_mocks_pass_the_harness() {
             subject_token: Some(proto::Secret::new("valid-alice")),
         },
         repeat: 3,
+        parallel: 4,
         ..conformance::Config::default()
     })
     .await;

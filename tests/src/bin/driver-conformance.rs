@@ -36,9 +36,13 @@ struct Args {
     /// How often idempotent RPCs are repeated.
     #[arg(long, value_name = "N", default_value_t = 10)]
     idempotent_count: usize,
-    /// Stop after the first failure (the rest are reported skipped).
+    /// Stop after the first failure (the rest are reported skipped; implies one case
+    /// at a time).
     #[arg(long)]
     fail_fast: bool,
+    /// Cases run at once within a suite.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    parallel: usize,
     /// Also write the results as JUnit XML here.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
@@ -86,6 +90,7 @@ fn config(args: &Args) -> Result<Config, String> {
         only: args.cases.clone(),
         skip: args.skip.clone(),
         fail_fast: args.fail_fast,
+        parallel: args.parallel,
         ..Config::default()
     };
     if let Some(file) = &args.config {
