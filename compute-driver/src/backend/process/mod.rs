@@ -215,7 +215,7 @@ impl ProcessBackend {
         let ticks = procfs::start_ticks(pid).unwrap_or_default();
         // Ready means the program runs: wait until the launcher has applied the limits
         // and isolation and exec'ed it (or failed, which the exit watcher reports).
-        if !procfs::wait_for_exec(pid, crate::launcher::SUBCOMMAND, LAUNCH_TIMEOUT).await {
+        if !procfs::wait_for_exec(pid, &command_of(&entry.record), LAUNCH_TIMEOUT).await {
             tracing::warn!(sandbox = %id, pid, "launcher did not exec within {LAUNCH_TIMEOUT:?}");
         }
         *state = State {
@@ -319,6 +319,10 @@ impl Inner {
             },
         });
     }
+}
+
+fn command_of(record: &pb::DriverSandbox) -> Vec<String> {
+    record.spec.as_ref().map(|s| s.command.clone()).unwrap_or_default()
 }
 
 fn limits_of(record: &pb::DriverSandbox) -> Limits {

@@ -19,15 +19,23 @@ pub(crate) fn is_same_process(pid: i32, ticks: u64) -> bool {
     start_ticks(pid) == Some(ticks)
 }
 
-/// Waits (up to `limit`) until `pid` no longer runs with `marker` in its argv, i.e.
-/// the launcher has confined itself and `exec`ed the sandbox's program (or exited).
-pub(crate) async fn wait_for_exec(pid: i32, marker: &str, limit: std::time::Duration) -> bool {
+/// Waits (up to `limit`) until `pid` runs exactly `argv` (the launcher has confined
+/// itself and exec'ed the program) or has exited. Before the launcher's own exec the
+/// child still shows the driver's argv, and then the launcher's, so only the final
+/// argv proves the program runs.
+pub(crate) async fn wait_for_exec(pid: i32, argv: &[String], limit: std::time::Duration) -> bool {
+    let mut expected = Vec::new();
+    for arg in argv {
+        expected.extend_from_slice(arg.as_bytes());
+        expected.push(0);
+    }
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let launching = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|argv| argv.split(|b| *b == 0).any(|arg| arg == marker.as_bytes()));
-        if !launching {
-            return true;
+        match std::fs::read(format!("/proc/{pid}/cmdline")) {
+            Ok(cmdline) if cmdline == expected => return true,
+            Ok(cmdline) if cmdline.is_empty() => return true, // exited (zombie)
+            Err(_) => return true,                             // gone
+            Ok(_) => {}
         }
         if tokio::time::Instant::now() >= deadline {
             return false;
