@@ -249,9 +249,11 @@ impl ComputeDriver for ComputeDriverService {
 
     async fn watch_sandboxes(
         &self,
-        _: Request<pb::WatchSandboxesRequest>,
+        request: Request<pb::WatchSandboxesRequest>,
     ) -> Reply<Self::WatchSandboxesStream> {
         // Subscribe before the snapshot so no change falls between them.
+        let deadline = proto::deadline::grpc_timeout(request.metadata())
+            .map(|t| tokio::time::Instant::now() + t);
         let events = self.backend.subscribe();
         let snapshot = match self.backend.list().await {
             Ok(snapshot) => snapshot,
@@ -259,7 +261,7 @@ impl ComputeDriver for ComputeDriverService {
         };
         self.metrics.record_rpc("WatchSandboxes", tonic::Code::Ok);
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(forward(snapshot, events, tx));
+        tokio::spawn(forward(snapshot, events, tx, deadline));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -298,21 +300,34 @@ impl ComputeDriver for ComputeDriverService {
 
 type EventSender = mpsc::Sender<Result<pb::WatchSandboxesEvent, Status>>;
 
-/// Sends the snapshot, then every change, until the watcher goes away. A watcher that
-/// falls behind gets UNAVAILABLE and reconnects for a fresh snapshot.
+/// Sends the snapshot, then every change, until the watcher goes away or its deadline
+/// passes (DEADLINE_EXCEEDED). A watcher that falls behind gets UNAVAILABLE and
+/// reconnects for a fresh snapshot.
 async fn forward(
     snapshot: Vec<pb::DriverSandbox>,
     mut events: broadcast::Receiver<Event>,
     tx: EventSender,
+    deadline: Option<tokio::time::Instant>,
 ) {
     for sandbox in snapshot {
         if tx.send(Ok(sandbox_event(sandbox))).await.is_err() {
             return;
         }
     }
+    let expired = async {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expired);
     loop {
         let event = tokio::select! {
             () = tx.closed() => return,
+            () = &mut expired => {
+                let _ = tx.send(Err(Status::deadline_exceeded("the caller's deadline passed"))).await;
+                return;
+            }
             event = events.recv() => event,
         };
         let message = match event {

@@ -10,12 +10,14 @@
 //! - [`Secret`]: a string whose `Debug`/`Display` print `[redacted]`.
 //! - [`watch`]: a server stream that reconnects with backoff and marks every new stream,
 //!   so consumers reconcile from its snapshot.
+//! - [`deadline`]: the caller's `grpc-timeout`, for server streams.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` over HTTP.
 //! - [`phase`]: the sandbox phase derived from driver conditions (the contract's rule).
 //! - [`cli`] (feature `cli`): flag and logging helpers shared by the binaries.
 //! - `testing` (feature `test-util`): spawn a driver binary in tests.
 
 pub mod admin;
+pub mod deadline;
 pub mod pb;
 pub mod phase;
 pub mod retry;

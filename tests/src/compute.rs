@@ -174,6 +174,7 @@ pub fn cases() -> Vec<Case<ComputeCtx>> {
         watch_opens_with_a_snapshot_then_reports_changes,
         stop_then_start,
         optional_rpcs_answer_unimplemented_when_not_advertised,
+        deadlines_are_honoured,
     ]
 }
 
@@ -539,4 +540,40 @@ async fn optional_rpcs_answer_unimplemented_when_not_advertised(ctx: &ComputeCtx
         Code::Unimplemented,
         "when supports_sandbox_authentication is false",
     )
+}
+
+async fn deadlines_are_honoured(ctx: &ComputeCtx) -> CaseResult {
+    // A watch never ends by itself, so only the caller's deadline (grpc-timeout) can
+    // end it: the driver must stop the call when it passes.
+    let mut request = tonic::Request::new(pb::WatchSandboxesRequest {});
+    request.set_timeout(Duration::from_millis(300));
+    let started = tokio::time::Instant::now();
+    let mut events = match ctx.client().watch_sandboxes(request).await {
+        Ok(reply) => reply.into_inner(),
+        Err(status) if status.code() == Code::DeadlineExceeded => return Ok(()),
+        Err(status) => return Err(call_failed("WatchSandboxes", &status)),
+    };
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match events.next().await {
+                Some(Ok(_)) => {}
+                Some(Err(status)) => return Some(status),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .map_err(|_| CaseError::Fail("WatchSandboxes with a 300 ms deadline was still open after 5 s: the driver must honour grpc-timeout".into()))?;
+    match ended {
+        Some(status) if matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled) => Ok(()),
+        Some(status) => Err(CaseError::Fail(format!(
+            "a call past its deadline must end with DEADLINE_EXCEEDED, got {:?} after {:?}",
+            status.code(),
+            started.elapsed()
+        ))),
+        None => Err(CaseError::Fail(
+            "WatchSandboxes ended cleanly at the deadline; it must end with DEADLINE_EXCEEDED"
+                .into(),
+        )),
+    }
 }

@@ -1,6 +1,7 @@
 //! The harness reports a deliberately non-conformant compute driver: wrong code for an
 //! unknown id, a delete that always says `deleted=true`, a watch without a snapshot,
-//! and a world-accessible socket. Each failure says what the contract requires.
+//! a world-accessible socket (and, through its endless watch, an ignored deadline).
+//! Each failure says what the contract requires.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code may panic
 
 use std::collections::HashMap;
@@ -229,9 +230,14 @@ async fn each_violation_is_reported_with_what_the_contract_requires() {
         ),
         "{failures:#?}"
     );
+    // Its endless watch also ignores the caller's deadline.
+    assert!(
+        failed("deadlines_are_honoured", "must honour grpc-timeout"),
+        "{failures:#?}"
+    );
     assert!(!report.passed());
     assert!(
-        report.summary().contains("5 failed"),
+        report.summary().contains("6 failed"),
         "{}",
         report.summary()
     );

@@ -311,9 +311,17 @@ impl ComputeDriver for MockCompute {
 
     async fn watch_sandboxes(
         &self,
-        _: Request<pb::WatchSandboxesRequest>,
+        request: Request<pb::WatchSandboxesRequest>,
     ) -> Reply<Self::WatchSandboxesStream> {
         self.faults.before("WatchSandboxes").await?;
+        let deadline = proto::deadline::grpc_timeout(request.metadata())
+            .map(|t| tokio::time::Instant::now() + t);
+        let expired = async move {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let mut events = self.events.subscribe();
         let mut ended = self.faults.watch_epoch();
         ended.mark_unchanged();
@@ -325,9 +333,11 @@ impl ComputeDriver for MockCompute {
                     return;
                 }
             }
+            tokio::pin!(expired);
             loop {
                 let next = tokio::select! {
                     () = tx.closed() => return,
+                    () = &mut expired => Err(Status::deadline_exceeded("the caller's deadline passed")),
                     _ = ended.changed() => Err(Status::unavailable("watch ended by a programmed fault")),
                     event = events.recv() => event.map_err(|_| Status::unavailable("watch fell behind; reopen it")),
                 };

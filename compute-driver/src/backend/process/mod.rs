@@ -322,7 +322,11 @@ impl Inner {
 }
 
 fn command_of(record: &pb::DriverSandbox) -> Vec<String> {
-    record.spec.as_ref().map(|s| s.command.clone()).unwrap_or_default()
+    record
+        .spec
+        .as_ref()
+        .map(|s| s.command.clone())
+        .unwrap_or_default()
 }
 
 fn limits_of(record: &pb::DriverSandbox) -> Limits {

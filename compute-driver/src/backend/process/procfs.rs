@@ -34,7 +34,7 @@ pub(crate) async fn wait_for_exec(pid: i32, argv: &[String], limit: std::time::D
         match std::fs::read(format!("/proc/{pid}/cmdline")) {
             Ok(cmdline) if cmdline == expected => return true,
             Ok(cmdline) if cmdline.is_empty() => return true, // exited (zombie)
-            Err(_) => return true,                             // gone
+            Err(_) => return true,                            // gone
             Ok(_) => {}
         }
         if tokio::time::Instant::now() >= deadline {
