@@ -184,3 +184,74 @@ async fn the_mock_binary_takes_failures_from_flags() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_restart_closes_connections_and_keeps_the_state() {
+    use conformance::mock::MockServer;
+    let dir = short_dir();
+    let socket = dir.path().join("mr.sock");
+    let mut server = MockServer::compute(
+        proto::SocketConfig {
+            path: socket.clone(),
+            ..Default::default()
+        },
+        MockCompute::new(Faults::default()),
+    )
+    .await
+    .unwrap();
+    let mut client = ComputeDriverClient::new(
+        proto::connect(&socket, &proto::ConnectConfig::default())
+            .await
+            .unwrap(),
+    );
+    let sandbox = pb::DriverSandbox {
+        id: "kept".into(),
+        name: "kept".into(),
+        spec: Some(pb::DriverSandboxSpec::default()),
+        ..Default::default()
+    };
+    client
+        .create_sandbox(pb::CreateSandboxRequest {
+            sandbox: Some(sandbox),
+        })
+        .await
+        .unwrap();
+
+    let watch_client = ComputeDriverClient::new(lazy_channel(&socket));
+    let backoff =
+        Backoff::try_new(Duration::from_millis(10), Duration::from_millis(50), 0.0).unwrap();
+    let mut events = reconnecting(backoff, move || {
+        let mut client = watch_client.clone();
+        async move { client.watch_sandboxes(pb::WatchSandboxesRequest {}).await }
+    });
+    assert!(matches!(events.next().await, Some(WatchEvent::Connected)));
+    assert!(
+        matches!(events.next().await, Some(WatchEvent::Item(_))),
+        "snapshot"
+    );
+
+    server.restart().await.unwrap();
+    let mut saw_disconnect = false;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            WatchEvent::Disconnected(_) => saw_disconnect = true,
+            WatchEvent::Connected => break,
+            WatchEvent::Item(_) => {}
+        }
+    }
+    assert!(saw_disconnect, "the open watch was cut by the restart");
+    let Some(WatchEvent::Item(event)) = events.next().await else {
+        panic!("a snapshot after the restart")
+    };
+    let Some(pb::watch_sandboxes_event::Payload::Sandbox(s)) = event.payload else {
+        panic!("a sandbox event")
+    };
+    assert_eq!(s.sandbox.unwrap().id, "kept", "state survived the restart");
+    drop(events);
+    server.stop().await;
+    assert!(!socket.exists());
+}
