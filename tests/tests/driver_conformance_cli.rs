@@ -228,3 +228,37 @@ async fn skip_and_exact_names_select_cases() {
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }
+
+#[test]
+fn fail_fast_skips_the_rest_after_the_first_failure() {
+    let mock = proto::testing::SpawnedDriver::spawn(
+        env!("CARGO_BIN_EXE_mock-compute-driver").as_ref(),
+        &["--fail", "GetSandbox=INTERNAL:1000"],
+    );
+    let output = Command::new(BINARY)
+        .args([
+            "--compute-socket",
+            mock.socket().to_str().unwrap(),
+            "--fail-fast",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let first_fail = stdout
+        .lines()
+        .position(|l| l.starts_with("FAIL "))
+        .expect("a failure");
+    let after: Vec<&str> = stdout
+        .lines()
+        .skip(first_fail + 1)
+        .filter(|l| l.starts_with("PASS ") || l.starts_with("FAIL ") || l.starts_with("SKIP "))
+        .collect();
+    assert!(!after.is_empty(), "{stdout}");
+    assert!(
+        after
+            .iter()
+            .all(|l| l.starts_with("SKIP ") && l.contains("--fail-fast")),
+        "{stdout}"
+    );
+}
