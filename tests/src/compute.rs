@@ -135,7 +135,8 @@ impl ComputeCtx {
         )))
     }
 
-    /// Deletes everything this run created, newest first. NOT_FOUND is fine.
+    /// Deletes everything this run created, newest first, then its workspace.
+    /// NOT_FOUND is fine.
     pub async fn cleanup(&self) -> CaseResult {
         let ids: Vec<String> = self.created.lock().await.drain(..).rev().collect();
         let mut problems = Vec::new();
@@ -390,6 +391,64 @@ async fn conflicting_create_is_already_exists(ctx: &ComputeCtx) -> CaseResult {
 async fn idempotent_rpcs_repeat_with_identical_results(ctx: &ComputeCtx) -> CaseResult {
     let sandbox = ctx.sandbox("idem");
     ctx.create(&sandbox).await?;
+    for _ in 0..ctx.repeat {
+        let caps = ctx
+            .client()
+            .get_capabilities(pb::GetCapabilitiesRequest {})
+            .await
+            .map_err(|s| call_failed("GetCapabilities", &s))?
+            .into_inner();
+        ensure(caps == ctx.caps, || {
+            "GetCapabilities repeated must answer the same".into()
+        })?;
+        let listed = ctx
+            .client()
+            .list_sandboxes(pb::ListSandboxesRequest {})
+            .await
+            .map_err(|s| call_failed("ListSandboxes", &s))?;
+        ensure(
+            listed
+                .get_ref()
+                .sandboxes
+                .iter()
+                .filter(|s| s.id == sandbox.id)
+                .count()
+                == 1,
+            || "ListSandboxes repeated must list the sandbox exactly once each time".into(),
+        )?;
+        let started = ctx
+            .client()
+            .start_sandbox(pb::StartSandboxRequest {
+                sandbox_id: sandbox.id.clone(),
+                sandbox_name: String::new(),
+            })
+            .await;
+        match started {
+            Ok(_) => {}
+            Err(status) if status.code() == Code::Unimplemented => {}
+            Err(status) => {
+                return Err(call_failed(
+                    "StartSandbox of a running sandbox (it is idempotent)",
+                    &status,
+                ));
+            }
+        }
+        let workspace = format!("{}-ws", ctx.prefix);
+        match ctx
+            .client()
+            .ensure_workspace(pb::EnsureWorkspaceRequest { workspace })
+            .await
+        {
+            Ok(_) => {}
+            Err(status) if status.code() == Code::Unimplemented => {}
+            Err(status) => {
+                return Err(call_failed(
+                    "EnsureWorkspace (repeated; it is idempotent)",
+                    &status,
+                ));
+            }
+        }
+    }
     let first = ctx
         .get(&sandbox.id)
         .await
