@@ -1,17 +1,14 @@
 //! Start-up contact with the drivers: wait until each answers `GetCapabilities` (the
 //! readiness probe gateways use), then report what it is.
 
-use std::future::Future;
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use proto::pb::compute::v1 as compute;
 use proto::pb::compute::v1::compute_driver_client::ComputeDriverClient;
 use proto::pb::credentials::v1 as credentials;
 use proto::pb::credentials::v1::credentials_driver_client::CredentialsDriverClient;
-use proto::{ConnectConfig, ConnectError, Readiness, describe_status, lazy_channel, wait_ready};
-use tonic::Code;
+use proto::{ConnectConfig, ConnectError, lazy_channel, wait_for_answer};
 use tonic::transport::Channel;
 
 /// A compute driver that has answered, and what it said about itself.
@@ -33,41 +30,11 @@ pub struct CredentialsDriver {
     pub capabilities: Option<credentials::GetCapabilitiesResponse>,
 }
 
-/// Waits until `call` completes: its answer, or `None` when the driver answered
-/// UNIMPLEMENTED and `unimplemented_is_ready`.
-async fn first_answer<T, F, Fut>(
-    socket: &Path,
-    deadline: Duration,
-    unimplemented_is_ready: bool,
-    call: F,
-) -> Result<Option<T>, ConnectError>
-where
-    F: Fn(Duration) -> Fut,
-    Fut: Future<Output = Result<T, tonic::Status>>,
-{
-    let config = ConnectConfig {
+fn config(deadline: Duration) -> ConnectConfig {
+    ConnectConfig {
         deadline,
         ..ConnectConfig::default()
-    };
-    let answer = OnceLock::new();
-    wait_ready(socket, &config, || {
-        let reply = call(config.probe_timeout);
-        let answer = &answer;
-        async move {
-            match reply.await {
-                Ok(value) => {
-                    let _ = answer.set(value);
-                    Readiness::Ready
-                }
-                Err(status) if unimplemented_is_ready && status.code() == Code::Unimplemented => {
-                    Readiness::Ready
-                }
-                Err(status) => Readiness::NotReady(describe_status(&status)),
-            }
-        }
-    })
-    .await?;
-    Ok(answer.into_inner())
+    }
 }
 
 fn with_timeout<M>(message: M, timeout: Duration) -> tonic::Request<M> {
@@ -85,7 +52,7 @@ pub async fn connect_compute(
     deadline: Duration,
 ) -> Result<ComputeDriver, ConnectError> {
     let client = ComputeDriverClient::new(lazy_channel(socket));
-    let capabilities = first_answer(socket, deadline, false, |timeout| {
+    let capabilities = wait_for_answer(socket, &config(deadline), false, |timeout| {
         let mut client = client.clone();
         async move {
             let request = with_timeout(compute::GetCapabilitiesRequest {}, timeout);
@@ -112,7 +79,7 @@ pub async fn connect_credentials(
     deadline: Duration,
 ) -> Result<CredentialsDriver, ConnectError> {
     let client = CredentialsDriverClient::new(lazy_channel(socket));
-    let capabilities = first_answer(socket, deadline, true, |timeout| {
+    let capabilities = wait_for_answer(socket, &config(deadline), true, |timeout| {
         let mut client = client.clone();
         async move {
             let request = with_timeout(credentials::GetCapabilitiesRequest {}, timeout);

@@ -36,6 +36,6 @@ pub use secret::Secret;
 pub use uds::{
     BindError, BoundSocket, ConnectConfig, ConnectError, Health, PeerPolicy, Readiness, ServeError,
     ServeOptions, SocketConfig, bind, connect, describe_status, lazy_channel, serve,
-    shutdown_signal, wait_ready,
+    shutdown_signal, wait_for_answer, wait_ready,
 };
 pub use watch::{WatchEvent, reconnecting};

@@ -8,7 +8,7 @@ use proto::pb::compute::v1 as compute_pb;
 use proto::pb::compute::v1::compute_driver_client::ComputeDriverClient;
 use proto::pb::credentials::v1 as credentials_pb;
 use proto::pb::credentials::v1::credentials_driver_client::CredentialsDriverClient;
-use proto::{ConnectConfig, Readiness, describe_status, lazy_channel, wait_ready};
+use proto::{ConnectConfig, lazy_channel, wait_for_answer};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -178,21 +178,15 @@ pub async fn run(config: &Config) -> Report {
     if let Some(socket) = &config.compute_socket {
         let channel = lazy_channel(socket);
         let client = ComputeDriverClient::new(channel.clone());
-        let caps = std::sync::OnceLock::new();
-        let ready = wait_ready(socket, &connect, || {
+        let ready = wait_for_answer(socket, &connect, false, |timeout| {
             let mut client = client.clone();
-            let caps = &caps;
             async move {
-                match client
-                    .get_capabilities(compute_pb::GetCapabilitiesRequest {})
+                let mut request = tonic::Request::new(compute_pb::GetCapabilitiesRequest {});
+                request.set_timeout(timeout);
+                client
+                    .get_capabilities(request)
                     .await
-                {
-                    Ok(reply) => {
-                        let _ = caps.set(reply.into_inner());
-                        Readiness::Ready
-                    }
-                    Err(status) => Readiness::NotReady(describe_status(&status)),
-                }
+                    .map(tonic::Response::into_inner)
             }
         })
         .await;
@@ -200,12 +194,12 @@ pub async fn run(config: &Config) -> Report {
             Err(error) => report
                 .results
                 .push(connect_failure("compute", socket, &error)),
-            Ok(()) => {
+            Ok(caps) => {
                 let ctx = ComputeCtx {
                     client,
                     channel,
                     socket: socket.clone(),
-                    caps: caps.into_inner().unwrap_or_default(),
+                    caps: caps.unwrap_or_default(),
                     inputs: config.compute.clone(),
                     prefix: run_prefix(),
                     repeat: config.repeat.max(1),
@@ -225,22 +219,15 @@ pub async fn run(config: &Config) -> Report {
     }
     if let Some(socket) = &config.credentials_socket {
         let client = CredentialsDriverClient::new(lazy_channel(socket));
-        let caps = std::sync::OnceLock::new();
-        let ready = wait_ready(socket, &connect, || {
+        let ready = wait_for_answer(socket, &connect, true, |timeout| {
             let mut client = client.clone();
-            let caps = &caps;
             async move {
-                match client
-                    .get_capabilities(credentials_pb::GetCapabilitiesRequest {})
+                let mut request = tonic::Request::new(credentials_pb::GetCapabilitiesRequest {});
+                request.set_timeout(timeout);
+                client
+                    .get_capabilities(request)
                     .await
-                {
-                    Ok(reply) => {
-                        let _ = caps.set(reply.into_inner());
-                        Readiness::Ready
-                    }
-                    Err(status) if status.code() == tonic::Code::Unimplemented => Readiness::Ready,
-                    Err(status) => Readiness::NotReady(describe_status(&status)),
-                }
+                    .map(tonic::Response::into_inner)
             }
         })
         .await;
@@ -248,10 +235,10 @@ pub async fn run(config: &Config) -> Report {
             Err(error) => report
                 .results
                 .push(connect_failure("credentials", socket, &error)),
-            Ok(()) => {
+            Ok(caps) => {
                 let ctx = CredentialsCtx {
                     client,
-                    caps: caps.into_inner(),
+                    caps,
                     inputs: config.credentials.clone(),
                 };
                 run_cases(

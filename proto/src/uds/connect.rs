@@ -160,6 +160,44 @@ where
     }
 }
 
+/// Waits until `call` completes and returns its answer: readiness for servers whose
+/// probe is a contract RPC (e.g. GetCapabilities). `call` gets the per-probe timeout.
+/// With `unimplemented_is_ready`, an UNIMPLEMENTED answer also counts (the server is
+/// up but lacks the RPC) and yields `None`.
+///
+/// # Errors
+/// [`ConnectError::GaveUp`] at `config.deadline`.
+pub async fn wait_for_answer<T, F, Fut>(
+    socket: &Path,
+    config: &ConnectConfig,
+    unimplemented_is_ready: bool,
+    call: F,
+) -> Result<Option<T>, ConnectError>
+where
+    F: Fn(Duration) -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    let answer = std::sync::OnceLock::new();
+    wait_ready(socket, config, || {
+        let reply = call(config.probe_timeout);
+        let answer = &answer;
+        async move {
+            match reply.await {
+                Ok(value) => {
+                    let _ = answer.set(value);
+                    Readiness::Ready
+                }
+                Err(status) if unimplemented_is_ready && status.code() == Code::Unimplemented => {
+                    Readiness::Ready
+                }
+                Err(status) => Readiness::NotReady(describe_status(&status)),
+            }
+        }
+    })
+    .await?;
+    Ok(answer.into_inner())
+}
+
 /// A status's code and message with its source chain (transport errors keep the OS
 /// error there), for logs and error messages.
 pub fn describe_status(status: &Status) -> String {

@@ -13,7 +13,8 @@ mod serve;
 pub use bind::{BindError, BoundSocket, MAX_SOCKET_PATH, SocketConfig, SocketGuard, bind};
 pub use connect::describe_status;
 pub use connect::{
-    ConnectConfig, ConnectError, Readiness, connect, health_probe, lazy_channel, wait_ready,
+    ConnectConfig, ConnectError, Readiness, connect, health_probe, lazy_channel, wait_for_answer,
+    wait_ready,
 };
 pub use health::Health;
 pub use peer::PeerPolicy;
