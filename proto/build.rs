@@ -1,18 +1,72 @@
-//! Compiles the wire contracts with protox (pure Rust), so no system `protoc` is needed.
+//! Compiles the wire contracts with protox (pure Rust), so no system `protoc` is needed,
+//! and turns the gateway's per-method `auth` options into a Rust table.
 
 use std::error::Error;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use prost_reflect::{DescriptorPool, Value};
+
+const GATEWAY_SERVICE: &str = "openshell.gateway.v1.Gateway";
+const AUTH_OPTION: &str = "openshell.gateway.v1.auth";
 
 fn main() -> Result<(), Box<dyn Error>> {
     let protos = [
         "proto/compute_driver.proto",
         "proto/credentials_driver.proto",
+        "proto/gateway.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }
-    let descriptors = protox::compile(protos, ["proto"])?;
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler.include_imports(true);
+    compiler.open_files(protos)?;
+    let table = method_auth_table(&compiler.descriptor_pool())?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out_dir.join("gateway_method_auth.rs"), table)?;
     tonic_prost_build::configure()
         .emit_rerun_if_changed(false)
-        .compile_fds(descriptors)?;
+        .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
+}
+
+/// One `MethodAuthEntry` per gateway method, in declaration order. A method without
+/// the option gets mode and role 0 (unspecified), which the gateway refuses and a test
+/// reports.
+fn method_auth_table(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
+    let service = pool
+        .get_service_by_name(GATEWAY_SERVICE)
+        .ok_or("gateway.proto: service Gateway not found")?;
+    let extension = pool
+        .get_extension_by_name(AUTH_OPTION)
+        .ok_or("gateway.proto: extension `auth` not found")?;
+    let mut out = String::from(
+        "/// Every Gateway method and what it requires (from its `auth` option).\npub const METHOD_AUTH: &[MethodAuthEntry] = &[\n",
+    );
+    for method in service.methods() {
+        let options = method.options();
+        let (mode, role, scope) = if options.has_extension(&extension) {
+            let value = options.get_extension(&extension);
+            let message = value.as_message().ok_or("auth option is not a message")?;
+            let number = |field: &str| match message.get_field_by_name(field).as_deref() {
+                Some(Value::EnumNumber(n)) => *n,
+                _ => 0,
+            };
+            let scope = match message.get_field_by_name("scope").as_deref() {
+                Some(Value::String(s)) => s.clone(),
+                _ => String::new(),
+            };
+            (number("mode"), number("role"), scope)
+        } else {
+            (0, 0, String::new())
+        };
+        writeln!(
+            out,
+            "    MethodAuthEntry {{ path: \"/{GATEWAY_SERVICE}/{}\", mode: {mode}, role: {role}, scope: {scope:?} }},",
+            method.name()
+        )?;
+    }
+    out.push_str("];\n");
+    Ok(out)
 }

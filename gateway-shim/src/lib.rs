@@ -10,6 +10,7 @@ mod cli;
 mod dev;
 mod drivers;
 mod gateway;
+pub mod store;
 
 pub use cli::{Args, Command, DevArgs, GatewayArgs};
 pub use dev::run_dev;

@@ -18,6 +18,30 @@ pub mod credentials {
     }
 }
 
+/// `openshell.gateway.v1`: the gateway's public API.
+pub mod gateway {
+    /// Version 1 of the API.
+    #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+    pub mod v1 {
+        tonic::include_proto!("openshell.gateway.v1");
+
+        /// What one gateway method requires, from its `auth` option in `gateway.proto`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct MethodAuthEntry {
+            /// The gRPC path, `/openshell.gateway.v1.Gateway/<Method>`.
+            pub path: &'static str,
+            /// An [`AuthMode`] number (0 when the method declares none).
+            pub mode: i32,
+            /// A [`Role`] number.
+            pub role: i32,
+            /// The scope it needs; empty for none.
+            pub scope: &'static str,
+        }
+
+        include!(concat!(env!("OUT_DIR"), "/gateway_method_auth.rs"));
+    }
+}
+
 /// `grpc.health.v1`, as served by every socket of the suite.
 pub use tonic_health::pb as health;
 

@@ -3,12 +3,14 @@
 //! contract first, capability-gated), usable as a library ([`run`]) and as the binary
 //! `driver-conformance`. Cross-crate tests of the real gateway and drivers live in
 //! `tests/`, and the OIDC test peer in `oidc-peer/`. [`mock`] holds mock drivers with
-//! fault injection for the gateway's contract tests.
+//! fault injection for the gateway's contract tests; [`postgres`] a private
+//! PostgreSQL server for the gateway's store suite.
 
 pub mod case;
 pub mod compute;
 pub mod credentials;
 pub mod mock;
+pub mod postgres;
 pub mod report;
 pub mod runner;
 

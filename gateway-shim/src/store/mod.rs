@@ -1,0 +1,413 @@
+//! The gateway's store: versioned records behind one interface, two backends.
+//!
+//! Every object (sandbox, provider, inference route, the gateway's signing key) is a
+//! [`Record`]: a kind, a key unique within the kind, a name unique per owner, labels, an
+//! opaque body and a resource version. Writes are conditional: [`Store::create`] must
+//! create, [`Store::update`] and [`Store::delete`] must match the version read, so two
+//! writers racing on one record get [`StoreError::Conflict`] (ABORTED) instead of one
+//! silently overwriting the other.
+//!
+//! Backends: SQLite (`sqlite:<path>` or `sqlite::memory:`), the embedded default, and
+//! PostgreSQL (`postgres://…`) for more than one gateway replica. Both run the same
+//! migrations at start-up and pass the same test suite (`tests/store_suite.rs`).
+
+mod backend;
+mod migrations;
+mod postgres;
+mod sqlite;
+
+use std::collections::BTreeMap;
+
+/// What a record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A sandbox record.
+    Sandbox,
+    /// A provider.
+    Provider,
+    /// An inference route.
+    InferenceRoute,
+    /// Gateway-internal settings (the sandbox-token signing key).
+    Setting,
+}
+
+impl Kind {
+    /// The value stored in the `kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sandbox => "sandbox",
+            Self::Provider => "provider",
+            Self::InferenceRoute => "inference_route",
+            Self::Setting => "setting",
+        }
+    }
+}
+
+/// A stored object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// What it is.
+    pub kind: Kind,
+    /// Unique within the kind.
+    pub key: String,
+    /// Unique among the owner's records of the kind.
+    pub name: String,
+    /// Who owns it (the stamped subject).
+    pub owner: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// The object itself (protobuf-encoded).
+    pub body: Vec<u8>,
+    /// Bumped by every write; starts at 1.
+    pub version: u64,
+}
+
+impl Record {
+    /// A record to create (its version is assigned by the store).
+    pub fn new(
+        kind: Kind,
+        key: impl Into<String>,
+        name: impl Into<String>,
+        owner: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            key: key.into(),
+            name: name.into(),
+            owner: owner.into(),
+            labels: BTreeMap::new(),
+            body: Vec::new(),
+            version: 0,
+        }
+    }
+}
+
+/// Which records a list returns.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Only records of these owners (`None`: everyone's). The one place ownership
+    /// narrows a listing.
+    pub owners: Option<Vec<String>>,
+}
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A create found the key (or the owner's name) taken.
+    #[error("{kind} {key:?} already exists")]
+    AlreadyExists {
+        /// Kind name.
+        kind: &'static str,
+        /// The key.
+        key: String,
+    },
+    /// No record with that key.
+    #[error("{kind} {key:?} not found")]
+    NotFound {
+        /// Kind name.
+        kind: &'static str,
+        /// The key.
+        key: String,
+    },
+    /// The record changed since it was read.
+    #[error(
+        "{kind} {key:?} was changed by another writer (expected version {expected}); read it again and retry"
+    )]
+    Conflict {
+        /// Kind name.
+        kind: &'static str,
+        /// The key.
+        key: String,
+        /// The version the writer had read.
+        expected: u64,
+    },
+    /// The `--db-url` is not one we can use.
+    #[error("--db-url {0}")]
+    BadUrl(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Stored labels could not be decoded.
+    #[error("corrupt labels in {kind} {key:?}: {source}")]
+    CorruptLabels {
+        /// Kind name.
+        kind: &'static str,
+        /// The key.
+        key: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl From<StoreError> for tonic::Status {
+    fn from(error: StoreError) -> Self {
+        let message = error.to_string();
+        match error {
+            StoreError::AlreadyExists { .. } => Self::already_exists(message),
+            StoreError::NotFound { .. } => Self::not_found(message),
+            StoreError::Conflict { .. } => Self::aborted(message),
+            StoreError::BadUrl(_) => Self::invalid_argument(message),
+            StoreError::Database(_) | StoreError::CorruptLabels { .. } => {
+                tracing::error!(%message, "store failure");
+                Self::unavailable("the gateway's store is unavailable; try again")
+            }
+        }
+    }
+}
+
+/// The store: one of the two backends.
+#[derive(Clone, Debug)]
+pub enum Store {
+    /// SQLite (embedded).
+    Sqlite(sqlite::SqliteStore),
+    /// PostgreSQL (shared by replicas).
+    Postgres(postgres::PostgresStore),
+}
+
+impl Store {
+    /// Opens the database `url` names and runs the migrations.
+    ///
+    /// # Errors
+    /// [`StoreError::BadUrl`] for an unknown scheme; [`StoreError::Database`] when it
+    /// cannot be opened or migrated.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(sqlite::SqliteStore::open(url).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(postgres::PostgresStore::open(url).await?))
+        } else {
+            Err(StoreError::BadUrl(format!(
+                "{:?}: use sqlite:<path>, sqlite::memory: or postgres://user@host/db",
+                redact_url(url)
+            )))
+        }
+    }
+
+    /// Which backend this is ("sqlite" or "postgres").
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Creates `record`; fails if its key, or its owner's name, is taken.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`], [`StoreError::Database`].
+    pub async fn create(&self, record: &Record) -> Result<u64, StoreError> {
+        let labels = encode_labels(&record.labels);
+        let created = match self {
+            Self::Sqlite(s) => s.create(record, &labels).await?,
+            Self::Postgres(s) => s.create(record, &labels).await?,
+        };
+        created.ok_or_else(|| StoreError::AlreadyExists {
+            kind: record.kind.as_str(),
+            key: record.key.clone(),
+        })
+    }
+
+    /// Replaces the record with `record.kind`/`record.key` if its version is still
+    /// `record.version`; returns the new version.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], [`StoreError::Conflict`], [`StoreError::AlreadyExists`]
+    /// (the new name is taken), [`StoreError::Database`].
+    pub async fn update(&self, record: &Record) -> Result<u64, StoreError> {
+        let labels = encode_labels(&record.labels);
+        let updated = match self {
+            Self::Sqlite(s) => s.update(record, &labels).await,
+            Self::Postgres(s) => s.update(record, &labels).await,
+        };
+        match updated {
+            Ok(Some(version)) => Ok(version),
+            Ok(None) => Err(self.miss(record.kind, &record.key, record.version).await),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(StoreError::AlreadyExists {
+                    kind: record.kind.as_str(),
+                    key: record.name.clone(),
+                })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Deletes the record if present and (when `expected` is given) still at that
+    /// version. Returns whether a record was removed.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`], [`StoreError::Database`].
+    pub async fn delete(
+        &self,
+        kind: Kind,
+        key: &str,
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let removed = match self {
+            Self::Sqlite(s) => s.delete(kind, key, expected).await?,
+            Self::Postgres(s) => s.delete(kind, key, expected).await?,
+        };
+        if removed {
+            return Ok(true);
+        }
+        match expected {
+            Some(version) => match self.miss(kind, key, version).await {
+                StoreError::NotFound { .. } => Ok(false),
+                other => Err(other),
+            },
+            None => Ok(false),
+        }
+    }
+
+    /// The record with this key, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {
+        let row = match self {
+            Self::Sqlite(s) => s.get(kind, key).await?,
+            Self::Postgres(s) => s.get(kind, key).await?,
+        };
+        row.map(|row| row.into_record(kind)).transpose()
+    }
+
+    /// The record `owner` has named `name`, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn get_by_name(
+        &self,
+        kind: Kind,
+        owner: &str,
+        name: &str,
+    ) -> Result<Option<Record>, StoreError> {
+        let row = match self {
+            Self::Sqlite(s) => s.get_by_name(kind, owner, name).await?,
+            Self::Postgres(s) => s.get_by_name(kind, owner, name).await?,
+        };
+        row.map(|row| row.into_record(kind)).transpose()
+    }
+
+    /// Records of `kind` that pass `filter`, ordered by key.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn list(&self, kind: Kind, filter: &Filter) -> Result<Vec<Record>, StoreError> {
+        let rows = match self {
+            Self::Sqlite(s) => s.list(kind).await?,
+            Self::Postgres(s) => s.list(kind).await?,
+        };
+        rows.into_iter()
+            .filter(|row| {
+                filter
+                    .owners
+                    .as_ref()
+                    .is_none_or(|owners| owners.contains(&row.owner))
+            })
+            .map(|row| row.into_record(kind))
+            .collect()
+    }
+
+    /// Why a conditional write matched nothing: the record is gone, or it moved on.
+    async fn miss(&self, kind: Kind, key: &str, expected: u64) -> StoreError {
+        match self.get(kind, key).await {
+            Ok(Some(_)) => StoreError::Conflict {
+                kind: kind.as_str(),
+                key: key.to_owned(),
+                expected,
+            },
+            Ok(None) => StoreError::NotFound {
+                kind: kind.as_str(),
+                key: key.to_owned(),
+            },
+            Err(error) => error,
+        }
+    }
+}
+
+/// A row as both backends read it.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub(crate) key: String,
+    pub(crate) name: String,
+    pub(crate) owner: String,
+    pub(crate) labels: String,
+    pub(crate) body: Vec<u8>,
+    pub(crate) version: i64,
+}
+
+impl From<(String, String, String, String, Vec<u8>, i64)> for Row {
+    fn from(
+        (key, name, owner, labels, body, version): (String, String, String, String, Vec<u8>, i64),
+    ) -> Self {
+        Self {
+            key,
+            name,
+            owner,
+            labels,
+            body,
+            version,
+        }
+    }
+}
+
+impl Row {
+    fn into_record(self, kind: Kind) -> Result<Record, StoreError> {
+        let labels =
+            serde_json::from_str(&self.labels).map_err(|source| StoreError::CorruptLabels {
+                kind: kind.as_str(),
+                key: self.key.clone(),
+                source,
+            })?;
+        Ok(Record {
+            kind,
+            key: self.key,
+            name: self.name,
+            owner: self.owner,
+            labels,
+            body: self.body,
+            version: u64::try_from(self.version).unwrap_or_default(),
+        })
+    }
+}
+
+fn encode_labels(labels: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(labels).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Versions are BIGINT in the database.
+pub(crate) fn db_version(version: u64) -> i64 {
+    i64::try_from(version).unwrap_or(i64::MAX)
+}
+
+/// `url` without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    format!("{}{user}:[redacted]{}", &url[..scheme_end + 3], &url[at..])
+                }
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("postgres://gw:s3cret@db:5432/gw"),
+            "postgres://gw:[redacted]@db:5432/gw"
+        );
+        assert_eq!(redact_url("postgres://gw@db/gw"), "postgres://gw@db/gw");
+        assert_eq!(redact_url("sqlite:/tmp/x.db"), "sqlite:/tmp/x.db");
+    }
+}

@@ -1,0 +1,45 @@
+//! PostgreSQL: for more than one gateway replica sharing one database.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use super::backend::record_operations;
+
+/// Advisory lock key that serializes migrations of replicas starting together.
+const MIGRATION_LOCK: i64 = 0x6f70_656e_7368_656c;
+
+/// A PostgreSQL database.
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    const NAME: &'static str = "postgres";
+    const BLOB_TYPE: &'static str = "BYTEA";
+
+    /// Connects to and migrates the database at `url`.
+    pub(crate) async fn open(url: &str) -> Result<Self, sqlx::Error> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn lock_migrations(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+record_operations!(PostgresStore);

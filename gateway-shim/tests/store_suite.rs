@@ -1,0 +1,310 @@
+//! The store's one test suite, run on every backend: SQLite in memory, SQLite in a
+//! file, and a real PostgreSQL server started for the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use conformance::postgres::PostgresPeer;
+use gateway_shim::store::{Filter, Kind, Record, Store, StoreError};
+
+fn record(key: &str, name: &str, owner: &str, body: &[u8]) -> Record {
+    let mut r = Record::new(Kind::Provider, key, name, owner);
+    r.body = body.to_vec();
+    r
+}
+
+async fn create_get_list(store: &Store) {
+    let mut r = record("alice/openai", "openai", "alice", b"one");
+    r.labels = BTreeMap::from([("team".to_owned(), "ü-ml".to_owned())]);
+    assert_eq!(store.create(&r).await.unwrap(), 1);
+    let got = store
+        .get(Kind::Provider, "alice/openai")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.version, got.body.as_slice()), (1, &b"one"[..]));
+    assert_eq!(got.labels, r.labels);
+    let by_name = store
+        .get_by_name(Kind::Provider, "alice", "openai")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_name.key, "alice/openai");
+    assert!(
+        store
+            .get(Kind::Sandbox, "alice/openai")
+            .await
+            .unwrap()
+            .is_none(),
+        "kinds are separate"
+    );
+    assert!(store.get(Kind::Provider, "nope").await.unwrap().is_none());
+    assert_eq!(
+        store
+            .list(Kind::Provider, &Filter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn create_is_must_create(store: &Store) {
+    store
+        .create(&record("k1", "n", "alice", b"a"))
+        .await
+        .unwrap();
+    let again = store.create(&record("k1", "other", "bob", b"b")).await;
+    assert!(
+        matches!(again, Err(StoreError::AlreadyExists { .. })),
+        "{again:?}"
+    );
+    let same_name = store.create(&record("k2", "n", "alice", b"b")).await;
+    assert!(
+        matches!(same_name, Err(StoreError::AlreadyExists { .. })),
+        "{same_name:?}"
+    );
+    store.create(&record("k3", "n", "bob", b"c")).await.unwrap();
+    let kept = store.get(Kind::Provider, "k1").await.unwrap().unwrap();
+    assert_eq!(kept.body, b"a", "a refused create changes nothing");
+}
+
+async fn update_matches_the_version(store: &Store) {
+    store
+        .create(&record("k", "n", "alice", b"v1"))
+        .await
+        .unwrap();
+    let mut read = store.get(Kind::Provider, "k").await.unwrap().unwrap();
+    read.body = b"v2".to_vec();
+    assert_eq!(store.update(&read).await.unwrap(), 2);
+    read.body = b"stale".to_vec();
+    let stale = store.update(&read).await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { expected: 1, .. })),
+        "{stale:?}"
+    );
+    assert_eq!(
+        store.get(Kind::Provider, "k").await.unwrap().unwrap().body,
+        b"v2"
+    );
+    let mut missing = record("gone", "g", "alice", b"");
+    missing.version = 1;
+    assert!(matches!(
+        store.update(&missing).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn two_writers_of_one_version_one_is_aborted(store: &Store) {
+    store
+        .create(&record("k", "n", "alice", b"0"))
+        .await
+        .unwrap();
+    let mut first = store.get(Kind::Provider, "k").await.unwrap().unwrap();
+    let mut second = first.clone();
+    first.body = b"first".to_vec();
+    second.body = b"second".to_vec();
+    store.update(&first).await.unwrap();
+    let lost = store.update(&second).await.unwrap_err();
+    assert_eq!(tonic::Status::from(lost).code(), tonic::Code::Aborted);
+    assert_eq!(
+        store.get(Kind::Provider, "k").await.unwrap().unwrap().body,
+        b"first"
+    );
+}
+
+async fn delete_is_conditional(store: &Store) {
+    store.create(&record("k", "n", "alice", b"")).await.unwrap();
+    let stale = store.delete(Kind::Provider, "k", Some(7)).await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "{stale:?}"
+    );
+    assert!(store.delete(Kind::Provider, "k", Some(1)).await.unwrap());
+    assert!(!store.delete(Kind::Provider, "k", Some(1)).await.unwrap());
+    assert!(!store.delete(Kind::Provider, "k", None).await.unwrap());
+    store.create(&record("k", "n", "alice", b"")).await.unwrap();
+    assert!(
+        store.delete(Kind::Provider, "k", None).await.unwrap(),
+        "the key is free again"
+    );
+}
+
+async fn list_filters_by_owner(store: &Store) {
+    for (key, owner) in [("a1", "alice"), ("b1", "bob"), ("a2", "alice"), ("s", "")] {
+        store.create(&record(key, key, owner, b"")).await.unwrap();
+    }
+    let keys = |records: Vec<Record>| records.into_iter().map(|r| r.key).collect::<Vec<_>>();
+    let alice = Filter {
+        owners: Some(vec!["alice".into(), String::new()]),
+    };
+    assert_eq!(
+        keys(store.list(Kind::Provider, &alice).await.unwrap()),
+        ["a1", "a2", "s"]
+    );
+    assert_eq!(
+        keys(
+            store
+                .list(Kind::Provider, &Filter::default())
+                .await
+                .unwrap()
+        ),
+        ["a1", "a2", "b1", "s"]
+    );
+}
+
+/// Eight writers increment one counter 25 times each with read-modify-write; every
+/// conflict is retried. No increment may be lost.
+async fn concurrent_increments_lose_nothing(store: &Store) {
+    store
+        .create(&record("counter", "counter", "alice", b"0"))
+        .await
+        .unwrap();
+    let store = Arc::new(store.clone());
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut conflicts = 0u32;
+            for _ in 0..25 {
+                loop {
+                    let mut r = store.get(Kind::Provider, "counter").await.unwrap().unwrap();
+                    let n: u64 = std::str::from_utf8(&r.body).unwrap().parse().unwrap();
+                    r.body = (n + 1).to_string().into_bytes();
+                    match store.update(&r).await {
+                        Ok(_) => break,
+                        Err(StoreError::Conflict { .. }) => conflicts += 1,
+                        Err(other) => panic!("{other}"),
+                    }
+                }
+            }
+            conflicts
+        }));
+    }
+    let mut conflicts = 0;
+    for task in tasks {
+        conflicts += task.await.unwrap();
+    }
+    let r = store.get(Kind::Provider, "counter").await.unwrap().unwrap();
+    assert_eq!(
+        std::str::from_utf8(&r.body).unwrap(),
+        "200",
+        "({conflicts} conflicts retried)"
+    );
+    assert_eq!(r.version, 201);
+}
+
+type Case = for<'a> fn(&'a Store) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+
+const CASES: &[(&str, Case)] = &[
+    ("create_get_list", |s| Box::pin(create_get_list(s))),
+    ("create_is_must_create", |s| {
+        Box::pin(create_is_must_create(s))
+    }),
+    ("update_matches_the_version", |s| {
+        Box::pin(update_matches_the_version(s))
+    }),
+    ("two_writers_of_one_version_one_is_aborted", |s| {
+        Box::pin(two_writers_of_one_version_one_is_aborted(s))
+    }),
+    ("delete_is_conditional", |s| {
+        Box::pin(delete_is_conditional(s))
+    }),
+    ("list_filters_by_owner", |s| {
+        Box::pin(list_filters_by_owner(s))
+    }),
+    ("concurrent_increments_lose_nothing", |s| {
+        Box::pin(concurrent_increments_lose_nothing(s))
+    }),
+];
+
+/// Runs every case on a fresh database from `open`, naming the case that fails.
+async fn run_suite<F, Fut>(mut open: F)
+where
+    F: FnMut(&'static str) -> Fut,
+    Fut: std::future::Future<Output = Store>,
+{
+    for (name, case) in CASES {
+        eprintln!("store case: {name}");
+        let store = open(name).await;
+        case(&store).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_suite_passes_on_sqlite_in_memory() {
+    run_suite(|_| async { Store::open("sqlite::memory:").await.unwrap() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_suite_passes_on_a_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run_suite(|name| {
+        let url = format!("sqlite:{}", path.join(format!("{name}.db")).display());
+        async move { Store::open(&url).await.unwrap() }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_suite_passes_on_postgresql() {
+    let peer = PostgresPeer::start().unwrap();
+    run_suite(|name| {
+        let url = peer.fresh_database(name).unwrap();
+        async move { Store::open(&url).await.unwrap() }
+    })
+    .await;
+}
+
+/// Records survive a restart, and migrations run once however often the store opens.
+#[tokio::test]
+async fn records_survive_reopening_and_migrations_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("gw.db").display());
+    Store::open(&url)
+        .await
+        .unwrap()
+        .create(&record("k", "n", "o", b"kept"))
+        .await
+        .unwrap();
+    let reopened = Store::open(&url).await.unwrap();
+    assert_eq!(
+        reopened
+            .get(Kind::Provider, "k")
+            .await
+            .unwrap()
+            .unwrap()
+            .body,
+        b"kept"
+    );
+
+    let peer = PostgresPeer::start().unwrap();
+    let pg = peer.fresh_database("reopen").unwrap();
+    let (a, b) = tokio::join!(Store::open(&pg), Store::open(&pg));
+    a.unwrap()
+        .create(&record("k", "n", "o", b"pg"))
+        .await
+        .unwrap();
+    drop(b.unwrap());
+    let again = Store::open(&pg).await.unwrap();
+    assert_eq!(
+        again.get(Kind::Provider, "k").await.unwrap().unwrap().body,
+        b"pg"
+    );
+    let applied = peer
+        .psql_in("reopen", "SELECT count(*) FROM schema_migrations")
+        .unwrap();
+    assert_eq!(applied, "1", "each migration is recorded once");
+}
+
+#[tokio::test]
+async fn a_bad_url_names_the_flag_and_hides_the_password() {
+    let error = Store::open("mysql://u:hunter2@h/db")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("--db-url"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
+}
