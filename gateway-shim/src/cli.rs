@@ -8,17 +8,16 @@ use std::time::Duration;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use proto::cli::{LogArgs, parse_duration};
 
-/// The thin sandbox gateway: checks its compute and credentials drivers over Unix
-/// sockets and serves grpc.health.v1 on a TCP address.
+use crate::client::cli::{CredentialCommand, InferenceCommand, ProviderCommand, SandboxCommand};
+
+/// The thin sandbox gateway (`serve`, `dev`) and its command-line client (the other
+/// subcommands).
 #[derive(Parser, Clone, Debug)]
 #[command(name = "gateway-shim", version, about, long_about = None)]
 pub struct Args {
-    /// What to run; without a subcommand the gateway serves.
+    /// What to run.
     #[command(subcommand)]
-    pub command: Option<Command>,
-    /// Gateway flags.
-    #[command(flatten)]
-    pub gateway: GatewayArgs,
+    pub command: Command,
     /// Logging flags.
     #[command(flatten)]
     pub log: LogArgs,
@@ -27,33 +26,77 @@ pub struct Args {
 /// Subcommands.
 #[derive(Subcommand, Clone, Debug)]
 pub enum Command {
+    /// Serve the gateway against drivers already running on their sockets (production).
+    Serve(GatewayArgs),
     /// Run the whole suite on this machine: both drivers (spawned from the binaries
-    /// next to this one) on sockets in the state directory, and the gateway.
+    /// next to this one) on sockets in a private directory, and the gateway on loopback
+    /// with a local token.
     Dev(DevArgs),
+    /// Sandboxes: create, list, get, stop, start, delete, watch.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+    /// Providers: create, list, get, update, delete, attach, detach.
+    #[command(subcommand)]
+    Provider(ProviderCommand),
+    /// Your inference route: set, get, delete.
+    #[command(subcommand)]
+    Inference(InferenceCommand),
+    /// From inside a sandbox: resolve an attached provider's credential.
+    #[command(subcommand)]
+    Credential(CredentialCommand),
 }
 
-/// Flags of the gateway itself.
+/// Flags of the gateway server.
 #[derive(ClapArgs, Clone, Debug)]
 pub struct GatewayArgs {
-    /// Unix socket of the compute driver (required unless running `dev`).
+    /// Unix socket of the compute driver (required for `serve`).
     #[arg(long, value_name = "PATH", env = "OPENSHELL_COMPUTE_DRIVER_SOCKET")]
     pub compute_driver_socket: Option<PathBuf>,
-    /// Unix socket of the credentials driver (optional: without it, credential
-    /// lookups are unavailable).
+    /// Unix socket of the credentials driver (optional: without it, resolving a
+    /// provider's credential fails with FAILED_PRECONDITION).
     #[arg(long, value_name = "PATH", env = "OPENSHELL_CREDENTIALS_DRIVER_SOCKET")]
     pub credentials_driver_socket: Option<PathBuf>,
-    /// TCP address to serve the gateway's gRPC API (health for now) on.
+    /// TCP address of the gateway's gRPC API.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// How long to wait for a driver to answer at start-up (e.g. 30s).
+    /// Where records live: sqlite:<path>, sqlite::memory: (tests) or
+    /// postgres://user:password@host/db (for more than one replica).
+    #[arg(long, value_name = "URL", default_value = "sqlite:gateway.db")]
+    pub db_url: String,
+    /// `/metrics`, `/healthz` and `/readyz` on this address (off when unset).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Generate a local bearer token at start-up and write it to this file (mode
+    /// 0600). It is accepted from loopback connections only and acts as an admin.
+    #[arg(long, value_name = "PATH")]
+    pub local_token_file: Option<PathBuf>,
+    /// File holding the key (32 bytes or more) that signs sandbox tokens; unset = a
+    /// key generated once and kept in the store (shared by replicas of one database).
+    #[arg(long, value_name = "PATH")]
+    pub sandbox_token_key_file: Option<PathBuf>,
+    /// Lifetime of the per-sandbox tokens.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = parse_duration)]
+    pub sandbox_token_ttl: Duration,
+    /// The gateway address sandboxes are told (OPENSHELL_GATEWAY_ENDPOINT); default
+    /// http://<listen>.
+    #[arg(long, value_name = "URL")]
+    pub sandbox_endpoint: Option<String>,
+    /// Overall deadline of one driver call, retries included.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub driver_call_timeout: Duration,
+    /// How often to reconcile with a full ListSandboxes (besides the watch stream).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub driver_connect_timeout: Duration,
+    pub reconcile_interval: Duration,
 }
 
 /// Flags of `dev`.
 #[derive(ClapArgs, Clone, Debug)]
 pub struct DevArgs {
-    /// Directory for the driver sockets (default: /tmp/openshell-dev-<uid>).
+    /// Private runtime directory: driver sockets, the local token, the sample
+    /// credentials and the database (default: /tmp/openshell-dev-<uid>).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// TCP address of the gateway (loopback).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
 }

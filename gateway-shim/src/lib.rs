@@ -1,21 +1,22 @@
-//! The thin sandbox gateway.
+//! The thin sandbox gateway and its command-line client.
 //!
-//! This version does the gateway's start-up duties over the shared transport: it
-//! waits for the compute driver (and the credentials driver, when configured) to
-//! answer `GetCapabilities`, reports them, and serves `grpc.health.v1` on its TCP
-//! address: NOT_SERVING until the drivers have answered, SERVING after. `dev` runs the
-//! whole suite on one machine. The public sandbox API arrives with the gateway issue.
+//! - [`server`]: the gateway (`serve`): the public API ([`api`]) behind the auth layer
+//!   ([`auth`]), records in the [`store`], both drivers over Unix sockets ([`drivers`]).
+//! - [`dev`]: the whole suite on one machine.
+//! - [`client`]: the `sandbox`, `provider`, `inference` and `credential` subcommands.
 
+pub mod api;
+pub mod auth;
 mod cli;
-mod dev;
-mod drivers;
-mod gateway;
+pub mod client;
+pub mod dev;
+pub mod drivers;
+pub mod server;
 pub mod store;
 
 pub use cli::{Args, Command, DevArgs, GatewayArgs};
 pub use dev::run_dev;
-pub use drivers::{ComputeDriver, CredentialsDriver, connect_compute, connect_credentials};
-pub use gateway::{Drivers, run_gateway};
+pub use server::run_gateway;
 
 /// Prefix of the environment variables of flags without a deployed name.
 pub const ENV_PREFIX: &str = "GATEWAY";
@@ -28,9 +29,12 @@ pub enum Error {
         "--compute-driver-socket (or OPENSHELL_COMPUTE_DRIVER_SOCKET) is required; or run `gateway-shim dev` to start the drivers too"
     )]
     MissingComputeSocket,
-    /// A driver never answered.
-    #[error(transparent)]
-    Driver(#[from] proto::ConnectError),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+    /// Set-up failed (a file, a key).
+    #[error("{0}")]
+    Setup(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -46,18 +50,25 @@ pub enum Error {
     /// `dev` could not start or keep a driver running.
     #[error("dev: {0}")]
     Dev(String),
+    /// A client command failed.
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
 }
 
-/// Runs what `args` asks for until SIGTERM or SIGINT.
+/// Runs what `args` asks for; servers run until SIGTERM or SIGINT.
 ///
 /// # Errors
 /// See [`Error`].
 pub async fn run(args: Args) -> Result<(), Error> {
     match &args.command {
-        Some(Command::Dev(dev)) => run_dev(dev, &args).await,
-        None => {
-            let listener = gateway::listen(args.gateway.listen).await?;
-            run_gateway(&args.gateway, listener, proto::shutdown_signal()).await
+        Command::Serve(gateway) => {
+            let listener = server::listen(gateway.listen).await?;
+            run_gateway(gateway, listener, proto::shutdown_signal()).await
         }
+        Command::Dev(dev) => run_dev(dev, &args.log).await,
+        other => match client::run_client(other).await {
+            Some(result) => Ok(result?),
+            None => Ok(()),
+        },
     }
 }

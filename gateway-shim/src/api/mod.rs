@@ -1,0 +1,244 @@
+//! The gateway's public API (`openshell.gateway.v1.Gateway`): a thin adapter from the
+//! generated trait to one module per resource. Handlers receive the caller's
+//! [`Principal`] from the auth layer; ownership decisions live in [`names`] and the
+//! `visible`/`find` helpers of each module.
+
+pub mod driver_spec;
+mod inference;
+pub mod names;
+mod providers;
+mod sandbox_calls;
+mod sandboxes;
+mod watch;
+
+pub use watch::SandboxEvents;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::pb::gateway::v1 as pb;
+use proto::pb::gateway::v1::gateway_server::Gateway as GatewayTrait;
+use tonic::{Request, Response, Status};
+
+use crate::auth::{Principal, SigningKey};
+use crate::drivers::{ComputeClient, CredentialsClient, Statuses};
+use crate::store::Store;
+
+/// Everything a handler needs.
+#[derive(Debug)]
+pub struct Core {
+    /// Records.
+    pub store: Store,
+    /// The compute driver.
+    pub compute: ComputeClient,
+    /// The credentials driver, when configured.
+    pub credentials: Option<CredentialsClient>,
+    /// Driver-reported statuses and the change feed.
+    pub statuses: Arc<Statuses>,
+    /// Signs sandbox tokens.
+    pub signer: SigningKey,
+    /// Lifetime of sandbox tokens.
+    pub sandbox_token_ttl: Duration,
+    /// How sandboxes reach the gateway (`OPENSHELL_GATEWAY_ENDPOINT` in them).
+    pub sandbox_endpoint: String,
+}
+
+impl Core {
+    /// The credentials driver, or FAILED_PRECONDITION saying none is configured.
+    ///
+    /// # Errors
+    /// FAILED_PRECONDITION.
+    pub fn credentials(&self) -> Result<&CredentialsClient, Status> {
+        self.credentials.as_ref().ok_or_else(|| {
+            Status::failed_precondition(
+                "no credentials driver is configured (--credentials-driver-socket): providers cannot resolve credentials",
+            )
+        })
+    }
+}
+
+/// The generated service's implementation.
+#[derive(Clone, Debug)]
+pub struct GatewayApi {
+    core: Arc<Core>,
+}
+
+impl GatewayApi {
+    /// The API over `core`.
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+}
+
+/// The caller, as the auth layer put it on the request.
+fn caller<T>(request: &Request<T>) -> Result<Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("this call needs `authorization: Bearer <token>`"))
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl GatewayTrait for GatewayApi {
+    async fn create_sandbox(
+        &self,
+        request: Request<pb::CreateSandboxRequest>,
+    ) -> Reply<pb::Sandbox> {
+        let who = caller(&request)?;
+        sandboxes::create(&self.core, &who, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_sandbox(&self, request: Request<pb::SandboxRef>) -> Reply<pb::Sandbox> {
+        let who = caller(&request)?;
+        sandboxes::get(&self.core, &who, &request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_sandboxes(
+        &self,
+        request: Request<pb::ListSandboxesRequest>,
+    ) -> Reply<pb::ListSandboxesResponse> {
+        let who = caller(&request)?;
+        let sandboxes = sandboxes::list(&self.core, &who).await?;
+        Ok(Response::new(pb::ListSandboxesResponse { sandboxes }))
+    }
+
+    async fn stop_sandbox(&self, request: Request<pb::SandboxRef>) -> Reply<pb::Sandbox> {
+        let who = caller(&request)?;
+        sandboxes::stop(&self.core, &who, &request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn start_sandbox(&self, request: Request<pb::SandboxRef>) -> Reply<pb::Sandbox> {
+        let who = caller(&request)?;
+        sandboxes::start(&self.core, &who, &request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn delete_sandbox(
+        &self,
+        request: Request<pb::SandboxRef>,
+    ) -> Reply<pb::DeleteSandboxResponse> {
+        let who = caller(&request)?;
+        let deleted = sandboxes::delete(&self.core, &who, &request.into_inner()).await?;
+        Ok(Response::new(pb::DeleteSandboxResponse { deleted }))
+    }
+
+    type WatchSandboxesStream = watch::SandboxEvents;
+
+    async fn watch_sandboxes(
+        &self,
+        request: Request<pb::WatchSandboxesRequest>,
+    ) -> Reply<Self::WatchSandboxesStream> {
+        let who = caller(&request)?;
+        Ok(Response::new(watch::start(Arc::clone(&self.core), who)))
+    }
+
+    async fn create_provider(&self, request: Request<pb::Provider>) -> Reply<pb::Provider> {
+        let who = caller(&request)?;
+        providers::create(&self.core, &who, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_provider(&self, request: Request<pb::ProviderRef>) -> Reply<pb::Provider> {
+        let who = caller(&request)?;
+        providers::get(&self.core, &who, &request.into_inner().name)
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_providers(
+        &self,
+        request: Request<pb::ListProvidersRequest>,
+    ) -> Reply<pb::ListProvidersResponse> {
+        let who = caller(&request)?;
+        let providers = providers::list(&self.core, &who).await?;
+        Ok(Response::new(pb::ListProvidersResponse { providers }))
+    }
+
+    async fn update_provider(&self, request: Request<pb::Provider>) -> Reply<pb::Provider> {
+        let who = caller(&request)?;
+        providers::update(&self.core, &who, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn delete_provider(
+        &self,
+        request: Request<pb::ProviderRef>,
+    ) -> Reply<pb::DeleteProviderResponse> {
+        let who = caller(&request)?;
+        providers::delete(&self.core, &who, &request.into_inner().name).await?;
+        Ok(Response::new(pb::DeleteProviderResponse {}))
+    }
+
+    async fn attach_provider(&self, request: Request<pb::AttachmentRequest>) -> Reply<pb::Sandbox> {
+        let who = caller(&request)?;
+        sandboxes::attach(&self.core, &who, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn detach_provider(&self, request: Request<pb::AttachmentRequest>) -> Reply<pb::Sandbox> {
+        let who = caller(&request)?;
+        sandboxes::detach(&self.core, &who, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn set_inference_route(
+        &self,
+        request: Request<pb::SetInferenceRouteRequest>,
+    ) -> Reply<pb::InferenceRoute> {
+        let who = caller(&request)?;
+        inference::set(&self.core, &who, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_inference_route(
+        &self,
+        request: Request<pb::GetInferenceRouteRequest>,
+    ) -> Reply<pb::InferenceRoute> {
+        let who = caller(&request)?;
+        inference::get(&self.core, &who).await.map(Response::new)
+    }
+
+    async fn delete_inference_route(
+        &self,
+        request: Request<pb::DeleteInferenceRouteRequest>,
+    ) -> Reply<pb::DeleteInferenceRouteResponse> {
+        let who = caller(&request)?;
+        inference::delete(&self.core, &who).await?;
+        Ok(Response::new(pb::DeleteInferenceRouteResponse {}))
+    }
+
+    async fn get_inference_bundle(
+        &self,
+        request: Request<pb::GetInferenceBundleRequest>,
+    ) -> Reply<pb::InferenceBundle> {
+        let who = caller(&request)?;
+        sandbox_calls::bundle(&self.core, &who)
+            .await
+            .map(Response::new)
+    }
+
+    async fn resolve_provider_credential(
+        &self,
+        request: Request<pb::ResolveProviderCredentialRequest>,
+    ) -> Reply<pb::ResolveProviderCredentialResponse> {
+        let who = caller(&request)?;
+        sandbox_calls::resolve(&self.core, &who, &request.into_inner().provider)
+            .await
+            .map(Response::new)
+    }
+}

@@ -1,0 +1,170 @@
+//! Providers: a named credential in the credentials driver plus its type, endpoint and
+//! config. Credential values are never stored or returned, only the credential's name.
+
+use prost::Message as _;
+use proto::pb::gateway::v1 as pb;
+use tonic::Status;
+
+use super::Core;
+use super::names::{self, client_labels};
+use super::sandboxes;
+use crate::auth::Principal;
+use crate::store::{Filter, Kind, Record, StoreError};
+
+/// Creates a provider: the caller's own, or a shared one when the caller is an admin.
+pub(super) async fn create(
+    core: &Core,
+    who: &Principal,
+    provider: pb::Provider,
+) -> Result<pb::Provider, Status> {
+    names::provider_name("name", &provider.name)?;
+    check_fields(&provider)?;
+    let key = names::provider_key(who, &provider.name);
+    let stored = pb::Provider {
+        name: key.clone(),
+        owner: who.owner().to_owned(),
+        labels: client_labels(provider.labels).into_iter().collect(),
+        resource_version: 0,
+        ..provider
+    };
+    let mut record = Record::new(Kind::Provider, &key, &key, who.owner());
+    record.labels = stored.labels.clone().into_iter().collect();
+    record.body = stored.encode_to_vec();
+    record.version = core
+        .store
+        .create(&record)
+        .await
+        .map_err(|error| match error {
+            StoreError::AlreadyExists { .. } => Status::already_exists(format!(
+                "provider {:?} already exists",
+                stored_name(who, &key)
+            )),
+            other => other.into(),
+        })?;
+    tracing::info!(provider = %key, owner = %who.owner(), "provider created");
+    Ok(view(who, &record))
+}
+
+/// A provider the caller may use, by the name they give.
+pub(super) async fn get(core: &Core, who: &Principal, name: &str) -> Result<pb::Provider, Status> {
+    Ok(view(who, &find(core, who, name).await?))
+}
+
+/// The caller's own providers and the shared ones (every one for admins).
+pub(super) async fn list(core: &Core, who: &Principal) -> Result<Vec<pb::Provider>, Status> {
+    let records = core.store.list(Kind::Provider, &Filter::default()).await?;
+    Ok(records
+        .iter()
+        .filter(|record| names::may_use_provider(who, &record.key))
+        .map(|record| view(who, record))
+        .collect())
+}
+
+/// Replaces a provider the caller owns (admins: any).
+pub(super) async fn update(
+    core: &Core,
+    who: &Principal,
+    provider: pb::Provider,
+) -> Result<pb::Provider, Status> {
+    check_fields(&provider)?;
+    let mut record = find_owned(core, who, &provider.name).await?;
+    if provider.resource_version != 0 && provider.resource_version != record.version {
+        return Err(Status::aborted(format!(
+            "provider {:?} is at version {}, not {}: read it again and retry",
+            provider.name, record.version, provider.resource_version
+        )));
+    }
+    let current = decode(&record)?;
+    let stored = pb::Provider {
+        name: record.key.clone(),
+        owner: current.owner,
+        labels: client_labels(provider.labels).into_iter().collect(),
+        resource_version: 0,
+        ..provider
+    };
+    record.labels = stored.labels.clone().into_iter().collect();
+    record.body = stored.encode_to_vec();
+    record.version = core.store.update(&record).await?;
+    Ok(view(who, &record))
+}
+
+/// Deletes a provider the caller owns, unless a sandbox still has it attached.
+pub(super) async fn delete(core: &Core, who: &Principal, name: &str) -> Result<(), Status> {
+    let record = find_owned(core, who, name).await?;
+    for sandbox_record in core.store.list(Kind::Sandbox, &Filter::default()).await? {
+        let sandbox = sandboxes::decode(&sandbox_record)?;
+        if sandbox.providers.contains(&record.key) {
+            return Err(Status::failed_precondition(format!(
+                "provider {name:?} is attached to sandbox {:?} ({}): detach it first",
+                sandbox.name, sandbox.id
+            )));
+        }
+    }
+    core.store
+        .delete(Kind::Provider, &record.key, Some(record.version))
+        .await?;
+    tracing::info!(provider = %record.key, "provider deleted");
+    Ok(())
+}
+
+/// The provider `name` means to `who`: their own first, then a shared one. Another
+/// user's provider is NOT_FOUND.
+pub(super) async fn find(core: &Core, who: &Principal, name: &str) -> Result<Record, Status> {
+    for key in names::provider_candidates(who, name)? {
+        if let Some(record) = core.store.get(Kind::Provider, &key).await? {
+            if names::may_use_provider(who, &record.key) {
+                return Ok(record);
+            }
+        }
+    }
+    Err(Status::not_found(format!("provider {name:?} not found")))
+}
+
+/// A provider the caller may change: their own (admins: any).
+async fn find_owned(core: &Core, who: &Principal, name: &str) -> Result<Record, Status> {
+    if who.is_admin() {
+        return find(core, who, name).await;
+    }
+    let key = names::provider_key(who, name);
+    names::provider_name("name", name)?;
+    match core.store.get(Kind::Provider, &key).await? {
+        Some(record) => Ok(record),
+        None if core.store.get(Kind::Provider, name).await?.is_some() => {
+            Err(Status::permission_denied(format!(
+                "provider {name:?} is shared: only an admin can change it"
+            )))
+        }
+        None => Err(Status::not_found(format!("provider {name:?} not found"))),
+    }
+}
+
+/// Decodes a provider record's body.
+pub(super) fn decode(record: &Record) -> Result<pb::Provider, Status> {
+    pb::Provider::decode(record.body.as_slice())
+        .map_err(|_| Status::internal(format!("provider record {:?} is corrupt", record.key)))
+}
+
+fn view(who: &Principal, record: &Record) -> pb::Provider {
+    let mut provider = decode(record).unwrap_or_default();
+    provider.name = names::visible_provider_name(who, &record.key);
+    provider.resource_version = record.version;
+    provider
+}
+
+fn stored_name(who: &Principal, key: &str) -> String {
+    names::visible_provider_name(who, key)
+}
+
+fn check_fields(provider: &pb::Provider) -> Result<(), Status> {
+    if provider.credential.trim().is_empty() {
+        return Err(Status::invalid_argument(
+            "credential: name the credential in the credentials driver that backs this provider",
+        ));
+    }
+    if provider.r#type.trim().is_empty() {
+        return Err(Status::invalid_argument(
+            "type: say what the provider is, e.g. openai",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,274 @@
+//! Sandboxes: records in the store, lifecycle on the compute driver.
+//!
+//! Create writes the record first (must-create), then asks the driver to validate and
+//! create; if the driver refuses, the record is removed and the driver's answer
+//! returned. Status is what the driver last reported ([`crate::drivers::Statuses`]).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prost::Message as _;
+use proto::pb::gateway::v1 as pb;
+use tonic::Status;
+
+use super::driver_spec::{driver_sandbox, status};
+use super::names::{self, client_labels, dns_label};
+use super::{Core, providers};
+use crate::auth::{Claims, Principal};
+use crate::drivers::Change;
+use crate::store::{Filter, Kind, Record};
+
+/// Creates a sandbox.
+pub(super) async fn create(
+    core: &Core,
+    who: &Principal,
+    request: pb::CreateSandboxRequest,
+) -> Result<pb::Sandbox, Status> {
+    dns_label("name", &request.name, 63)?;
+    let spec = request.spec.unwrap_or_default();
+    let workspace = names::workspace(who.owner(), &spec.workspace)?;
+    let mut keys = Vec::new();
+    for name in &request.providers {
+        let key = providers::find(core, who, name).await?.key;
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    let id = new_id()?;
+    let sandbox = pb::Sandbox {
+        id: id.clone(),
+        name: request.name.clone(),
+        owner: who.owner().to_owned(),
+        labels: client_labels(request.labels).into_iter().collect(),
+        spec: Some(spec),
+        status: None,
+        providers: keys,
+        resource_version: 0,
+        created_at_ms: now_ms(),
+    };
+    let mut record = Record::new(Kind::Sandbox, &id, &request.name, who.owner());
+    record.labels = sandbox.labels.clone().into_iter().collect();
+    record.body = sandbox.encode_to_vec();
+    record.version = core
+        .store
+        .create(&record)
+        .await
+        .map_err(|error| match error {
+            crate::store::StoreError::AlreadyExists { .. } => Status::already_exists(format!(
+                "you already have a sandbox named {:?}",
+                request.name
+            )),
+            other => other.into(),
+        })?;
+    core.statuses.begin_create(&id);
+    core.statuses.announce(Change::Updated(id.clone()));
+
+    match create_on_driver(core, &sandbox, &workspace).await {
+        Ok(()) => {
+            core.statuses.end_create(&id, true);
+            tracing::info!(sandbox = %id, name = %request.name, owner = %who.owner(), "sandbox created");
+            Ok(view(core, who, &record))
+        }
+        Err(refusal) => {
+            core.statuses.end_create(&id, false);
+            if let Err(error) = core.store.delete(Kind::Sandbox, &id, None).await {
+                tracing::error!(sandbox = %id, %error, "could not remove the record of a refused create");
+            }
+            core.statuses.announce(Change::Deleted(id));
+            Err(refusal)
+        }
+    }
+}
+
+async fn create_on_driver(
+    core: &Core,
+    sandbox: &pb::Sandbox,
+    workspace: &str,
+) -> Result<(), Status> {
+    core.compute.link().ensure_available().await?;
+    core.compute.ensure_workspace(workspace).await?;
+    let expires = SystemTime::now() + core.sandbox_token_ttl;
+    let token = core.signer.mint(&Claims {
+        sid: sandbox.id.clone(),
+        own: sandbox.owner.clone(),
+        exp: expires
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    });
+    let request = driver_sandbox(sandbox, workspace, &token, &core.sandbox_endpoint);
+    core.compute.validate(&request).await?;
+    core.compute.create(&request).await
+}
+
+/// One sandbox the caller may see.
+pub(super) async fn get(
+    core: &Core,
+    who: &Principal,
+    reference: &pb::SandboxRef,
+) -> Result<pb::Sandbox, Status> {
+    Ok(view(core, who, &find(core, who, reference).await?))
+}
+
+/// The caller's sandboxes (everyone's for admins).
+pub(super) async fn list(core: &Core, who: &Principal) -> Result<Vec<pb::Sandbox>, Status> {
+    let records = core.store.list(Kind::Sandbox, &owner_filter(who)).await?;
+    Ok(records
+        .iter()
+        .map(|record| view(core, who, record))
+        .collect())
+}
+
+/// Stops a sandbox (the driver keeps its state).
+pub(super) async fn stop(
+    core: &Core,
+    who: &Principal,
+    reference: &pb::SandboxRef,
+) -> Result<pb::Sandbox, Status> {
+    let record = find(core, who, reference).await?;
+    core.compute.stop(&record.key).await?;
+    Ok(view(core, who, &record))
+}
+
+/// Starts a stopped sandbox.
+pub(super) async fn start(
+    core: &Core,
+    who: &Principal,
+    reference: &pb::SandboxRef,
+) -> Result<pb::Sandbox, Status> {
+    let record = find(core, who, reference).await?;
+    core.compute.start(&record.key).await?;
+    Ok(view(core, who, &record))
+}
+
+/// Deletes a sandbox from the driver, then its record.
+pub(super) async fn delete(
+    core: &Core,
+    who: &Principal,
+    reference: &pb::SandboxRef,
+) -> Result<bool, Status> {
+    let record = find(core, who, reference).await?;
+    core.compute.delete(&record.key).await?;
+    let removed = core.store.delete(Kind::Sandbox, &record.key, None).await?;
+    core.statuses.announce(Change::Deleted(record.key.clone()));
+    tracing::info!(sandbox = %record.key, name = %record.name, "sandbox deleted");
+    Ok(removed)
+}
+
+/// Attaches a provider the caller may use.
+pub(super) async fn attach(
+    core: &Core,
+    who: &Principal,
+    request: pb::AttachmentRequest,
+) -> Result<pb::Sandbox, Status> {
+    let mut record = find(core, who, &request.sandbox.unwrap_or_default()).await?;
+    let key = providers::find(core, who, &request.provider).await?.key;
+    let mut sandbox = decode(&record)?;
+    if !sandbox.providers.contains(&key) {
+        sandbox.providers.push(key);
+        save(core, &mut record, &sandbox).await?;
+    }
+    Ok(view(core, who, &record))
+}
+
+/// Detaches the provider the caller's name means among those attached (their own
+/// first, then a shared one); NOT_FOUND when none of them is attached.
+pub(super) async fn detach(
+    core: &Core,
+    who: &Principal,
+    request: pb::AttachmentRequest,
+) -> Result<pb::Sandbox, Status> {
+    let mut record = find(core, who, &request.sandbox.unwrap_or_default()).await?;
+    let mut sandbox = decode(&record)?;
+    let candidates = names::provider_candidates(who, &request.provider)?;
+    let Some(key) = candidates
+        .iter()
+        .find(|key| sandbox.providers.contains(key))
+    else {
+        return Err(Status::not_found(format!(
+            "provider {:?} is not attached to sandbox {:?}",
+            request.provider, sandbox.name
+        )));
+    };
+    sandbox.providers.retain(|attached| attached != key);
+    save(core, &mut record, &sandbox).await?;
+    Ok(view(core, who, &record))
+}
+
+/// The sandbox record `reference` names, if the caller may see it (NOT_FOUND
+/// otherwise: another user's sandbox does not exist for the caller).
+pub(super) async fn find(
+    core: &Core,
+    who: &Principal,
+    reference: &pb::SandboxRef,
+) -> Result<Record, Status> {
+    let found = if !reference.id.is_empty() {
+        core.store
+            .get(Kind::Sandbox, &reference.id)
+            .await?
+            .filter(|record| who.is_admin() || record.owner == who.owner())
+    } else if !reference.name.is_empty() {
+        core.store
+            .get_by_name(Kind::Sandbox, who.owner(), &reference.name)
+            .await?
+    } else {
+        return Err(Status::invalid_argument("sandbox: give its id or its name"));
+    };
+    found.ok_or_else(|| {
+        let shown = if reference.id.is_empty() {
+            &reference.name
+        } else {
+            &reference.id
+        };
+        Status::not_found(format!("sandbox {shown:?} not found"))
+    })
+}
+
+/// Decodes a sandbox record's body.
+pub(super) fn decode(record: &Record) -> Result<pb::Sandbox, Status> {
+    pb::Sandbox::decode(record.body.as_slice())
+        .map_err(|_| Status::internal(format!("sandbox record {:?} is corrupt", record.key)))
+}
+
+async fn save(core: &Core, record: &mut Record, sandbox: &pb::Sandbox) -> Result<(), Status> {
+    record.body = sandbox.encode_to_vec();
+    record.version = core.store.update(record).await?;
+    core.statuses.announce(Change::Updated(record.key.clone()));
+    Ok(())
+}
+
+/// What `who` sees of a record: current status, providers by the names they use.
+pub(super) fn view(core: &Core, who: &Principal, record: &Record) -> pb::Sandbox {
+    let mut sandbox = decode(record).unwrap_or_default();
+    sandbox.resource_version = record.version;
+    sandbox.providers = sandbox
+        .providers
+        .iter()
+        .map(|key| names::visible_provider_name(who, key))
+        .collect();
+    sandbox.status = Some(status(
+        core.statuses.get(&record.key),
+        core.statuses.synced(),
+    ));
+    sandbox
+}
+
+/// The records `who` may list.
+pub(super) fn owner_filter(who: &Principal) -> Filter {
+    Filter {
+        owners: (!who.is_admin()).then(|| vec![who.owner().to_owned()]),
+    }
+}
+
+fn new_id() -> Result<String, Status> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|_| Status::internal("no randomness for a sandbox id"))?;
+    Ok(format!(
+        "sb-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,112 @@
+//! `WatchSandboxes` of the public API: the caller's sandboxes as a snapshot (ended by
+//! `snapshot_done`), then every change. A watcher that falls behind gets a fresh
+//! snapshot instead of a gap.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use proto::pb::gateway::v1 as pb;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use super::{Core, sandboxes};
+use crate::auth::Principal;
+use crate::drivers::Change;
+use crate::store::Kind;
+
+/// The stream handed to tonic.
+pub type SandboxEvents = ReceiverStream<Result<pb::SandboxEvent, Status>>;
+
+type Sender = mpsc::Sender<Result<pb::SandboxEvent, Status>>;
+
+/// Starts a watch for `who`.
+pub(super) fn start(core: Arc<Core>, who: Principal) -> SandboxEvents {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut changes = core.statuses.subscribe();
+        let mut seen = HashSet::new();
+        if snapshot(&core, &who, &tx, &mut seen).await.is_err() {
+            return;
+        }
+        loop {
+            let change = tokio::select! {
+                () = tx.closed() => return,
+                change = changes.recv() => change,
+            };
+            let sent = match change {
+                Ok(Change::Updated(id)) => updated(&core, &who, &tx, &mut seen, &id).await,
+                Ok(Change::Deleted(id)) if seen.remove(&id) => {
+                    send(&tx, pb::sandbox_event::Payload::DeletedId(id)).await
+                }
+                Ok(Change::Deleted(_)) => Ok(()),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    snapshot(&core, &who, &tx, &mut seen).await
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+async fn snapshot(
+    core: &Core,
+    who: &Principal,
+    tx: &Sender,
+    seen: &mut HashSet<String>,
+) -> Result<(), ()> {
+    let records = match core
+        .store
+        .list(Kind::Sandbox, &sandboxes::owner_filter(who))
+        .await
+    {
+        Ok(records) => records,
+        Err(error) => {
+            let _ = tx.send(Err(error.into())).await;
+            return Err(());
+        }
+    };
+    seen.clear();
+    for record in &records {
+        seen.insert(record.key.clone());
+        send(
+            tx,
+            pb::sandbox_event::Payload::Sandbox(sandboxes::view(core, who, record)),
+        )
+        .await?;
+    }
+    send(tx, pb::sandbox_event::Payload::SnapshotDone(true)).await
+}
+
+async fn updated(
+    core: &Core,
+    who: &Principal,
+    tx: &Sender,
+    seen: &mut HashSet<String>,
+    id: &str,
+) -> Result<(), ()> {
+    let Ok(Some(record)) = core.store.get(Kind::Sandbox, id).await else {
+        return Ok(());
+    };
+    if !(who.is_admin() || record.owner == who.owner()) {
+        return Ok(());
+    }
+    seen.insert(record.key.clone());
+    send(
+        tx,
+        pb::sandbox_event::Payload::Sandbox(sandboxes::view(core, who, &record)),
+    )
+    .await
+}
+
+async fn send(tx: &Sender, payload: pb::sandbox_event::Payload) -> Result<(), ()> {
+    tx.send(Ok(pb::SandboxEvent {
+        payload: Some(payload),
+    }))
+    .await
+    .map_err(|_| ())
+}

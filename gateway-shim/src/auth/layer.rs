@@ -1,0 +1,129 @@
+//! The tower layer in front of the gateway's gRPC routes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, Request, Response};
+use tonic::transport::server::TcpConnectInfo;
+use tower::{Layer, Service};
+
+use super::{Authenticator, authorize, entry_for};
+
+/// Header names clients may not set: identity asserted by a proxy, or our own
+/// internal markers. Removed before any decision.
+const STRIPPED_EXACT: &[&str] = &[
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-remote-user",
+    "x-remote-group",
+    "remote-user",
+    "x-user",
+    "x-userinfo",
+    "x-jwt-payload",
+    "x-principal",
+];
+/// Header prefixes clients may not set.
+const STRIPPED_PREFIXES: &[&str] = &["x-openshell-", "x-gateway-", "x-auth-request-"];
+
+/// Removes every identity or internal header; returns how many were removed.
+pub fn strip_identity_headers(headers: &mut HeaderMap) -> usize {
+    let doomed: Vec<_> = headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str();
+            STRIPPED_EXACT.contains(&name) || STRIPPED_PREFIXES.iter().any(|p| name.starts_with(p))
+        })
+        .cloned()
+        .collect();
+    let mut removed = 0;
+    for name in doomed {
+        removed += headers.get_all(&name).iter().count();
+        headers.remove(&name);
+    }
+    removed
+}
+
+/// Adds authentication and authorization to the wrapped routes.
+#[derive(Clone, Debug)]
+pub struct AuthLayer {
+    auth: Arc<Authenticator>,
+}
+
+impl AuthLayer {
+    /// A layer using `auth`.
+    pub fn new(auth: Arc<Authenticator>) -> Self {
+        Self { auth }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            auth: Arc::clone(&self.auth),
+        }
+    }
+}
+
+/// See [`AuthLayer`].
+#[derive(Clone, Debug)]
+pub struct AuthService<S> {
+    inner: S,
+    auth: Arc<Authenticator>,
+}
+
+impl<S, B> Service<Request<B>> for AuthService<S>
+where
+    S: Service<Request<B>, Response = Response<tonic::body::Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let removed = strip_identity_headers(request.headers_mut());
+        if removed > 0 {
+            tracing::debug!(removed, "stripped client-sent identity headers");
+        }
+        // Only methods of the gateway service are gated; health stays open.
+        if let Some(entry) = entry_for(request.uri().path()) {
+            let peer = request
+                .extensions()
+                .get::<TcpConnectInfo>()
+                .and_then(TcpConnectInfo::remote_addr);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let decision = self
+                .auth
+                .authenticate(request.headers(), peer, now)
+                .and_then(|principal| authorize(entry, principal.as_ref()).map(|()| principal));
+            match decision {
+                Ok(Some(principal)) => {
+                    request.extensions_mut().insert(principal);
+                }
+                Ok(None) => {}
+                Err(status) => {
+                    tracing::debug!(path = entry.path, code = ?status.code(), "request refused");
+                    return Box::pin(async move { Ok(status.into_http()) });
+                }
+            }
+        }
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(inner.call(request))
+    }
+}

@@ -1,0 +1,235 @@
+//! Flags of the client subcommands.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use proto::cli::parse_duration;
+
+/// How to reach the gateway, shared by every client subcommand.
+#[derive(Args, Clone, Debug)]
+pub struct ClientArgs {
+    /// Gateway address; default: $OPENSHELL_GATEWAY_ENDPOINT (set inside sandboxes),
+    /// else http://127.0.0.1:8080.
+    #[arg(long, global = true, value_name = "URL", env = "OPENSHELL_GATEWAY")]
+    pub gateway: Option<String>,
+    /// Bearer token (prefer --token-file: arguments are visible to other users).
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "OPENSHELL_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// File holding the bearer token. Defaults, in order: $OPENSHELL_SANDBOX_TOKEN_FILE
+    /// (inside a sandbox), then the token `gateway-shim dev` writes.
+    #[arg(long, global = true, value_name = "PATH", env = "OPENSHELL_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Output: tables for people, JSON for scripts.
+    #[arg(short, long, global = true, value_enum, default_value = "table")]
+    pub output: Output,
+    /// Deadline of each call.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Output format.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Aligned columns.
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+/// `KEY=VALUE` pairs.
+fn key_value(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{raw:?}: expected KEY=VALUE"))
+}
+
+/// `sandbox …`
+#[derive(Subcommand, Clone, Debug)]
+pub enum SandboxCommand {
+    /// Create a sandbox running COMMAND.
+    Create(SandboxCreate),
+    /// List your sandboxes.
+    List(WithClient),
+    /// Show one sandbox.
+    Get(SandboxName),
+    /// Stop a sandbox (its files are kept).
+    Stop(SandboxName),
+    /// Start a stopped sandbox.
+    Start(SandboxName),
+    /// Delete a sandbox.
+    Delete(SandboxName),
+    /// Follow your sandboxes' changes (Ctrl-C to stop).
+    Watch(WithClient),
+}
+
+/// Just the client flags.
+#[derive(Args, Clone, Debug)]
+pub struct WithClient {
+    /// Client flags.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// A sandbox by name.
+#[derive(Args, Clone, Debug)]
+pub struct SandboxName {
+    /// The sandbox's name (or its id with --id).
+    pub name: String,
+    /// NAME is the sandbox's id.
+    #[arg(long)]
+    pub id: bool,
+    /// Client flags.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `sandbox create`.
+#[derive(Args, Clone, Debug)]
+pub struct SandboxCreate {
+    /// Name (lowercase letters, digits, '-').
+    pub name: String,
+    /// The program and its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+    /// Container image (Kubernetes backend); default: the driver's.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Environment variable KEY=VALUE (repeatable).
+    #[arg(long = "env", value_parser = key_value)]
+    pub environment: Vec<(String, String)>,
+    /// Label KEY=VALUE (repeatable).
+    #[arg(long = "label", value_parser = key_value)]
+    pub labels: Vec<(String, String)>,
+    /// Workspace of yours to place it in.
+    #[arg(long)]
+    pub workspace: Option<String>,
+    /// CPU limit, e.g. 500m.
+    #[arg(long)]
+    pub cpu_limit: Option<String>,
+    /// Memory limit, e.g. 512Mi.
+    #[arg(long)]
+    pub memory_limit: Option<String>,
+    /// GPUs.
+    #[arg(long)]
+    pub gpus: Option<u32>,
+    /// Provider to attach (repeatable).
+    #[arg(long = "provider")]
+    pub providers: Vec<String>,
+    /// Wait until the sandbox is Ready (or fails).
+    #[arg(long)]
+    pub wait: bool,
+    /// Client flags.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `provider …`
+#[derive(Subcommand, Clone, Debug)]
+pub enum ProviderCommand {
+    /// Create a provider backed by a credential of the credentials driver.
+    Create(ProviderSpec),
+    /// List your providers and the shared ones.
+    List(WithClient),
+    /// Show one provider.
+    Get(ProviderName),
+    /// Replace a provider's type, credential, endpoint and config.
+    Update(ProviderSpec),
+    /// Delete a provider (detach it from sandboxes first).
+    Delete(ProviderName),
+    /// Attach a provider to a sandbox.
+    Attach(Attachment),
+    /// Detach a provider from a sandbox.
+    Detach(Attachment),
+}
+
+/// A provider's fields.
+#[derive(Args, Clone, Debug)]
+pub struct ProviderSpec {
+    /// Name.
+    pub name: String,
+    /// What it is, e.g. openai, anthropic, github.
+    #[arg(long = "type")]
+    pub kind: String,
+    /// Name of the credential in the credentials driver.
+    #[arg(long)]
+    pub credential: String,
+    /// Base URL of the service.
+    #[arg(long, default_value = "")]
+    pub endpoint: String,
+    /// Config KEY=VALUE (repeatable).
+    #[arg(long = "config", value_parser = key_value)]
+    pub config: Vec<(String, String)>,
+    /// Expected resource version (update only; ABORTED when it moved on).
+    #[arg(long)]
+    pub version: Option<u64>,
+    /// Client flags.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// A provider by name.
+#[derive(Args, Clone, Debug)]
+pub struct ProviderName {
+    /// Name.
+    pub name: String,
+    /// Client flags.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Sandbox and provider.
+#[derive(Args, Clone, Debug)]
+pub struct Attachment {
+    /// The sandbox's name.
+    pub sandbox: String,
+    /// The provider's name.
+    pub provider: String,
+    /// Client flags.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `inference …`
+#[derive(Subcommand, Clone, Debug)]
+pub enum InferenceCommand {
+    /// Set your inference route (admins: the global one).
+    Set(InferenceSet),
+    /// Show the route that applies to you.
+    Get(WithClient),
+    /// Delete your own route.
+    Delete(WithClient),
+    /// From inside a sandbox: the inference bundle (endpoint, model, key).
+    Bundle(WithClient),
+}
+
+/// `inference set`.
+#[derive(Args, Clone, Debug)]
+pub struct InferenceSet {
+    /// Provider serving the route.
+    #[arg(long)]
+    pub provider: String,
+    /// Model name.
+    #[arg(long)]
+    pub model: String,
+    /// Expected resource version (ABORTED when it moved on).
+    #[arg(long)]
+    pub version: Option<u64>,
+    /// Client flags.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `credential …`
+#[derive(Subcommand, Clone, Debug)]
+pub enum CredentialCommand {
+    /// Resolve an attached provider's credential (with the sandbox's token).
+    Resolve(ProviderName),
+}

@@ -1,0 +1,137 @@
+//! The command-line client: the client subcommands of `gateway-shim`, over the public
+//! gRPC API, with tables for people and `-o json` for scripts.
+
+pub mod cli;
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+
+use proto::pb::gateway::v1::gateway_client::GatewayClient;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+pub use commands::run_client;
+
+use cli::ClientArgs;
+
+/// Why a client command failed; the message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No token could be found.
+    #[error(
+        "no token: pass --token-file (or set OPENSHELL_TOKEN_FILE) to the file `gateway-shim dev` printed, or run inside a sandbox"
+    )]
+    NoToken,
+    /// The token file could not be read.
+    #[error("cannot read the token file {path}: {source}")]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gateway address is not a URL.
+    #[error("--gateway {0:?} is not a URL like http://127.0.0.1:8080")]
+    BadAddress(String),
+    /// The gateway could not be reached.
+    #[error("cannot reach the gateway at {addr}: {why}; is it running (`gateway-shim dev`)?")]
+    Unreachable {
+        /// The address.
+        addr: String,
+        /// Why.
+        why: String,
+    },
+    /// The gateway answered with an error.
+    #[error("{}", describe(.0))]
+    Call(Status),
+    /// Output could not be written.
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl From<Status> for ClientError {
+    fn from(status: Status) -> Self {
+        Self::Call(status)
+    }
+}
+
+fn describe(status: &Status) -> String {
+    let hint = match status.code() {
+        tonic::Code::Unauthenticated => " (check the token: --token-file or OPENSHELL_TOKEN_FILE)",
+        tonic::Code::Unavailable => " (try again shortly)",
+        _ => "",
+    };
+    format!("{:?}: {}{hint}", status.code(), status.message())
+}
+
+/// Where the gateway is when nothing says otherwise.
+const DEFAULT_GATEWAY: &str = "http://127.0.0.1:8080";
+
+/// A client that adds the bearer token to every call.
+pub type Client = GatewayClient<InterceptedService<Channel, Bearer>>;
+
+/// Adds `authorization: Bearer …`.
+#[derive(Clone, Debug)]
+pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// Connects to the gateway with the token `args` lead to.
+///
+/// # Errors
+/// [`ClientError`] saying what is missing.
+pub async fn connect(args: &ClientArgs) -> Result<Client, ClientError> {
+    let token = token(args)?;
+    let value =
+        MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| ClientError::NoToken)?;
+    let addr = args
+        .gateway
+        .clone()
+        .or_else(|| std::env::var(crate::api::driver_spec::ENV_GATEWAY_ENDPOINT).ok())
+        .unwrap_or_else(|| DEFAULT_GATEWAY.to_owned());
+    let endpoint = Endpoint::from_shared(addr.clone())
+        .map_err(|_| ClientError::BadAddress(addr.clone()))?
+        .connect_timeout(args.timeout);
+    let channel = endpoint.connect().await.map_err(|error| {
+        let why = std::error::Error::source(&error).map_or_else(|| error.to_string(), ToString::to_string);
+        ClientError::Unreachable { addr: addr.clone(), why }
+    })?;
+    Ok(GatewayClient::with_interceptor(channel, Bearer(value)))
+}
+
+fn token(args: &ClientArgs) -> Result<String, ClientError> {
+    if let Some(token) = &args.token {
+        return Ok(token.trim().to_owned());
+    }
+    let candidates = [
+        args.token_file.clone(),
+        std::env::var_os("OPENSHELL_SANDBOX_TOKEN_FILE").map(PathBuf::from),
+        Some(crate::dev::default_state_dir().join(crate::dev::TOKEN_FILE)).filter(|p| p.exists()),
+    ];
+    let path = candidates
+        .into_iter()
+        .flatten()
+        .next()
+        .ok_or(ClientError::NoToken)?;
+    let token =
+        std::fs::read_to_string(&path).map_err(|source| ClientError::TokenFile { path, source })?;
+    Ok(token.trim().to_owned())
+}
+
+/// A request with the command's deadline.
+pub(crate) fn request<M>(message: M, args: &ClientArgs) -> Request<M> {
+    let mut request = Request::new(message);
+    request.set_timeout(args.timeout);
+    request
+}

@@ -1,0 +1,189 @@
+//! The compute driver client: each contract RPC the gateway uses, with its deadline
+//! and idempotency, through [`DriverLink`].
+
+use std::path::Path;
+
+use proto::pb::compute::v1 as pb;
+use proto::pb::compute::v1::compute_driver_client::ComputeDriverClient;
+use proto::{Backoff, Idempotency, RetryPolicy, WatchEvent};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+use super::link::DriverLink;
+
+/// The compute driver, as the gateway calls it.
+#[derive(Clone, Debug)]
+pub struct ComputeClient {
+    link: DriverLink,
+    client: ComputeDriverClient<Channel>,
+}
+
+macro_rules! rpc {
+    ($self:ident, $idempotency:expr, $method:ident, $message:expr) => {{
+        let client = $self.client.clone();
+        $self
+            .link
+            .call(
+                $idempotency,
+                || $message,
+                |request| {
+                    let mut client = client.clone();
+                    async move { client.$method(request).await }
+                },
+            )
+            .await
+    }};
+}
+
+impl ComputeClient {
+    /// A client of the driver at `socket`.
+    pub fn new(socket: &Path, policy: RetryPolicy) -> Self {
+        let link = DriverLink::new("compute driver", socket, policy);
+        let client = ComputeDriverClient::new(link.channel());
+        Self { link, client }
+    }
+
+    /// The connection state.
+    pub fn link(&self) -> &DriverLink {
+        &self.link
+    }
+
+    /// `GetCapabilities`.
+    ///
+    /// # Errors
+    /// The driver's status.
+    pub async fn capabilities(&self) -> Result<pb::GetCapabilitiesResponse, Status> {
+        rpc!(
+            self,
+            Idempotency::Idempotent,
+            get_capabilities,
+            pb::GetCapabilitiesRequest {}
+        )
+    }
+
+    /// `EnsureWorkspace`; UNIMPLEMENTED (an optional RPC) counts as done.
+    ///
+    /// # Errors
+    /// The driver's status.
+    pub async fn ensure_workspace(&self, workspace: &str) -> Result<(), Status> {
+        let result = rpc!(
+            self,
+            Idempotency::Idempotent,
+            ensure_workspace,
+            pb::EnsureWorkspaceRequest {
+                workspace: workspace.to_owned()
+            }
+        );
+        match result {
+            Err(status) if status.code() == Code::Unimplemented => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// `ValidateSandboxCreate`.
+    ///
+    /// # Errors
+    /// The driver's status (INVALID_ARGUMENT naming the field, ...).
+    pub async fn validate(&self, sandbox: &pb::DriverSandbox) -> Result<(), Status> {
+        rpc!(
+            self,
+            Idempotency::Idempotent,
+            validate_sandbox_create,
+            pb::ValidateSandboxCreateRequest {
+                sandbox: Some(sandbox.clone())
+            }
+        )
+        .map(|_| ())
+    }
+
+    /// `CreateSandbox` (idempotent for the same spec, per the contract).
+    ///
+    /// # Errors
+    /// The driver's status.
+    pub async fn create(&self, sandbox: &pb::DriverSandbox) -> Result<(), Status> {
+        rpc!(
+            self,
+            Idempotency::Idempotent,
+            create_sandbox,
+            pb::CreateSandboxRequest {
+                sandbox: Some(sandbox.clone())
+            }
+        )
+        .map(|_| ())
+    }
+
+    /// `StopSandbox`.
+    ///
+    /// # Errors
+    /// The driver's status.
+    pub async fn stop(&self, id: &str) -> Result<(), Status> {
+        rpc!(
+            self,
+            Idempotency::Idempotent,
+            stop_sandbox,
+            pb::StopSandboxRequest {
+                sandbox_id: id.to_owned(),
+                sandbox_name: String::new()
+            }
+        )
+        .map(|_| ())
+    }
+
+    /// `StartSandbox`.
+    ///
+    /// # Errors
+    /// The driver's status (UNIMPLEMENTED when the driver cannot restart sandboxes).
+    pub async fn start(&self, id: &str) -> Result<(), Status> {
+        rpc!(
+            self,
+            Idempotency::Idempotent,
+            start_sandbox,
+            pb::StartSandboxRequest {
+                sandbox_id: id.to_owned(),
+                sandbox_name: String::new()
+            }
+        )
+        .map(|_| ())
+    }
+
+    /// `DeleteSandbox`: whether the driver removed something.
+    ///
+    /// # Errors
+    /// The driver's status.
+    pub async fn delete(&self, id: &str) -> Result<bool, Status> {
+        rpc!(
+            self,
+            Idempotency::Idempotent,
+            delete_sandbox,
+            pb::DeleteSandboxRequest {
+                sandbox_id: id.to_owned(),
+                sandbox_name: String::new()
+            }
+        )
+        .map(|response| response.deleted)
+    }
+
+    /// `ListSandboxes`.
+    ///
+    /// # Errors
+    /// The driver's status.
+    pub async fn list(&self) -> Result<Vec<pb::DriverSandbox>, Status> {
+        rpc!(
+            self,
+            Idempotency::Idempotent,
+            list_sandboxes,
+            pb::ListSandboxesRequest {}
+        )
+        .map(|response| response.sandboxes)
+    }
+
+    /// `WatchSandboxes`, reopened with backoff whenever it ends.
+    pub fn watch(&self) -> ReceiverStream<WatchEvent<pb::WatchSandboxesEvent>> {
+        let client = self.client.clone();
+        proto::reconnecting(Backoff::CONNECT, move || {
+            let mut client = client.clone();
+            async move { client.watch_sandboxes(pb::WatchSandboxesRequest {}).await }
+        })
+    }
+}

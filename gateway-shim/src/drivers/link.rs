@@ -1,0 +1,125 @@
+//! What both driver clients share: the socket's channel, whether the driver is
+//! reachable, and calls through the one retry helper with a deadline each.
+//!
+//! While a driver is down, calls fail fast: one health probe (bounded by
+//! [`PROBE_TIMEOUT`]) instead of a full retry budget, so writes that need the driver
+//! answer UNAVAILABLE naming it at once and reads of the gateway's own records carry on.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use proto::{Idempotency, Readiness, RetryPolicy};
+use tonic::transport::Channel;
+use tonic::{Code, Request, Response, Status};
+
+/// Bound on the probe made before calling a driver marked unavailable.
+pub(super) const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A driver behind a socket.
+#[derive(Clone, Debug)]
+pub struct DriverLink {
+    name: &'static str,
+    socket: PathBuf,
+    channel: Channel,
+    available: Arc<AtomicBool>,
+    policy: RetryPolicy,
+}
+
+impl DriverLink {
+    /// A link to `name` (for messages) at `socket`; nothing is dialled yet.
+    pub fn new(name: &'static str, socket: &Path, policy: RetryPolicy) -> Self {
+        Self {
+            name,
+            socket: socket.to_owned(),
+            channel: proto::lazy_channel(socket),
+            available: Arc::new(AtomicBool::new(false)),
+            policy,
+        }
+    }
+
+    /// The channel, for typed clients.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// The driver's socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Whether the last contact succeeded.
+    pub fn is_available(&self) -> bool {
+        self.available.load(Ordering::Relaxed)
+    }
+
+    /// Records whether the driver answers; logs transitions.
+    pub fn set_available(&self, available: bool) {
+        let was = self.available.swap(available, Ordering::Relaxed);
+        if was != available {
+            if available {
+                tracing::info!(driver = self.name, socket = %self.socket.display(), "driver available");
+            } else {
+                tracing::warn!(driver = self.name, socket = %self.socket.display(), "driver unavailable");
+            }
+        }
+    }
+
+    /// UNAVAILABLE naming the driver and its socket.
+    pub fn unavailable(&self, why: &str) -> Status {
+        Status::unavailable(format!(
+            "the {} at {} is unavailable ({why}); the gateway keeps its records and catches up when it is back: retry later",
+            self.name,
+            self.socket.display()
+        ))
+    }
+
+    /// Ok when the driver is marked available or answers a quick health probe now.
+    ///
+    /// # Errors
+    /// UNAVAILABLE naming the driver.
+    pub async fn ensure_available(&self) -> Result<(), Status> {
+        if self.is_available() {
+            return Ok(());
+        }
+        match proto::uds::health_probe(self.channel(), PROBE_TIMEOUT).await {
+            Readiness::Ready => {
+                self.set_available(true);
+                Ok(())
+            }
+            Readiness::NotReady(why) => Err(self.unavailable(&why)),
+        }
+    }
+
+    /// One logical call through the retry helper; driver errors keep their code and
+    /// message, prefixed with the driver's name.
+    ///
+    /// # Errors
+    /// The driver's status, or UNAVAILABLE when it cannot be reached.
+    pub async fn call<M, T, B, S, Fut>(
+        &self,
+        idempotency: Idempotency,
+        message: B,
+        send: S,
+    ) -> Result<T, Status>
+    where
+        B: FnMut() -> M,
+        S: FnMut(Request<M>) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        self.ensure_available().await?;
+        match proto::call(&self.policy, idempotency, message, send).await {
+            Ok(value) => Ok(value),
+            Err(status) if status.code() == Code::Unavailable => {
+                self.set_available(false);
+                Err(self.unavailable(status.message()))
+            }
+            Err(status) => Err(Status::new(
+                status.code(),
+                format!("{}: {}", self.name, status.message()),
+            )),
+        }
+    }
+}

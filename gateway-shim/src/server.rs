@@ -1,0 +1,206 @@
+//! The gateway server: the store, both driver clients, the sync task, the auth layer
+//! and the public API on TCP, health and the admin endpoint beside it.
+//!
+//! The gateway starts whether or not its drivers are up: health (gRPC and `/readyz`)
+//! is NOT_SERVING until every configured driver answers, and turns back when one goes
+//! away; records are served from the store meanwhile.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::RetryPolicy;
+use proto::admin::{AdminServer, Metrics};
+use proto::pb::gateway::v1::gateway_server::GatewayServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::api::{Core, GatewayApi};
+use crate::auth::{AuthLayer, Authenticator, LocalToken, SigningKey};
+use crate::drivers::{ComputeClient, CredentialsClient, Statuses, follow, monitor};
+use crate::store::{Kind, Record, Store, StoreError};
+use crate::{Error, GatewayArgs};
+
+/// How often health is recomputed from the drivers' state.
+const READINESS_EVERY: Duration = Duration::from_millis(250);
+/// How often an optional driver is probed.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// Store key of the sandbox-token signing key.
+const SIGNING_KEY: &str = "sandbox-token-key";
+
+/// Binds the gateway's TCP address.
+///
+/// # Errors
+/// [`Error::Listen`] naming the address.
+pub async fn listen(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Listen { addr, source })
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes.
+///
+/// # Errors
+/// [`Error::MissingComputeSocket`], [`Error::Store`], [`Error::Setup`],
+/// [`Error::Serve`].
+pub async fn run_gateway<F>(
+    args: &GatewayArgs,
+    listener: TcpListener,
+    shutdown: F,
+) -> Result<(), Error>
+where
+    F: Future<Output = ()>,
+{
+    let compute_socket = args
+        .compute_driver_socket
+        .clone()
+        .ok_or(Error::MissingComputeSocket)?;
+    let store = Store::open(&args.db_url).await?;
+    tracing::info!(backend = store.backend(), "store open");
+    let signer = signing_key(args, &store).await?;
+    let local = match &args.local_token_file {
+        Some(path) => {
+            let token = LocalToken::generate_into(path)
+                .map_err(|e| Error::Setup(format!("--local-token-file {}: {e}", path.display())))?;
+            tracing::info!(file = %path.display(), "local token written (accepted from loopback only)");
+            Some(token)
+        }
+        None => None,
+    };
+    let policy = RetryPolicy::default().with_deadline(args.driver_call_timeout);
+    let compute = ComputeClient::new(&compute_socket, policy);
+    let credentials = args
+        .credentials_driver_socket
+        .as_deref()
+        .map(|socket| CredentialsClient::new(socket, policy));
+    if credentials.is_none() {
+        tracing::warn!(
+            "no credentials driver configured: resolving provider credentials will fail"
+        );
+    }
+    let local_addr = listener.local_addr().map_err(|source| Error::Listen {
+        addr: args.listen,
+        source,
+    })?;
+    let statuses = Arc::new(Statuses::default());
+    let core = Arc::new(Core {
+        store,
+        compute: compute.clone(),
+        credentials: credentials.clone(),
+        statuses: Arc::clone(&statuses),
+        signer: signer.clone(),
+        sandbox_token_ttl: args.sandbox_token_ttl,
+        sandbox_endpoint: args
+            .sandbox_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("http://{local_addr}")),
+    });
+    let authenticator = Arc::new(Authenticator {
+        local,
+        sandbox_key: signer,
+    });
+
+    let mut background = vec![tokio::spawn(follow(
+        compute.clone(),
+        statuses,
+        args.reconcile_interval,
+    ))];
+    if let Some(credentials) = &credentials {
+        background.push(tokio::spawn(monitor(
+            credentials.link().clone(),
+            PROBE_EVERY,
+        )));
+    }
+    let (health, health_service) = proto::Health::new(["openshell.gateway.v1.Gateway"]).await;
+    background.push(tokio::spawn(track_readiness(
+        health.clone(),
+        compute,
+        credentials,
+    )));
+    let admin = AdminServer::start(args.metrics_addr, Metrics::new("gateway"), health.clone())
+        .await
+        .map_err(|e| Error::Setup(format!("--metrics-addr: {e}")))?;
+
+    tracing::info!(listen = %local_addr, "gateway listening; NOT_SERVING until the drivers answer");
+    let served = Server::builder()
+        .layer(AuthLayer::new(authenticator))
+        .add_service(health_service)
+        .add_service(GatewayServer::new(GatewayApi::new(core)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            shutdown.await;
+            tracing::info!("shutting down");
+        })
+        .await;
+    for task in background {
+        task.abort();
+    }
+    health.set_not_serving().await;
+    admin.stop().await;
+    served?;
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+/// SERVING while every configured driver answers.
+async fn track_readiness(
+    health: proto::Health,
+    compute: ComputeClient,
+    credentials: Option<CredentialsClient>,
+) {
+    let mut serving = None;
+    loop {
+        let ready = compute.link().is_available()
+            && credentials.as_ref().is_none_or(|c| c.link().is_available());
+        if serving != Some(ready) {
+            if ready {
+                health.set_serving().await;
+                tracing::info!("drivers answer; health SERVING");
+            } else {
+                health.set_not_serving().await;
+                if serving.is_some() {
+                    tracing::warn!("a driver stopped answering; health NOT_SERVING");
+                }
+            }
+            serving = Some(ready);
+        }
+        tokio::time::sleep(READINESS_EVERY).await;
+    }
+}
+
+/// The sandbox-token key: from `--sandbox-token-key-file`, else the one kept in the
+/// store (created by the first replica to start).
+async fn signing_key(args: &GatewayArgs, store: &Store) -> Result<SigningKey, Error> {
+    if let Some(path) = &args.sandbox_token_key_file {
+        let bytes = std::fs::read(path).map_err(|e| {
+            Error::Setup(format!("--sandbox-token-key-file {}: {e}", path.display()))
+        })?;
+        return SigningKey::from_bytes(bytes).ok_or_else(|| {
+            Error::Setup(format!(
+                "--sandbox-token-key-file {}: the key must be at least 32 bytes (e.g. `head -c 32 /dev/urandom > key`)",
+                path.display()
+            ))
+        });
+    }
+    if let Some(record) = store.get(Kind::Setting, SIGNING_KEY).await? {
+        return SigningKey::from_bytes(record.body)
+            .ok_or_else(|| Error::Setup("the stored sandbox-token key is too short".into()));
+    }
+    let key = SigningKey::generate().map_err(|e| Error::Setup(format!("random source: {e}")))?;
+    let mut record = Record::new(Kind::Setting, SIGNING_KEY, SIGNING_KEY, "");
+    record.body = key.bytes().to_vec();
+    match store.create(&record).await {
+        Ok(_) => Ok(key),
+        // Another replica created it first: use theirs.
+        Err(StoreError::AlreadyExists { .. }) => match store.get(Kind::Setting, SIGNING_KEY).await?
+        {
+            Some(record) => SigningKey::from_bytes(record.body)
+                .ok_or_else(|| Error::Setup("the stored sandbox-token key is too short".into())),
+            None => Err(Error::Setup(
+                "the sandbox-token key vanished while starting".into(),
+            )),
+        },
+        Err(other) => Err(other.into()),
+    }
+}
