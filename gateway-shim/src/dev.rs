@@ -1,6 +1,7 @@
 //! `gateway-shim dev`: the whole suite on one machine.
 //!
-//! Makes a private runtime directory (0700) with a sample credentials config (one
+//! Makes a private runtime directory (0700; sandboxes live in its `compute/`) with a
+//! sample credentials config (one
 //! static credential, `demo-token`), spawns `compute-driver` (process backend) and
 //! `credentials-driver` from the directory holding this binary on sockets there, runs
 //! the gateway on loopback with a local token written beside them, and prints how to
@@ -57,7 +58,15 @@ pub async fn run_dev(dev: &DevArgs, log: &LogArgs) -> Result<(), Error> {
     let config = state_dir.join("credentials.yaml");
     let secrets = state_dir.join("secrets");
 
-    let mut compute = spawn_driver(&bin_dir, "compute-driver", &compute_socket, log, &[])?;
+    let compute_state = state_dir.join("compute");
+    let compute_args = ["--state-dir".as_ref(), compute_state.as_os_str()];
+    let mut compute = spawn_driver(
+        &bin_dir,
+        "compute-driver",
+        &compute_socket,
+        log,
+        &compute_args,
+    )?;
     let credentials_args = [
         "--config".as_ref(),
         config.as_os_str(),

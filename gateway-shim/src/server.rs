@@ -27,6 +27,8 @@ use crate::{Error, GatewayArgs};
 const READINESS_EVERY: Duration = Duration::from_millis(250);
 /// How often an optional driver is probed.
 const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// How long open calls get to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Store key of the sandbox-token signing key.
 const SIGNING_KEY: &str = "sandbox-token-key";
 
@@ -96,6 +98,7 @@ where
             .sandbox_endpoint
             .clone()
             .unwrap_or_else(|| format!("http://{local_addr}")),
+        closing: tokio_util::sync::CancellationToken::new(),
     });
     let authenticator = Arc::new(Authenticator {
         local,
@@ -124,15 +127,31 @@ where
         .map_err(|e| Error::Setup(format!("--metrics-addr: {e}")))?;
 
     tracing::info!(listen = %local_addr, "gateway listening; NOT_SERVING until the drivers answer");
-    let served = Server::builder()
+    let closing = core.closing.clone();
+    let server = Server::builder()
         .layer(AuthLayer::new(authenticator))
         .add_service(health_service)
         .add_service(GatewayServer::new(GatewayApi::new(core)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-            shutdown.await;
-            tracing::info!("shutting down");
-        })
-        .await;
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            closing.clone().cancelled_owned(),
+        );
+    tokio::pin!(server);
+    let served = tokio::select! {
+        served = &mut server => served,
+        () = shutdown => {
+            tracing::info!(grace = ?SHUTDOWN_GRACE, "shutting down: ending watches, draining calls");
+            closing.cancel();
+            health.set_not_serving().await;
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+                Ok(served) => served,
+                Err(_) => {
+                    tracing::warn!("grace period over; closing the remaining connections");
+                    Ok(())
+                }
+            }
+        }
+    };
     for task in background {
         task.abort();
     }

@@ -1,17 +1,38 @@
 //! The real gateway and the real drivers, in one process over real sockets: the
-//! gateway waits for drivers that start after it, and gives up naming the socket.
+//! gateway serves before its drivers exist and turns SERVING when they answer.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code may panic
 
 use std::time::Duration;
 
 use clap::Parser;
-use gateway_shim::{Error, GatewayArgs, run_gateway};
+use gateway_shim::{GatewayArgs, run_gateway};
 use proto::pb::health::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 use proto::testing::short_dir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+
+fn gateway_args(
+    compute: Option<std::path::PathBuf>,
+    credentials: Option<std::path::PathBuf>,
+    listen: std::net::SocketAddr,
+    dir: &std::path::Path,
+) -> GatewayArgs {
+    GatewayArgs {
+        compute_driver_socket: compute,
+        credentials_driver_socket: credentials,
+        listen,
+        db_url: "sqlite::memory:".into(),
+        metrics_addr: None,
+        local_token_file: Some(dir.join("gateway.token")),
+        sandbox_token_key_file: None,
+        sandbox_token_ttl: Duration::from_secs(3600),
+        sandbox_endpoint: None,
+        driver_call_timeout: Duration::from_secs(5),
+        reconcile_interval: Duration::from_secs(30),
+    }
+}
 
 async fn gateway_health(addr: std::net::SocketAddr) -> Option<ServingStatus> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
@@ -41,12 +62,12 @@ async fn the_gateway_waits_for_drivers_that_start_after_it() {
     let credentials_socket = dir.path().join("k.sock");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let args = GatewayArgs {
-        compute_driver_socket: Some(compute_socket.clone()),
-        credentials_driver_socket: Some(credentials_socket.clone()),
-        listen: addr,
-        driver_connect_timeout: Duration::from_secs(20),
-    };
+    let args = gateway_args(
+        Some(compute_socket.clone()),
+        Some(credentials_socket.clone()),
+        addr,
+        dir.path(),
+    );
     let (stop_gateway, gateway_stopped) = oneshot::channel::<()>();
     let gateway = tokio::spawn(async move {
         run_gateway(&args, listener, async {
@@ -98,32 +119,10 @@ async fn the_gateway_waits_for_drivers_that_start_after_it() {
 }
 
 #[tokio::test]
-async fn the_gateway_gives_up_on_a_silent_compute_driver_naming_its_socket() {
-    let dir = short_dir();
-    let compute_socket = dir.path().join("missing.sock");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let args = GatewayArgs {
-        compute_driver_socket: Some(compute_socket.clone()),
-        credentials_driver_socket: None,
-        listen: listener.local_addr().unwrap(),
-        driver_connect_timeout: Duration::from_millis(600),
-    };
-    let error = run_gateway(&args, listener, std::future::pending())
-        .await
-        .unwrap_err();
-    assert!(matches!(error, Error::Driver(_)), "{error}");
-    assert!(error.to_string().contains("missing.sock"), "{error}");
-}
-
-#[tokio::test]
 async fn the_gateway_without_a_compute_socket_says_which_flag_is_missing() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let args = GatewayArgs {
-        compute_driver_socket: None,
-        credentials_driver_socket: None,
-        listen: listener.local_addr().unwrap(),
-        driver_connect_timeout: Duration::from_secs(1),
-    };
+    let dir = short_dir();
+    let args = gateway_args(None, None, listener.local_addr().unwrap(), dir.path());
     let error = run_gateway(&args, listener, std::future::pending())
         .await
         .unwrap_err();

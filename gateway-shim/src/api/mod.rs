@@ -41,6 +41,8 @@ pub struct Core {
     pub sandbox_token_ttl: Duration,
     /// How sandboxes reach the gateway (`OPENSHELL_GATEWAY_ENDPOINT` in them).
     pub sandbox_endpoint: String,
+    /// Cancelled when the gateway shuts down: open watch streams end.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 impl Core {

@@ -111,10 +111,10 @@ pub(super) async fn delete(core: &Core, who: &Principal, name: &str) -> Result<(
 /// user's provider is NOT_FOUND.
 pub(super) async fn find(core: &Core, who: &Principal, name: &str) -> Result<Record, Status> {
     for key in names::provider_candidates(who, name)? {
-        if let Some(record) = core.store.get(Kind::Provider, &key).await? {
-            if names::may_use_provider(who, &record.key) {
-                return Ok(record);
-            }
+        if let Some(record) = core.store.get(Kind::Provider, &key).await?
+            && names::may_use_provider(who, &record.key)
+        {
+            return Ok(record);
         }
     }
     Err(Status::not_found(format!("provider {name:?} not found")))

@@ -32,6 +32,7 @@ pub(super) fn start(core: Arc<Core>, who: Principal) -> SandboxEvents {
         loop {
             let change = tokio::select! {
                 () = tx.closed() => return,
+                () = core.closing.cancelled() => return,
                 change = changes.recv() => change,
             };
             let sent = match change {

@@ -54,14 +54,15 @@ pub fn authorize(entry: &MethodAuthEntry, principal: Option<&Principal>) -> Resu
     if Role::try_from(entry.role) == Ok(Role::Admin) && !user.admin {
         return Err(Status::permission_denied("this call needs the admin role"));
     }
-    if let Some(scopes) = &user.scopes {
-        if !entry.scope.is_empty() && !scopes.contains(entry.scope) && !scopes.contains(ALL_SCOPES)
-        {
-            return Err(Status::permission_denied(format!(
-                "this call needs the `{}` scope",
-                entry.scope
-            )));
-        }
+    if let Some(scopes) = &user.scopes
+        && !entry.scope.is_empty()
+        && !scopes.contains(entry.scope)
+        && !scopes.contains(ALL_SCOPES)
+    {
+        return Err(Status::permission_denied(format!(
+            "this call needs the `{}` scope",
+            entry.scope
+        )));
     }
     Ok(())
 }

@@ -55,10 +55,10 @@ impl Authenticator {
                 owner: claims.own,
             }))));
         }
-        if let Some(local) = &self.local {
-            if let Some(principal) = local.authenticate(token, peer)? {
-                return Ok(Some(principal));
-            }
+        if let Some(local) = &self.local
+            && let Some(principal) = local.authenticate(token, peer)?
+        {
+            return Ok(Some(principal));
         }
         Err(Status::unauthenticated(
             "bearer token not recognised: use the gateway's local token (--local-token-file) or a sandbox token",

@@ -104,8 +104,12 @@ pub async fn connect(args: &ClientArgs) -> Result<Client, ClientError> {
         .map_err(|_| ClientError::BadAddress(addr.clone()))?
         .connect_timeout(args.timeout);
     let channel = endpoint.connect().await.map_err(|error| {
-        let why = std::error::Error::source(&error).map_or_else(|| error.to_string(), ToString::to_string);
-        ClientError::Unreachable { addr: addr.clone(), why }
+        let why = std::error::Error::source(&error)
+            .map_or_else(|| error.to_string(), ToString::to_string);
+        ClientError::Unreachable {
+            addr: addr.clone(),
+            why,
+        }
     })?;
     Ok(GatewayClient::with_interceptor(channel, Bearer(value)))
 }

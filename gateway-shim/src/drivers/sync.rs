@@ -43,6 +43,7 @@ struct Inner {
 }
 
 impl Default for Statuses {
+    #[allow(clippy::disallowed_types)]
     fn default() -> Self {
         Self {
             inner: Mutex::default(),
@@ -100,10 +101,10 @@ impl Statuses {
             })) => {
                 self.set(sandbox);
             }
-            Some(Payload::Deleted(deleted)) => {
-                if self.lock().statuses.remove(&deleted.sandbox_id).is_some() {
-                    self.announce(Change::Updated(deleted.sandbox_id));
-                }
+            Some(Payload::Deleted(deleted))
+                if self.lock().statuses.remove(&deleted.sandbox_id).is_some() =>
+            {
+                self.announce(Change::Updated(deleted.sandbox_id));
             }
             Some(Payload::PlatformEvent(event)) => {
                 if let Some(e) = event.event {

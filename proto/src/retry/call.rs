@@ -94,7 +94,7 @@ where
         request.set_timeout(timeout);
         let status = match tokio::time::timeout(timeout, send(request)).await {
             Ok(Ok(response)) => return Ok(response.into_inner()),
-            Ok(Err(status)) => status,
+            Ok(Err(status)) => server_timeout_as_deadline(status),
             Err(_) => Status::deadline_exceeded(format!("no answer within {timeout:?}")),
         };
 
@@ -118,6 +118,16 @@ where
         }
         tracing::debug!(attempt, code = ?status.code(), ?delay, "retrying call");
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// tonic servers end a call whose `grpc-timeout` passed with CANCELLED "Timeout
+/// expired"; for the caller that is its deadline passing.
+fn server_timeout_as_deadline(status: Status) -> Status {
+    if status.code() == tonic::Code::Cancelled && status.message() == "Timeout expired" {
+        Status::deadline_exceeded("the server's deadline for this call passed")
+    } else {
+        status
     }
 }
 

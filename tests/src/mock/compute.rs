@@ -33,6 +33,34 @@ impl MockCompute {
             faults,
         }
     }
+
+    /// Changes a sandbox's state without any watch event, as if the change happened
+    /// while a watcher was disconnected (`None` removes it). For reconcile tests.
+    pub async fn change_silently(&self, id: &str, running: Option<bool>) {
+        let mut sandboxes = self.sandboxes.lock().await;
+        match running {
+            Some(running) => {
+                if let Some(sandbox) = sandboxes.remove(id) {
+                    sandboxes.insert(id.to_owned(), with_state(sandbox, running));
+                }
+            }
+            None => {
+                sandboxes.remove(id);
+            }
+        }
+    }
+
+    /// The sandbox token the gateway handed over for `id`.
+    pub async fn token_of(&self, id: &str) -> Option<String> {
+        let sandboxes = self.sandboxes.lock().await;
+        let spec = sandboxes.get(id)?.spec.as_ref()?;
+        Some(spec.sandbox_token.clone())
+    }
+
+    /// Ids of the sandboxes the mock holds.
+    pub async fn ids(&self) -> Vec<String> {
+        self.sandboxes.lock().await.keys().cloned().collect()
+    }
 }
 
 fn condition(kind: &str, on: bool, reason: &str) -> pb::DriverCondition {

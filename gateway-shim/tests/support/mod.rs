@@ -1,0 +1,172 @@
+//! A gateway served in-process on loopback against drivers on real sockets, and a
+//! client holding its local token.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gateway_shim::GatewayArgs;
+use proto::pb::gateway::v1 as pb;
+use proto::pb::gateway::v1::gateway_client::GatewayClient;
+use proto::pb::health::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use tokio::sync::oneshot;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+/// A running gateway.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub token_file: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), gateway_shim::Error>>>,
+}
+
+/// Gateway flags for tests: SQLite in memory, a local token in `dir`, short deadlines.
+pub fn args(dir: &Path, compute: &Path, credentials: Option<&Path>) -> GatewayArgs {
+    GatewayArgs {
+        compute_driver_socket: Some(compute.to_owned()),
+        credentials_driver_socket: credentials.map(Path::to_owned),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db_url: "sqlite::memory:".into(),
+        metrics_addr: None,
+        local_token_file: Some(dir.join("gateway.token")),
+        sandbox_token_key_file: None,
+        sandbox_token_ttl: Duration::from_secs(3600),
+        sandbox_endpoint: None,
+        driver_call_timeout: Duration::from_secs(3),
+        reconcile_interval: Duration::from_secs(30),
+    }
+}
+
+impl Gateway {
+    pub async fn start(args: GatewayArgs) -> Self {
+        let listener = tokio::net::TcpListener::bind(args.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let token_file = args.local_token_file.clone().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            gateway_shim::run_gateway(&args, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        for _ in 0..200 {
+            if token_file.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self {
+            addr,
+            token_file,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// A client authenticated with `token`.
+    pub async fn client_with(&self, token: &str) -> Client {
+        let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+        GatewayClient::with_interceptor(self.channel().await, Bearer(value))
+    }
+
+    /// A client with the local (admin) token.
+    pub async fn client(&self) -> Client {
+        let token = std::fs::read_to_string(&self.token_file).unwrap();
+        self.client_with(token.trim()).await
+    }
+
+    pub async fn health(&self) -> Option<ServingStatus> {
+        let mut client = HealthClient::new(self.channel().await);
+        let reply = client.check(HealthCheckRequest::default()).await.ok()?;
+        Some(reply.get_ref().status())
+    }
+
+    pub async fn wait_health(&self, want: ServingStatus) {
+        for _ in 0..400 {
+            if self.health().await == Some(want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("gateway health never became {want:?}");
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+pub type Client = GatewayClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>;
+
+pub fn create_request(name: &str) -> pb::CreateSandboxRequest {
+    pb::CreateSandboxRequest {
+        name: name.into(),
+        spec: Some(pb::SandboxSpec {
+            command: vec!["sleep".into(), "600".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn by_name(name: &str) -> pb::SandboxRef {
+    pb::SandboxRef {
+        id: String::new(),
+        name: name.into(),
+    }
+}
+
+pub fn phase(sandbox: &pb::Sandbox) -> String {
+    sandbox.status.clone().unwrap_or_default().phase
+}
+
+/// Polls GetSandbox until its phase is `want`.
+pub async fn wait_phase(client: &mut Client, name: &str, want: &str) -> pb::Sandbox {
+    let mut last = String::new();
+    for _ in 0..400 {
+        let reply = tokio::time::timeout(Duration::from_secs(5), client.get_sandbox(by_name(name)))
+            .await
+            .unwrap_or_else(|_| panic!("GetSandbox {name} did not answer in 5 s"));
+        if let Ok(reply) = reply {
+            let sandbox = reply.into_inner();
+            last = phase(&sandbox);
+            if last == want {
+                return sandbox;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{name} never reached {want} (last {last})");
+}

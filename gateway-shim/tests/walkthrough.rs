@@ -1,0 +1,276 @@
+//! The README's walk-through, automated: `gateway-shim dev` (the real gateway and both
+//! real drivers as processes), then the CLI as a user would type it. A sandbox runs the
+//! CLI itself to resolve its provider's credential and fetch its inference bundle with
+//! its own token.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway-shim");
+
+/// The driver binaries `dev` spawns live beside the gateway's; build them if a
+/// single-crate test run did not.
+fn ensure_driver_binaries() {
+    let dir = Path::new(GATEWAY).parent().unwrap();
+    if ["compute-driver", "credentials-driver"]
+        .iter()
+        .all(|b| dir.join(b).exists())
+    {
+        return;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-p", "compute-driver", "-p", "credentials-driver"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the driver binaries failed");
+}
+
+struct Dev {
+    child: Child,
+    state: PathBuf,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Dev {
+    fn start() -> Self {
+        ensure_driver_binaries();
+        let dir = proto::testing::short_dir();
+        let state = dir.path().join("dev");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.path().join("dev.log")).unwrap();
+        let child = Command::new(GATEWAY)
+            .args([
+                "dev",
+                "--state-dir",
+                state.to_str().unwrap(),
+                "--listen",
+                &addr,
+            ])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let dev = Self {
+            child,
+            state,
+            addr,
+            _dir: dir,
+        };
+        for _ in 0..300 {
+            if dev.cli(&["sandbox", "list"]).status.success() {
+                return dev;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the suite did not come up:\n{}", dev.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.state.parent().unwrap().join("dev.log")).unwrap_or_default()
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(GATEWAY)
+            .args(args)
+            .env("OPENSHELL_GATEWAY", format!("http://{}", self.addr))
+            .env("OPENSHELL_TOKEN_FILE", self.state.join("gateway.token"))
+            .env_remove("OPENSHELL_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a CLI command that must succeed, with `-o json`, and parses its output.
+    fn json(&self, args: &[&str]) -> Value {
+        // Flags before the arguments: `sandbox create` ends with `-- COMMAND...`.
+        let mut all = args.to_vec();
+        all.splice(2..2, ["-o", "json"]);
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "gateway-shim {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn wait_phase(&self, name: &str, want: &str) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..200 {
+            last = self.json(&["sandbox", "get", name]);
+            if last["status"]["phase"] == want {
+                return last;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{name} never reached {want}: {last}");
+    }
+
+    fn sandbox_file(&self, id: &str, file: &str) -> String {
+        std::fs::read_to_string(self.state.join("compute/sandboxes").join(id).join(file))
+            .unwrap_or_default()
+    }
+
+    fn stop(mut self) {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "dev exited with {status}:\n{}",
+            self.log()
+        );
+        for socket in ["compute.sock", "credentials.sock"] {
+            assert!(!self.state.join(socket).exists(), "{socket} left behind");
+        }
+    }
+}
+
+#[test]
+fn the_readme_walkthrough_works_end_to_end() {
+    let dev = Dev::start();
+    let token_mode = std::fs::metadata(dev.state.join("gateway.token")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&token_mode.permissions()) & 0o777,
+        0o600
+    );
+
+    // The sandbox's own program: the CLI, with only what the gateway put in its
+    // environment (endpoint and token file).
+    let script = format!(
+        "until {g} credential resolve demo -o json; do sleep 0.2; done; \
+         until {g} inference bundle -o json | grep -q api_key; do sleep 0.2; done; \
+         {g} inference bundle -o json; echo WALKTHROUGH-DONE; exec sleep 600",
+        g = GATEWAY
+    );
+    let sandbox = dev.json(&[
+        "sandbox", "create", "hello", "--wait", "--", "sh", "-c", &script,
+    ]);
+    assert_eq!(sandbox["status"]["phase"], "Ready", "{sandbox}");
+    let id = sandbox["id"].as_str().unwrap().to_owned();
+
+    let provider = dev.json(&[
+        "provider",
+        "create",
+        "demo",
+        "--type",
+        "generic",
+        "--credential",
+        "demo-token",
+        "--endpoint",
+        "https://llm.example/v1",
+    ]);
+    assert_eq!(provider["name"], "demo");
+    assert!(
+        provider.get("token").is_none(),
+        "credential values are never returned"
+    );
+    let attached = dev.json(&["provider", "attach", "hello", "demo"]);
+    assert_eq!(attached["providers"], serde_json::json!(["demo"]));
+    let route = dev.json(&[
+        "inference",
+        "set",
+        "--provider",
+        "demo",
+        "--model",
+        "demo-model",
+    ]);
+    assert_eq!(route["name"], "inference.local");
+
+    let mut stdout = String::new();
+    for _ in 0..300 {
+        stdout = dev.sandbox_file(&id, "stdout.log");
+        if stdout.contains("WALKTHROUGH-DONE") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        stdout.contains("WALKTHROUGH-DONE"),
+        "sandbox output:\n{stdout}\n{}",
+        dev.sandbox_file(&id, "stderr.log")
+    );
+    let secret = std::fs::read_to_string(dev.state.join("secrets/demo-token")).unwrap();
+    let mut documents =
+        serde_json::Deserializer::from_str(stdout.trim_end_matches("WALKTHROUGH-DONE\n"))
+            .into_iter::<Value>()
+            .map(Result::unwrap);
+    let resolved = documents.next().unwrap();
+    assert_eq!(resolved["token"], secret.trim());
+    assert_eq!(resolved["endpoint"], "https://llm.example/v1");
+    let bundle = documents.next().unwrap();
+    let routes = bundle["routes"].as_array().unwrap();
+    assert_eq!(routes.len(), 1);
+    assert_eq!(routes[0]["name"], "inference.local");
+    assert_eq!(routes[0]["model"], "demo-model");
+    assert_eq!(routes[0]["api_key"], secret.trim());
+
+    dev.json(&["sandbox", "stop", "hello"]);
+    dev.wait_phase("hello", "Stopped");
+    dev.json(&["sandbox", "start", "hello"]);
+    dev.wait_phase("hello", "Ready");
+    let detached = dev.json(&["provider", "detach", "hello", "demo"]);
+    assert_eq!(detached["providers"], serde_json::json!([]));
+    let deleted = dev.json(&["sandbox", "delete", "hello"]);
+    assert_eq!(deleted["deleted"], true);
+    assert_eq!(dev.json(&["sandbox", "list"]), serde_json::json!([]));
+
+    let missing = dev.cli(&["sandbox", "get", "hello"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("NotFound"));
+    assert!(
+        !dev.log().contains(secret.trim()),
+        "the secret never reaches the logs"
+    );
+    dev.stop();
+}
+
+#[test]
+fn cli_errors_say_what_to_do() {
+    let out = Command::new(GATEWAY)
+        .args([
+            "sandbox",
+            "list",
+            "--token-file",
+            "/nonexistent/gateway.token",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot read the token file /nonexistent/gateway.token"),
+        "{stderr}"
+    );
+
+    let out = Command::new(GATEWAY)
+        .args([
+            "sandbox",
+            "list",
+            "--token",
+            "x",
+            "--gateway",
+            "http://127.0.0.1:1",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach the gateway at http://127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("gateway-shim dev"), "{stderr}");
+}
