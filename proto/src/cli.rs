@@ -126,11 +126,11 @@ pub enum LogFormat {
 #[derive(Args, Clone, Debug)]
 pub struct LogArgs {
     /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
     /// Log filter: a level (error, warn, info, debug, trace) or per-module directives
     /// such as `info,proto=debug`.
-    #[arg(long, value_name = "FILTER", default_value = "info")]
+    #[arg(long, global = true, value_name = "FILTER", default_value = "info")]
     pub log_level: String,
 }
 

@@ -88,7 +88,8 @@ pub(super) async fn update(
     Ok(view(who, &record))
 }
 
-/// Deletes a provider the caller owns, unless a sandbox still has it attached.
+/// Deletes a provider the caller owns, unless a sandbox has it attached or an
+/// inference route uses it.
 pub(super) async fn delete(core: &Core, who: &Principal, name: &str) -> Result<(), Status> {
     let record = find_owned(core, who, name).await?;
     for sandbox_record in core.store.list(Kind::Sandbox, &Filter::default()).await? {
@@ -97,6 +98,18 @@ pub(super) async fn delete(core: &Core, who: &Principal, name: &str) -> Result<(
             return Err(Status::failed_precondition(format!(
                 "provider {name:?} is attached to sandbox {:?} ({}): detach it first",
                 sandbox.name, sandbox.id
+            )));
+        }
+    }
+    for route_record in core
+        .store
+        .list(Kind::InferenceRoute, &Filter::default())
+        .await?
+    {
+        if super::inference::decode(&route_record)?.provider == record.key {
+            return Err(Status::failed_precondition(format!(
+                "provider {name:?} serves the inference route {:?}: point the route elsewhere first",
+                route_record.key
             )));
         }
     }

@@ -1,0 +1,202 @@
+//! Gateway benchmarks, printed as tables:
+//! 1. a sandbox resolving its provider's credential through the gateway (TCP, sandbox
+//!    token auth, store reads, UDS call to the real credentials-driver) beside the same
+//!    credential resolved directly on the driver's socket;
+//! 2. sandbox create throughput against the mock compute driver (SQLite file store).
+//!
+//! Everything runs in this process on one 2-worker runtime. Run:
+//! `cargo bench -p gateway-shim --bench gateway` (`BENCH_SECONDS`, default 3).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use clap::Parser as _;
+use conformance::mock::{Faults, MockCompute, MockServer};
+use proto::pb::credentials::v1::ResolveCredentialRequest;
+use proto::pb::credentials::v1::credentials_driver_client::CredentialsDriverClient;
+use proto::pb::gateway::v1 as pb;
+use tokio::time::Instant;
+
+fn seconds() -> Duration {
+    let secs = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    Duration::from_secs(secs)
+}
+
+/// Runs `call` from `callers` tasks for `length` after a 0.5 s warm-up; returns p50,
+/// p99 and calls per second.
+async fn measure<F, Fut>(
+    callers: usize,
+    length: Duration,
+    call: F,
+) -> (usize, Duration, Duration, f64)
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let warm = Instant::now() + Duration::from_millis(500);
+    let stop = warm + length;
+    let mut tasks = Vec::new();
+    for _ in 0..callers {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            loop {
+                let started = Instant::now();
+                if started >= stop {
+                    return samples;
+                }
+                call().await;
+                if started >= warm {
+                    samples.push(started.elapsed());
+                }
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort();
+    let p = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    (
+        all.len(),
+        p(0.50),
+        p(0.99),
+        all.len() as f64 / length.as_secs_f64(),
+    )
+}
+
+fn row(label: &str, callers: usize, (calls, p50, p99, rate): (usize, Duration, Duration, f64)) {
+    println!("| {label} | {callers} | {calls} | {p50:.1?} | {p99:.1?} | {rate:.0} |");
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let length = seconds();
+    let dir = proto::testing::short_dir();
+    let compute_socket = dir.path().join("c.sock");
+    let credentials_socket = dir.path().join("k.sock");
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("bench"), "bench-token-value\n").unwrap();
+    let config = dir.path().join("credentials.yaml");
+    std::fs::write(
+        &config,
+        "credentials:\n  bench:\n    kind: static\n    token_ref: bench\n",
+    )
+    .unwrap();
+    let credentials_args = credentials_driver::Args::try_parse_from([
+        "credentials-driver",
+        "--socket",
+        credentials_socket.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--secrets-dir",
+        secrets.to_str().unwrap(),
+    ])
+    .unwrap();
+    tokio::spawn(credentials_driver::run_until(
+        credentials_args,
+        std::future::pending(),
+    ));
+    let mock = MockCompute::new(Faults::default());
+    let _compute = MockServer::compute(
+        proto::SocketConfig {
+            path: compute_socket.clone(),
+            ..Default::default()
+        },
+        mock.clone(),
+    )
+    .await
+    .unwrap();
+    let mut args = support::args(dir.path(), &compute_socket, Some(&credentials_socket));
+    args.db_url = format!("sqlite:{}", dir.path().join("gateway.db").display());
+    let gateway = support::Gateway::start(args).await;
+    gateway
+        .wait_health(proto::pb::health::health_check_response::ServingStatus::Serving)
+        .await;
+    let mut admin = gateway.client().await;
+    admin
+        .create_provider(pb::Provider {
+            name: "bench".into(),
+            r#type: "generic".into(),
+            credential: "bench".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut request = support::create_request("resolver");
+    request.providers = vec!["bench".into()];
+    let sandbox = admin.create_sandbox(request).await.unwrap().into_inner();
+    let sandbox_client = gateway
+        .client_with(&mock.token_of(&sandbox.id).await.unwrap())
+        .await;
+    let direct = CredentialsDriverClient::new(proto::lazy_channel(&credentials_socket));
+
+    println!(
+        "\n## resolve: through the gateway vs directly on the driver ({length:?} per level)\n"
+    );
+    println!("| path | callers | calls | p50 | p99 | calls/s |\n|---|---:|---:|---:|---:|---:|");
+    for callers in [1, 16] {
+        let client = direct.clone();
+        let direct_call = move || {
+            let mut client = client.clone();
+            async move {
+                let request = ResolveCredentialRequest {
+                    name: "bench".into(),
+                    ..Default::default()
+                };
+                client.resolve_credential(request).await.unwrap();
+            }
+        };
+        row(
+            "driver (UDS)",
+            callers,
+            measure(callers, length, direct_call).await,
+        );
+        let client = sandbox_client.clone();
+        let gateway_call = move || {
+            let mut client = client.clone();
+            async move {
+                let request = pb::ResolveProviderCredentialRequest {
+                    provider: "bench".into(),
+                };
+                client.resolve_provider_credential(request).await.unwrap();
+            }
+        };
+        row(
+            "gateway (TCP → UDS)",
+            callers,
+            measure(callers, length, gateway_call).await,
+        );
+    }
+
+    println!("\n## sandbox create through the gateway, mock compute driver, SQLite file store\n");
+    println!("| callers | created | p50 | p99 | creates/s |\n|---:|---:|---:|---:|---:|");
+    let counter = Arc::new(AtomicUsize::new(0));
+    for callers in [1, 16] {
+        let client = admin.clone();
+        let counter = Arc::clone(&counter);
+        let create = move || {
+            let mut client = client.clone();
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            async move {
+                client
+                    .create_sandbox(support::create_request(&format!("s{n}")))
+                    .await
+                    .unwrap();
+            }
+        };
+        let (calls, p50, p99, rate) = measure(callers, length, create).await;
+        println!("| {callers} | {calls} | {p50:.1?} | {p99:.1?} | {rate:.0} |");
+    }
+    gateway.stop().await;
+}
