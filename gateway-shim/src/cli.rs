@@ -87,6 +87,111 @@ pub struct GatewayArgs {
     /// How often to reconcile with a full ListSandboxes (besides the watch stream).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub reconcile_interval: Duration,
+    /// OIDC authentication of users.
+    #[command(flatten)]
+    pub oidc: OidcArgs,
+}
+
+/// OIDC flags, spelled as deployed gateways spell them.
+#[derive(ClapArgs, Clone, Debug)]
+pub struct OidcArgs {
+    /// Issuer URL (Keycloak: https://host/realms/<realm>); unset = OIDC off.
+    #[arg(long, value_name = "URL", env = "OPENSHELL_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// Audience user tokens must carry (required with --oidc-issuer).
+    #[arg(long, value_name = "AUDIENCE", env = "OPENSHELL_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// Maximum age of the cached signing keys (JWKS).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, env = "OPENSHELL_OIDC_JWKS_TTL")]
+    pub oidc_jwks_ttl: Duration,
+    /// Dotted path of the roles claim.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "realm_access.roles",
+        env = "OPENSHELL_OIDC_ROLES_CLAIM"
+    )]
+    pub oidc_roles_claim: String,
+    /// Role that grants everything (empty, with an empty --oidc-user-role: no RBAC).
+    #[arg(
+        long,
+        value_name = "ROLE",
+        default_value = "openshell-admin",
+        env = "OPENSHELL_OIDC_ADMIN_ROLE"
+    )]
+    pub oidc_admin_role: String,
+    /// Role that grants the user methods.
+    #[arg(
+        long,
+        value_name = "ROLE",
+        default_value = "openshell-user",
+        env = "OPENSHELL_OIDC_USER_ROLE"
+    )]
+    pub oidc_user_role: String,
+    /// Claim holding scopes (space-separated string or array); empty = scopes not
+    /// enforced.
+    #[arg(
+        long,
+        value_name = "CLAIM",
+        default_value = "",
+        env = "OPENSHELL_OIDC_SCOPES_CLAIM"
+    )]
+    pub oidc_scopes_claim: String,
+}
+
+impl Default for OidcArgs {
+    /// OIDC off, with the flags' defaults otherwise.
+    fn default() -> Self {
+        Self {
+            oidc_issuer: None,
+            oidc_audience: None,
+            oidc_jwks_ttl: Duration::from_secs(600),
+            oidc_roles_claim: "realm_access.roles".into(),
+            oidc_admin_role: "openshell-admin".into(),
+            oidc_user_role: "openshell-user".into(),
+            oidc_scopes_claim: String::new(),
+        }
+    }
+}
+
+impl OidcArgs {
+    /// The OIDC configuration, `None` when OIDC is off.
+    ///
+    /// # Errors
+    /// A message naming the flag to fix.
+    pub fn config(&self) -> Result<Option<crate::auth::OidcConfig>, String> {
+        let Some(issuer) = self.oidc_issuer.clone().filter(|i| !i.is_empty()) else {
+            return Ok(None);
+        };
+        let audience =
+            self.oidc_audience.clone().filter(|a| !a.is_empty()).ok_or(
+                "--oidc-audience (OPENSHELL_OIDC_AUDIENCE) is required with --oidc-issuer",
+            )?;
+        let roles = match (
+            self.oidc_admin_role.is_empty(),
+            self.oidc_user_role.is_empty(),
+        ) {
+            (false, false) => Some(crate::auth::RoleNames {
+                admin: self.oidc_admin_role.clone(),
+                user: self.oidc_user_role.clone(),
+            }),
+            (true, true) => None,
+            _ => {
+                return Err(
+                    "set both --oidc-admin-role and --oidc-user-role (RBAC) or neither (authentication only)".into(),
+                );
+            }
+        };
+        Ok(Some(crate::auth::OidcConfig {
+            issuer,
+            audience,
+            jwks_ttl: self.oidc_jwks_ttl,
+            roles_claim: self.oidc_roles_claim.clone(),
+            roles,
+            scopes_claim: (!self.oidc_scopes_claim.is_empty())
+                .then(|| self.oidc_scopes_claim.clone()),
+        }))
+    }
 }
 
 /// Flags of `dev`.

@@ -14,7 +14,7 @@ pub mod drivers;
 pub mod server;
 pub mod store;
 
-pub use cli::{Args, Command, DevArgs, GatewayArgs};
+pub use cli::{Args, Command, DevArgs, GatewayArgs, OidcArgs};
 pub use dev::run_dev;
 pub use server::run_gateway;
 

@@ -100,7 +100,21 @@ where
             .unwrap_or_else(|| format!("http://{local_addr}")),
         closing: tokio_util::sync::CancellationToken::new(),
     });
+    let oidc = match args.oidc.config().map_err(Error::Setup)? {
+        Some(config) => Some(Arc::new(
+            crate::auth::Oidc::discover(config)
+                .await
+                .map_err(Error::Setup)?,
+        )),
+        None => None,
+    };
+    if oidc.is_none() && args.local_token_file.is_none() {
+        tracing::warn!(
+            "neither --oidc-issuer nor --local-token-file is set: no user can authenticate"
+        );
+    }
     let authenticator = Arc::new(Authenticator {
+        oidc,
         local,
         sandbox_key: signer,
     });

@@ -10,6 +10,7 @@ pub mod case;
 pub mod compute;
 pub mod credentials;
 pub mod mock;
+pub mod oidc_peer;
 pub mod postgres;
 pub mod report;
 pub mod runner;

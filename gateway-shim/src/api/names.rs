@@ -85,6 +85,10 @@ pub fn provider_candidates(principal: &Principal, name: &str) -> Result<Vec<Stri
         provider_name("provider", name)?;
         return Ok(vec![name.to_owned()]);
     }
+    if name.contains('/') {
+        // Another user's key: it does not exist for this caller.
+        return Err(Status::not_found(format!("provider {name:?} not found")));
+    }
     provider_name("provider", name)?;
     Ok(vec![
         format!("{}/{name}", principal.owner()),
@@ -176,6 +180,7 @@ mod tests {
             subject: owner.into(),
             owner: owner.into(),
             admin,
+            user_role: true,
             scopes: None,
             bearer: None,
         }))
@@ -189,9 +194,11 @@ mod tests {
             provider_candidates(&alice, "openai").unwrap(),
             ["alice/openai", "openai"]
         );
-        assert!(
-            provider_candidates(&alice, "bob/openai").is_err(),
-            "users cannot address keys"
+        let other = provider_candidates(&alice, "bob/openai").unwrap_err();
+        assert_eq!(
+            other.code(),
+            tonic::Code::NotFound,
+            "another user's key does not exist for alice"
         );
         assert_eq!(visible_provider_name(&alice, "alice/openai"), "openai");
         assert_eq!(visible_provider_name(&alice, "openai"), "openai");

@@ -138,8 +138,8 @@ async fn find_owned(core: &Core, who: &Principal, name: &str) -> Result<Record, 
     if who.is_admin() {
         return find(core, who, name).await;
     }
+    names::provider_candidates(who, name)?;
     let key = names::provider_key(who, name);
-    names::provider_name("name", name)?;
     match core.store.get(Kind::Provider, &key).await? {
         Some(record) => Ok(record),
         None if core.store.get(Kind::Provider, name).await?.is_some() => {

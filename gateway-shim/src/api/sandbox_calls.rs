@@ -1,5 +1,5 @@
-//! Calls sandboxes make with their own token: resolve an attached provider's
-//! credential, and fetch the inference bundle (the owner's route, else the global one,
+//! Calls sandboxes make with their own token (resolving also open to users): resolve
+//! a provider's credential, and fetch the inference bundle (the owner's route, else the global one,
 //! always presented as `inference.local`).
 
 use proto::pb::gateway::v1 as pb;
@@ -10,25 +10,36 @@ use super::{Core, inference, providers, sandboxes};
 use crate::auth::{Principal, SandboxIdentity};
 use crate::store::{Kind, Record};
 
-/// Resolves the credential of a provider attached to the calling sandbox.
+/// Resolves a provider's credential: for a sandbox, one attached to it (no subject
+/// token: a sandbox holds none of its owner's); for a user, one they may use, with
+/// their own bearer token as the subject token of a token exchange.
 pub(super) async fn resolve(
     core: &Core,
     who: &Principal,
     name: &str,
 ) -> Result<pb::ResolveProviderCredentialResponse, Status> {
-    let (identity, sandbox) = calling_sandbox(core, who).await?;
-    names::provider_name("provider", name)?;
-    let key = names::owner_candidates(&identity.owner, name)
-        .into_iter()
-        .find(|key| sandbox.providers.contains(key))
-        .ok_or_else(|| {
-            Status::not_found(format!("provider {name:?} is not attached to this sandbox"))
-        })?;
-    let provider = load_provider(core, &key).await?;
+    let (provider, subject) = match who.user() {
+        Some(user) => (
+            providers::decode(&providers::find(core, who, name).await?)?,
+            user.bearer.as_ref(),
+        ),
+        None => {
+            names::provider_name("provider", name)?;
+            let (identity, sandbox) = calling_sandbox(core, who).await?;
+            let key = names::owner_candidates(&identity.owner, name)
+                .into_iter()
+                .find(|key| sandbox.providers.contains(key))
+                .ok_or_else(|| {
+                    Status::not_found(format!("provider {name:?} is not attached to this sandbox"))
+                })?;
+            (load_provider(core, &key).await?, None)
+        }
+    };
     let token = core
         .credentials()?
-        .resolve(&provider.credential, None)
-        .await?;
+        .resolve(&provider.credential, subject)
+        .await
+        .map_err(|status| explain_missing_subject(status, &provider, subject.is_none()))?;
     Ok(pb::ResolveProviderCredentialResponse {
         token: token.token,
         token_type: token.token_type,
@@ -36,6 +47,23 @@ pub(super) async fn resolve(
         endpoint: provider.endpoint,
         provider_type: provider.r#type,
     })
+}
+
+/// A token-exchange credential resolved without a subject token: the caller cannot
+/// fix the request, the set-up is wrong for this caller.
+fn explain_missing_subject(status: Status, provider: &pb::Provider, no_subject: bool) -> Status {
+    if no_subject
+        && status.code() == tonic::Code::InvalidArgument
+        && status.message().contains("subject_token")
+    {
+        return Status::failed_precondition(format!(
+            "provider {:?} uses credential {:?}, a token exchange that needs its owner's own token; \
+             a sandbox (or the local token) holds none: resolve it as the user with an OIDC token, \
+             or back the provider with a static or client_credentials credential",
+            provider.name, provider.credential
+        ));
+    }
+    status
 }
 
 /// The inference bundle of the calling sandbox (empty when no route is set).

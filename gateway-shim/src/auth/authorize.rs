@@ -51,8 +51,14 @@ pub fn authorize(entry: &MethodAuthEntry, principal: Option<&Principal>) -> Resu
     let Some(user) = principal.user() else {
         return Ok(());
     };
-    if Role::try_from(entry.role) == Ok(Role::Admin) && !user.admin {
-        return Err(Status::permission_denied("this call needs the admin role"));
+    match Role::try_from(entry.role) {
+        Ok(Role::Admin) if !user.admin => {
+            return Err(Status::permission_denied("this call needs the admin role"));
+        }
+        Ok(Role::User) if !user.user_role && !user.admin => {
+            return Err(Status::permission_denied("this call needs the user role"));
+        }
+        _ => {}
     }
     if let Some(scopes) = &user.scopes
         && !entry.scope.is_empty()

@@ -10,7 +10,7 @@ use http::{HeaderMap, Request, Response};
 use tonic::transport::server::TcpConnectInfo;
 use tower::{Layer, Service};
 
-use super::{Authenticator, authorize, entry_for};
+use super::{Authenticator, authorize, bearer, entry_for};
 
 /// Header names clients may not set: identity asserted by a proxy, or our own
 /// internal markers. Removed before any decision.
@@ -98,19 +98,29 @@ where
         if removed > 0 {
             tracing::debug!(removed, "stripped client-sent identity headers");
         }
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
         // Only methods of the gateway service are gated; health stays open.
-        if let Some(entry) = entry_for(request.uri().path()) {
-            let peer = request
-                .extensions()
-                .get::<TcpConnectInfo>()
-                .and_then(TcpConnectInfo::remote_addr);
+        let Some(entry) = entry_for(request.uri().path()) else {
+            return Box::pin(inner.call(request));
+        };
+        let token = bearer(request.headers());
+        let peer = request
+            .extensions()
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr);
+        let auth = Arc::clone(&self.auth);
+        Box::pin(async move {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            let decision = self
-                .auth
-                .authenticate(request.headers(), peer, now)
-                .and_then(|principal| authorize(entry, principal.as_ref()).map(|()| principal));
+            let decision = match token {
+                Ok(token) => auth
+                    .authenticate(token.as_deref(), peer, now)
+                    .await
+                    .and_then(|principal| authorize(entry, principal.as_ref()).map(|()| principal)),
+                Err(status) => Err(status),
+            };
             match decision {
                 Ok(Some(principal)) => {
                     request.extensions_mut().insert(principal);
@@ -118,12 +128,10 @@ where
                 Ok(None) => {}
                 Err(status) => {
                     tracing::debug!(path = entry.path, code = ?status.code(), "request refused");
-                    return Box::pin(async move { Ok(status.into_http()) });
+                    return Ok(status.into_http());
                 }
             }
-        }
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(inner.call(request))
+            inner.call(request).await
+        })
     }
 }

@@ -79,6 +79,7 @@ impl LocalToken {
             subject: LOCAL_SUBJECT.to_owned(),
             owner: LOCAL_SUBJECT.to_owned(),
             admin: true,
+            user_role: true,
             scopes: None,
             bearer: None,
         }))))

@@ -1,12 +1,14 @@
 //! Authentication and authorization at the edge: every request to the gateway API goes
 //! through [`AuthLayer`], which strips client-sent identity headers, turns the bearer
-//! token into a [`Principal`] (a chain of authenticators), checks it against the
+//! token into a [`Principal`] (a chain of authenticators: sandbox tokens, the local
+//! token, OIDC), checks it against the
 //! method's declared mode, role and scope (the table generated from `gateway.proto`),
 //! and hands it to the handler as a request extension.
 
 mod authorize;
 mod layer;
 mod local_token;
+mod oidc;
 mod principal;
 pub mod sandbox_token;
 
@@ -19,30 +21,35 @@ use tonic::Status;
 pub use authorize::{ALL_SCOPES, authorize, entry_for};
 pub use layer::{AuthLayer, strip_identity_headers};
 pub use local_token::{LOCAL_SUBJECT, LocalToken};
+pub use oidc::{Oidc, OidcConfig, RoleNames};
 pub use principal::{Identity, Principal, SandboxIdentity, User, is_label_value, owner_of};
 pub use sandbox_token::{Claims, SigningKey};
 
-/// The chain of authenticators the gateway runs.
+/// The chain of authenticators the gateway runs: sandbox tokens, the local token,
+/// then OIDC.
 #[derive(Clone, Debug)]
 pub struct Authenticator {
     /// The local token (dev and single-user set-ups).
     pub local: Option<LocalToken>,
     /// Verifies sandbox tokens.
     pub sandbox_key: SigningKey,
+    /// Verifies OIDC bearer tokens, when `--oidc-issuer` is set.
+    pub oidc: Option<Arc<Oidc>>,
 }
 
 impl Authenticator {
-    /// The principal of a request, `None` without credentials.
+    /// The principal for a bearer `token` (`None`: no credentials).
     ///
     /// # Errors
-    /// UNAUTHENTICATED when credentials are present but not valid.
-    pub fn authenticate(
+    /// UNAUTHENTICATED when the token is not valid; UNAVAILABLE when it cannot be
+    /// checked now (the IdP's keys are unreachable).
+    pub async fn authenticate(
         &self,
-        headers: &HeaderMap,
+        token: Option<&str>,
         peer: Option<SocketAddr>,
         now_secs: u64,
     ) -> Result<Option<Principal>, Status> {
-        let Some(token) = bearer(headers)? else {
+        let Some(token) = token else {
             return Ok(None);
         };
         if sandbox_token::looks_like_sandbox_token(token) {
@@ -60,14 +67,22 @@ impl Authenticator {
         {
             return Ok(Some(principal));
         }
-        Err(Status::unauthenticated(
-            "bearer token not recognised: use the gateway's local token (--local-token-file) or a sandbox token",
-        ))
+        match &self.oidc {
+            Some(oidc) => Ok(Some(Principal::new(Identity::User(
+                oidc.verify(token).await?,
+            )))),
+            None => Err(Status::unauthenticated(
+                "bearer token not recognised: use the gateway's local token (--local-token-file) or a sandbox token",
+            )),
+        }
     }
 }
 
 /// The bearer token of `authorization`, if any.
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Status> {
+///
+/// # Errors
+/// UNAUTHENTICATED for a malformed header.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<String>, Status> {
     let Some(value) = headers.get(http::header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -78,7 +93,7 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Status> {
         Some((scheme, token))
             if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
         {
-            Ok(Some(token.trim()))
+            Ok(Some(token.trim().to_owned()))
         }
         _ => Err(Status::unauthenticated(
             "authorization header must be `Bearer <token>`",

@@ -38,6 +38,8 @@ pub struct User {
     pub owner: String,
     /// Holds the admin role.
     pub admin: bool,
+    /// Holds the user role (or the admin role), or roles are not enforced.
+    pub user_role: bool,
     /// Scopes granted; `None` when scopes are not enforced.
     pub scopes: Option<BTreeSet<String>>,
     /// The bearer token the user presented, passed on as the subject token of

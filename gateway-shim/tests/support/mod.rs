@@ -2,6 +2,8 @@
 //! client holding its local token.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod oidc;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,6 +40,7 @@ pub fn args(dir: &Path, compute: &Path, credentials: Option<&Path>) -> GatewayAr
         sandbox_endpoint: None,
         driver_call_timeout: Duration::from_secs(3),
         reconcile_interval: Duration::from_secs(30),
+        oidc: gateway_shim::OidcArgs::default(),
     }
 }
 
