@@ -2,8 +2,11 @@
 //! 1. a sandbox resolving its provider's credential through the gateway (TCP, sandbox
 //!    token auth, store reads, UDS call to the real credentials-driver) beside the same
 //!    credential resolved directly on the driver's socket;
-//! 2. sandbox create throughput against the mock compute driver (SQLite file store).
+//! 2. sandbox create throughput against the mock compute driver (SQLite file store);
+//! 3. authentication: OIDC JWT verification alone (warm JWKS), and a cheap call
+//!    (ListProviders) with the local token beside the same call with an OIDC token.
 //!
+//! Needs node (the OIDC test peer).
 //! Everything runs in this process on one 2-worker runtime. Run:
 //! `cargo bench -p gateway-shim --bench gateway` (`BENCH_SECONDS`, default 3).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -197,6 +200,69 @@ async fn main() {
         };
         let (calls, p50, p99, rate) = measure(callers, length, create).await;
         println!("| {callers} | {calls} | {p50:.1?} | {p99:.1?} | {rate:.0} |");
+    }
+    gateway.stop().await;
+    authentication(length).await;
+}
+
+async fn authentication(length: Duration) {
+    let peer = support::oidc::OidcPeer::start_with(support::oidc::peer_config()).await;
+    let token = support::oidc::alice(&peer).await;
+    let config = support::oidc::oidc_args(&peer).config().unwrap().unwrap();
+    let verifier = Arc::new(gateway_shim::auth::Oidc::discover(config).await.unwrap());
+    println!("\n## authentication ({length:?} per level)\n");
+    println!("| what | callers | calls | p50 | p99 | calls/s |\n|---|---:|---:|---:|---:|---:|");
+    let verify = {
+        let verifier = Arc::clone(&verifier);
+        let token = token.clone();
+        move || {
+            let verifier = Arc::clone(&verifier);
+            let token = token.clone();
+            async move {
+                verifier.verify(&token).await.unwrap();
+            }
+        }
+    };
+    row(
+        "JWT verify (RS256, warm JWKS), in process",
+        1,
+        measure(1, length, verify).await,
+    );
+
+    let dir = proto::testing::short_dir();
+    let compute_socket = dir.path().join("c.sock");
+    let _compute = MockServer::compute(
+        proto::SocketConfig {
+            path: compute_socket.clone(),
+            ..Default::default()
+        },
+        MockCompute::new(Faults::default()),
+    )
+    .await
+    .unwrap();
+    let mut args = support::args(dir.path(), &compute_socket, None);
+    args.oidc = support::oidc::oidc_args(&peer);
+    let gateway = support::Gateway::start(args).await;
+    gateway
+        .wait_health(proto::pb::health::health_check_response::ServingStatus::Serving)
+        .await;
+    for (label, client) in [
+        ("ListProviders, local token", gateway.client().await),
+        (
+            "ListProviders, OIDC token",
+            gateway.client_with(&token).await,
+        ),
+    ] {
+        let call = move || {
+            let mut client = client.clone();
+            async move {
+                client
+                    .list_providers(pb::ListProvidersRequest {})
+                    .await
+                    .unwrap();
+            }
+        };
+        row(label, 1, measure(1, length, call).await);
     }
     gateway.stop().await;
 }

@@ -141,7 +141,12 @@ impl GatewayTrait for GatewayApi {
         request: Request<pb::WatchSandboxesRequest>,
     ) -> Reply<Self::WatchSandboxesStream> {
         let who = caller(&request)?;
-        Ok(Response::new(watch::start(Arc::clone(&self.core), who)))
+        let deadline = proto::deadline::grpc_timeout(request.metadata());
+        Ok(Response::new(watch::start(
+            Arc::clone(&self.core),
+            who,
+            deadline,
+        )))
     }
 
     async fn create_provider(&self, request: Request<pb::Provider>) -> Reply<pb::Provider> {

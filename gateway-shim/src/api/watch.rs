@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use proto::pb::gateway::v1 as pb;
 use tokio::sync::{broadcast, mpsc};
@@ -20,10 +21,31 @@ pub type SandboxEvents = ReceiverStream<Result<pb::SandboxEvent, Status>>;
 
 type Sender = mpsc::Sender<Result<pb::SandboxEvent, Status>>;
 
-/// Starts a watch for `who`.
-pub(super) fn start(core: Arc<Core>, who: Principal) -> SandboxEvents {
+/// Starts a watch for `who`, ended with DEADLINE_EXCEEDED when the caller's
+/// `grpc-timeout` passes (tonic bounds only the headers of a stream).
+pub(super) fn start(core: Arc<Core>, who: Principal, deadline: Option<Duration>) -> SandboxEvents {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
+        let Some(deadline) = deadline else {
+            return follow(core, who, tx).await;
+        };
+        let ended = tx.clone();
+        if tokio::time::timeout(deadline, follow(core, who, tx))
+            .await
+            .is_err()
+        {
+            let _ = ended
+                .send(Err(Status::deadline_exceeded(
+                    "the watch reached the caller's deadline",
+                )))
+                .await;
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+async fn follow(core: Arc<Core>, who: Principal, tx: Sender) {
+    {
         let mut changes = core.statuses.subscribe();
         let mut seen = HashSet::new();
         if snapshot(&core, &who, &tx, &mut seen).await.is_err() {
@@ -50,8 +72,7 @@ pub(super) fn start(core: Arc<Core>, who: Principal) -> SandboxEvents {
                 return;
             }
         }
-    });
-    ReceiverStream::new(rx)
+    }
 }
 
 async fn snapshot(
