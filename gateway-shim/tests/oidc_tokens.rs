@@ -259,3 +259,23 @@ async fn role_flags_must_be_both_set_or_both_empty() {
         "authentication only"
     );
 }
+
+#[tokio::test]
+async fn a_discovered_issuer_must_match_the_configured_one() {
+    let peer = OidcPeer::start_with(oidc::peer_config()).await;
+    // Same server, another spelling: the IdP reports 127.0.0.1, we were told localhost.
+    let spelled_differently = peer.issuer.replace("127.0.0.1", "localhost");
+    let args = gateway_shim::OidcArgs {
+        oidc_issuer: Some(spelled_differently),
+        oidc_audience: Some(AUDIENCE.into()),
+        ..Default::default()
+    };
+    let error = gateway_shim::auth::Oidc::discover(args.config().unwrap().unwrap())
+        .await
+        .unwrap_err();
+    assert!(error.contains("does not match"), "{error}");
+    assert!(
+        error.contains(&peer.issuer),
+        "names the issuer to use: {error}"
+    );
+}
