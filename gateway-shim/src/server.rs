@@ -87,7 +87,9 @@ where
         source,
     })?;
     let statuses = Arc::new(Statuses::default());
+    let metrics = Metrics::new("gateway");
     let core = Arc::new(Core {
+        metrics: metrics.clone(),
         store,
         compute: compute.clone(),
         credentials: credentials.clone(),
@@ -136,14 +138,14 @@ where
         compute,
         credentials,
     )));
-    let admin = AdminServer::start(args.metrics_addr, Metrics::new("gateway"), health.clone())
+    let admin = AdminServer::start(args.metrics_addr, metrics.clone(), health.clone())
         .await
         .map_err(|e| Error::Setup(format!("--metrics-addr: {e}")))?;
 
     tracing::info!(listen = %local_addr, "gateway listening; NOT_SERVING until the drivers answer");
     let closing = core.closing.clone();
     let server = Server::builder()
-        .layer(AuthLayer::new(authenticator))
+        .layer(AuthLayer::new(authenticator, metrics))
         .add_service(health_service)
         .add_service(GatewayServer::new(GatewayApi::new(core)))
         .serve_with_incoming_shutdown(

@@ -362,3 +362,60 @@ async fn a_sandbox_resolves_an_attached_provider_through_the_credentials_driver(
     );
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_endpoint_reports_readiness_and_counts_calls() {
+    let dir = short_dir();
+    let compute_socket = dir.path().join("c.sock");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut gateway_args = args(dir.path(), &compute_socket, None);
+    gateway_args.metrics_addr = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    let gateway = Gateway::start(gateway_args).await;
+    gateway.wait_health(ServingStatus::NotServing).await;
+    let admin = format!("http://127.0.0.1:{port}");
+    let status = |path: &'static str| {
+        let url = format!("{admin}{path}");
+        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("/healthz").await, 200);
+    assert_eq!(
+        status("/readyz").await,
+        503,
+        "not ready without the compute driver"
+    );
+
+    let _mock = MockServer::compute(socket(&compute_socket), MockCompute::new(Faults::default()))
+        .await
+        .unwrap();
+    gateway.wait_health(ServingStatus::Serving).await;
+    assert_eq!(status("/readyz").await, 200);
+    let mut client = gateway.client().await;
+    client
+        .list_sandboxes(pb::ListSandboxesRequest {})
+        .await
+        .unwrap();
+    client.get_sandbox(by_name("nope")).await.unwrap_err();
+    let mut anonymous = pb::gateway_client::GatewayClient::new(gateway.channel().await);
+    anonymous
+        .list_sandboxes(pb::ListSandboxesRequest {})
+        .await
+        .unwrap_err();
+    let metrics = reqwest::get(format!("{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"gateway_rpc_total{method="ListSandboxes",code="OK"} 1"#,
+        r#"gateway_rpc_total{method="GetSandbox",code="NOT_FOUND"} 1"#,
+        r#"gateway_rpc_total{method="ListSandboxes",code="UNAUTHENTICATED"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+    gateway.stop().await;
+}

@@ -41,6 +41,8 @@ pub struct Core {
     pub sandbox_token_ttl: Duration,
     /// How sandboxes reach the gateway (`OPENSHELL_GATEWAY_ENDPOINT` in them).
     pub sandbox_endpoint: String,
+    /// RPC counters for `/metrics`.
+    pub metrics: proto::admin::Metrics,
     /// Cancelled when the gateway shuts down: open watch streams end.
     pub closing: tokio_util::sync::CancellationToken,
 }
@@ -70,6 +72,15 @@ impl GatewayApi {
     pub fn new(core: Arc<Core>) -> Self {
         Self { core }
     }
+
+    /// Counts a finished call by method and code.
+    fn observe<T>(&self, method: &'static str, reply: Reply<T>) -> Reply<T> {
+        let code = reply
+            .as_ref()
+            .map_or_else(Status::code, |_| tonic::Code::Ok);
+        self.core.metrics.record_rpc(method, code);
+        reply
+    }
 }
 
 /// The caller, as the auth layer put it on the request.
@@ -89,49 +100,73 @@ impl GatewayTrait for GatewayApi {
         &self,
         request: Request<pb::CreateSandboxRequest>,
     ) -> Reply<pb::Sandbox> {
-        let who = caller(&request)?;
-        sandboxes::create(&self.core, &who, request.into_inner())
-            .await
-            .map(Response::new)
+        let reply = async move {
+            let who = caller(&request)?;
+            sandboxes::create(&self.core, &who, request.into_inner())
+                .await
+                .map(Response::new)
+        }
+        .await;
+        self.observe("CreateSandbox", reply)
     }
 
     async fn get_sandbox(&self, request: Request<pb::SandboxRef>) -> Reply<pb::Sandbox> {
-        let who = caller(&request)?;
-        sandboxes::get(&self.core, &who, &request.into_inner())
-            .await
-            .map(Response::new)
+        let reply = async move {
+            let who = caller(&request)?;
+            sandboxes::get(&self.core, &who, &request.into_inner())
+                .await
+                .map(Response::new)
+        }
+        .await;
+        self.observe("GetSandbox", reply)
     }
 
     async fn list_sandboxes(
         &self,
         request: Request<pb::ListSandboxesRequest>,
     ) -> Reply<pb::ListSandboxesResponse> {
-        let who = caller(&request)?;
-        let sandboxes = sandboxes::list(&self.core, &who).await?;
-        Ok(Response::new(pb::ListSandboxesResponse { sandboxes }))
+        let reply = async move {
+            let who = caller(&request)?;
+            let sandboxes = sandboxes::list(&self.core, &who).await?;
+            Ok(Response::new(pb::ListSandboxesResponse { sandboxes }))
+        }
+        .await;
+        self.observe("ListSandboxes", reply)
     }
 
     async fn stop_sandbox(&self, request: Request<pb::SandboxRef>) -> Reply<pb::Sandbox> {
-        let who = caller(&request)?;
-        sandboxes::stop(&self.core, &who, &request.into_inner())
-            .await
-            .map(Response::new)
+        let reply = async move {
+            let who = caller(&request)?;
+            sandboxes::stop(&self.core, &who, &request.into_inner())
+                .await
+                .map(Response::new)
+        }
+        .await;
+        self.observe("StopSandbox", reply)
     }
 
     async fn start_sandbox(&self, request: Request<pb::SandboxRef>) -> Reply<pb::Sandbox> {
-        let who = caller(&request)?;
-        sandboxes::start(&self.core, &who, &request.into_inner())
-            .await
-            .map(Response::new)
+        let reply = async move {
+            let who = caller(&request)?;
+            sandboxes::start(&self.core, &who, &request.into_inner())
+                .await
+                .map(Response::new)
+        }
+        .await;
+        self.observe("StartSandbox", reply)
     }
 
     async fn delete_sandbox(
         &self,
         request: Request<pb::SandboxRef>,
     ) -> Reply<pb::DeleteSandboxResponse> {
-        let who = caller(&request)?;
-        let deleted = sandboxes::delete(&self.core, &who, &request.into_inner()).await?;
-        Ok(Response::new(pb::DeleteSandboxResponse { deleted }))
+        let reply = async move {
+            let who = caller(&request)?;
+            let deleted = sandboxes::delete(&self.core, &who, &request.into_inner()).await?;
+            Ok(Response::new(pb::DeleteSandboxResponse { deleted }))
+        }
+        .await;
+        self.observe("DeleteSandbox", reply)
     }
 
     type WatchSandboxesStream = watch::SandboxEvents;
@@ -140,112 +175,164 @@ impl GatewayTrait for GatewayApi {
         &self,
         request: Request<pb::WatchSandboxesRequest>,
     ) -> Reply<Self::WatchSandboxesStream> {
-        let who = caller(&request)?;
-        let deadline = proto::deadline::grpc_timeout(request.metadata());
-        Ok(Response::new(watch::start(
-            Arc::clone(&self.core),
-            who,
-            deadline,
-        )))
+        let reply = async move {
+            let who = caller(&request)?;
+            let deadline = proto::deadline::grpc_timeout(request.metadata());
+            Ok(Response::new(watch::start(
+                Arc::clone(&self.core),
+                who,
+                deadline,
+            )))
+        }
+        .await;
+        self.observe("WatchSandboxes", reply)
     }
 
     async fn create_provider(&self, request: Request<pb::Provider>) -> Reply<pb::Provider> {
-        let who = caller(&request)?;
-        providers::create(&self.core, &who, request.into_inner())
-            .await
-            .map(Response::new)
+        let reply = async move {
+            let who = caller(&request)?;
+            providers::create(&self.core, &who, request.into_inner())
+                .await
+                .map(Response::new)
+        }
+        .await;
+        self.observe("CreateProvider", reply)
     }
 
     async fn get_provider(&self, request: Request<pb::ProviderRef>) -> Reply<pb::Provider> {
-        let who = caller(&request)?;
-        providers::get(&self.core, &who, &request.into_inner().name)
-            .await
-            .map(Response::new)
+        let reply = async move {
+            let who = caller(&request)?;
+            providers::get(&self.core, &who, &request.into_inner().name)
+                .await
+                .map(Response::new)
+        }
+        .await;
+        self.observe("GetProvider", reply)
     }
 
     async fn list_providers(
         &self,
         request: Request<pb::ListProvidersRequest>,
     ) -> Reply<pb::ListProvidersResponse> {
-        let who = caller(&request)?;
-        let providers = providers::list(&self.core, &who).await?;
-        Ok(Response::new(pb::ListProvidersResponse { providers }))
+        let reply = async move {
+            let who = caller(&request)?;
+            let providers = providers::list(&self.core, &who).await?;
+            Ok(Response::new(pb::ListProvidersResponse { providers }))
+        }
+        .await;
+        self.observe("ListProviders", reply)
     }
 
     async fn update_provider(&self, request: Request<pb::Provider>) -> Reply<pb::Provider> {
-        let who = caller(&request)?;
-        providers::update(&self.core, &who, request.into_inner())
-            .await
-            .map(Response::new)
+        let reply = async move {
+            let who = caller(&request)?;
+            providers::update(&self.core, &who, request.into_inner())
+                .await
+                .map(Response::new)
+        }
+        .await;
+        self.observe("UpdateProvider", reply)
     }
 
     async fn delete_provider(
         &self,
         request: Request<pb::ProviderRef>,
     ) -> Reply<pb::DeleteProviderResponse> {
-        let who = caller(&request)?;
-        providers::delete(&self.core, &who, &request.into_inner().name).await?;
-        Ok(Response::new(pb::DeleteProviderResponse {}))
+        let reply = async move {
+            let who = caller(&request)?;
+            providers::delete(&self.core, &who, &request.into_inner().name).await?;
+            Ok(Response::new(pb::DeleteProviderResponse {}))
+        }
+        .await;
+        self.observe("DeleteProvider", reply)
     }
 
     async fn attach_provider(&self, request: Request<pb::AttachmentRequest>) -> Reply<pb::Sandbox> {
-        let who = caller(&request)?;
-        sandboxes::attach(&self.core, &who, request.into_inner())
-            .await
-            .map(Response::new)
+        let reply = async move {
+            let who = caller(&request)?;
+            sandboxes::attach(&self.core, &who, request.into_inner())
+                .await
+                .map(Response::new)
+        }
+        .await;
+        self.observe("AttachProvider", reply)
     }
 
     async fn detach_provider(&self, request: Request<pb::AttachmentRequest>) -> Reply<pb::Sandbox> {
-        let who = caller(&request)?;
-        sandboxes::detach(&self.core, &who, request.into_inner())
-            .await
-            .map(Response::new)
+        let reply = async move {
+            let who = caller(&request)?;
+            sandboxes::detach(&self.core, &who, request.into_inner())
+                .await
+                .map(Response::new)
+        }
+        .await;
+        self.observe("DetachProvider", reply)
     }
 
     async fn set_inference_route(
         &self,
         request: Request<pb::SetInferenceRouteRequest>,
     ) -> Reply<pb::InferenceRoute> {
-        let who = caller(&request)?;
-        inference::set(&self.core, &who, request.into_inner())
-            .await
-            .map(Response::new)
+        let reply = async move {
+            let who = caller(&request)?;
+            inference::set(&self.core, &who, request.into_inner())
+                .await
+                .map(Response::new)
+        }
+        .await;
+        self.observe("SetInferenceRoute", reply)
     }
 
     async fn get_inference_route(
         &self,
         request: Request<pb::GetInferenceRouteRequest>,
     ) -> Reply<pb::InferenceRoute> {
-        let who = caller(&request)?;
-        inference::get(&self.core, &who).await.map(Response::new)
+        let reply = async move {
+            let who = caller(&request)?;
+            inference::get(&self.core, &who).await.map(Response::new)
+        }
+        .await;
+        self.observe("GetInferenceRoute", reply)
     }
 
     async fn delete_inference_route(
         &self,
         request: Request<pb::DeleteInferenceRouteRequest>,
     ) -> Reply<pb::DeleteInferenceRouteResponse> {
-        let who = caller(&request)?;
-        inference::delete(&self.core, &who).await?;
-        Ok(Response::new(pb::DeleteInferenceRouteResponse {}))
+        let reply = async move {
+            let who = caller(&request)?;
+            inference::delete(&self.core, &who).await?;
+            Ok(Response::new(pb::DeleteInferenceRouteResponse {}))
+        }
+        .await;
+        self.observe("DeleteInferenceRoute", reply)
     }
 
     async fn get_inference_bundle(
         &self,
         request: Request<pb::GetInferenceBundleRequest>,
     ) -> Reply<pb::InferenceBundle> {
-        let who = caller(&request)?;
-        sandbox_calls::bundle(&self.core, &who)
-            .await
-            .map(Response::new)
+        let reply = async move {
+            let who = caller(&request)?;
+            sandbox_calls::bundle(&self.core, &who)
+                .await
+                .map(Response::new)
+        }
+        .await;
+        self.observe("GetInferenceBundle", reply)
     }
 
     async fn resolve_provider_credential(
         &self,
         request: Request<pb::ResolveProviderCredentialRequest>,
     ) -> Reply<pb::ResolveProviderCredentialResponse> {
-        let who = caller(&request)?;
-        sandbox_calls::resolve(&self.core, &who, &request.into_inner().provider)
-            .await
-            .map(Response::new)
+        let reply = async move {
+            let who = caller(&request)?;
+            sandbox_calls::resolve(&self.core, &who, &request.into_inner().provider)
+                .await
+                .map(Response::new)
+        }
+        .await;
+        self.observe("ResolveProviderCredential", reply)
     }
 }

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, Request, Response};
+use proto::admin::Metrics;
 use tonic::transport::server::TcpConnectInfo;
 use tower::{Layer, Service};
 
@@ -52,12 +53,13 @@ pub fn strip_identity_headers(headers: &mut HeaderMap) -> usize {
 #[derive(Clone, Debug)]
 pub struct AuthLayer {
     auth: Arc<Authenticator>,
+    metrics: Metrics,
 }
 
 impl AuthLayer {
-    /// A layer using `auth`.
-    pub fn new(auth: Arc<Authenticator>) -> Self {
-        Self { auth }
+    /// A layer using `auth`; refusals are counted in `metrics`.
+    pub fn new(auth: Arc<Authenticator>, metrics: Metrics) -> Self {
+        Self { auth, metrics }
     }
 }
 
@@ -68,6 +70,7 @@ impl<S> Layer<S> for AuthLayer {
         AuthService {
             inner,
             auth: Arc::clone(&self.auth),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -77,6 +80,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     auth: Arc<Authenticator>,
+    metrics: Metrics,
 }
 
 impl<S, B> Service<Request<B>> for AuthService<S>
@@ -110,6 +114,7 @@ where
             .get::<TcpConnectInfo>()
             .and_then(TcpConnectInfo::remote_addr);
         let auth = Arc::clone(&self.auth);
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -128,6 +133,8 @@ where
                 Ok(None) => {}
                 Err(status) => {
                     tracing::debug!(path = entry.path, code = ?status.code(), "request refused");
+                    let method = entry.path.rsplit('/').next().unwrap_or(entry.path);
+                    metrics.record_rpc(method, status.code());
                     return Ok(status.into_http());
                 }
             }
