@@ -274,3 +274,49 @@ fn cli_errors_say_what_to_do() {
     );
     assert!(stderr.contains("gateway-shim dev"), "{stderr}");
 }
+
+#[test]
+fn help_lists_every_flag_with_its_env_var() {
+    let help = |args: &[&str]| {
+        let out = Command::new(GATEWAY)
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let serve = help(&["serve"]);
+    for env in [
+        "OPENSHELL_COMPUTE_DRIVER_SOCKET",
+        "OPENSHELL_CREDENTIALS_DRIVER_SOCKET",
+        "GATEWAY_LISTEN",
+        "GATEWAY_DB_URL",
+        "GATEWAY_METRICS_ADDR",
+        "GATEWAY_LOCAL_TOKEN_FILE",
+        "GATEWAY_SANDBOX_TOKEN_KEY_FILE",
+        "GATEWAY_SANDBOX_TOKEN_TTL",
+        "GATEWAY_SANDBOX_ENDPOINT",
+        "GATEWAY_DRIVER_CALL_TIMEOUT",
+        "GATEWAY_RECONCILE_INTERVAL",
+        "GATEWAY_LOG_LEVEL",
+        "OPENSHELL_OIDC_ISSUER",
+        "OPENSHELL_OIDC_AUDIENCE",
+        "OPENSHELL_OIDC_JWKS_TTL",
+        "OPENSHELL_OIDC_ROLES_CLAIM",
+        "OPENSHELL_OIDC_ADMIN_ROLE",
+        "OPENSHELL_OIDC_USER_ROLE",
+        "OPENSHELL_OIDC_SCOPES_CLAIM",
+    ] {
+        assert!(serve.contains(env), "serve --help lacks {env}");
+    }
+    let client = help(&["sandbox", "list"]);
+    for env in [
+        "OPENSHELL_GATEWAY",
+        "OPENSHELL_TOKEN_FILE",
+        "OPENSHELL_TOKEN",
+    ] {
+        assert!(client.contains(env), "sandbox list --help lacks {env}");
+    }
+    let dev = help(&["dev"]);
+    assert!(dev.contains("GATEWAY_STATE_DIR"), "{dev}");
+}
