@@ -9,6 +9,7 @@
 pub mod case;
 pub mod compute;
 pub mod credentials;
+pub mod kube_sim;
 pub mod mock;
 pub mod oidc_peer;
 pub mod postgres;
