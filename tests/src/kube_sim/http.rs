@@ -1,0 +1,316 @@
+//! The simulator's HTTP front end: the core/v1 paths the compute driver uses, as the
+//! API server serves them (lists with `resourceVersion`, `labelSelector`, `watch=true`
+//! streams of JSON lines with bookmarks and a 410 `ERROR` event for expired versions,
+//! merge patches, `Status` bodies for errors), over plain HTTP on loopback.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, watch};
+
+use super::selector::Selector;
+use super::store::{ApiError, Store};
+
+/// How many changes watches can resume from.
+const HISTORY: usize = 10_000;
+
+/// Shared state of a running simulator.
+#[derive(Clone, Debug)]
+pub struct Shared {
+    pub(super) store: Arc<Mutex<Store>>,
+    pub(super) changed: watch::Sender<u64>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            store: Arc::new(Mutex::new(Store::new(HISTORY))),
+            changed: watch::channel(0).0,
+        }
+    }
+}
+
+impl Shared {
+    /// Runs `f` on the store and wakes the watches.
+    pub async fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
+        let mut store = self.store.lock().await;
+        let result = f(&mut store);
+        self.changed.send_replace(store.version());
+        result
+    }
+}
+
+/// The router serving `shared`.
+pub fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route(
+            "/api/v1/{resource}",
+            get(list_or_watch_all).post(create_cluster),
+        )
+        .route(
+            "/api/v1/{resource}/{name}",
+            get(get_cluster)
+                .put(replace_cluster)
+                .patch(patch_cluster)
+                .delete(delete_cluster),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/{resource}",
+            get(list_or_watch).post(create),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/{resource}/{name}",
+            get(get_one).put(replace).patch(patch).delete(delete),
+        )
+        .with_state(shared)
+}
+
+/// Serves on `addr` until the task is dropped; returns the bound address.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn serve(
+    shared: Shared,
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = router(shared);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((bound, task))
+}
+
+fn reply(result: Result<Value, ApiError>, created: bool) -> Response {
+    match result {
+        Ok(object) if created => (StatusCode::CREATED, axum::Json(object)).into_response(),
+        Ok(object) => axum::Json(object).into_response(),
+        Err(error) => failure(&error),
+    }
+}
+
+fn failure(error: &ApiError) -> Response {
+    let code = StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, axum::Json(error.status())).into_response()
+}
+
+fn body(bytes: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError {
+        code: 400,
+        reason: "BadRequest",
+        message: format!("the body is not JSON: {e}"),
+    })
+}
+
+async fn version() -> Response {
+    axum::Json(json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-openshell-sim", "platform": "linux/amd64"}))
+        .into_response()
+}
+
+async fn create_cluster(
+    State(s): State<Shared>,
+    Path(resource): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    create_in(&s, &resource, "", &bytes).await
+}
+
+async fn create(
+    State(s): State<Shared>,
+    Path((namespace, resource)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Response {
+    create_in(&s, &resource, &namespace, &bytes).await
+}
+
+async fn create_in(s: &Shared, resource: &str, namespace: &str, bytes: &Bytes) -> Response {
+    let result = match body(bytes) {
+        Ok(object) => {
+            s.with_store(|store| store.create(resource, namespace, object))
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    reply(result, true)
+}
+
+async fn get_cluster(
+    State(s): State<Shared>,
+    Path((resource, name)): Path<(String, String)>,
+) -> Response {
+    reply(s.store.lock().await.get(&resource, "", &name), false)
+}
+
+async fn get_one(
+    State(s): State<Shared>,
+    Path((namespace, resource, name)): Path<(String, String, String)>,
+) -> Response {
+    reply(
+        s.store.lock().await.get(&resource, &namespace, &name),
+        false,
+    )
+}
+
+async fn replace_cluster(
+    State(s): State<Shared>,
+    Path((resource, name)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Response {
+    replace_in(&s, &resource, "", &name, &bytes).await
+}
+
+async fn replace(
+    State(s): State<Shared>,
+    Path((namespace, resource, name)): Path<(String, String, String)>,
+    bytes: Bytes,
+) -> Response {
+    replace_in(&s, &resource, &namespace, &name, &bytes).await
+}
+
+async fn replace_in(
+    s: &Shared,
+    resource: &str,
+    namespace: &str,
+    name: &str,
+    bytes: &Bytes,
+) -> Response {
+    let result = match body(bytes) {
+        Ok(object) => {
+            s.with_store(|store| store.replace(resource, namespace, name, object))
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    reply(result, false)
+}
+
+async fn patch_cluster(
+    State(s): State<Shared>,
+    Path((resource, name)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Response {
+    patch_in(&s, &resource, "", &name, &bytes).await
+}
+
+async fn patch(
+    State(s): State<Shared>,
+    Path((namespace, resource, name)): Path<(String, String, String)>,
+    bytes: Bytes,
+) -> Response {
+    patch_in(&s, &resource, &namespace, &name, &bytes).await
+}
+
+/// Merge, strategic-merge and apply patches are all applied as JSON merge patches:
+/// enough for the objects the driver writes (no lists merged by key).
+async fn patch_in(
+    s: &Shared,
+    resource: &str,
+    namespace: &str,
+    name: &str,
+    bytes: &Bytes,
+) -> Response {
+    let result = match body(bytes) {
+        Ok(patch) => {
+            s.with_store(|store| store.merge_patch(resource, namespace, name, &patch))
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    reply(result, false)
+}
+
+async fn delete_cluster(
+    State(s): State<Shared>,
+    Path((resource, name)): Path<(String, String)>,
+) -> Response {
+    reply(
+        s.with_store(|store| store.delete(&resource, "", &name))
+            .await,
+        false,
+    )
+}
+
+async fn delete(
+    State(s): State<Shared>,
+    Path((namespace, resource, name)): Path<(String, String, String)>,
+) -> Response {
+    reply(
+        s.with_store(|store| store.delete(&resource, &namespace, &name))
+            .await,
+        false,
+    )
+}
+
+async fn list_or_watch_all(
+    State(s): State<Shared>,
+    Path(resource): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    list_or_watch_in(s, resource, None, query).await
+}
+
+async fn list_or_watch(
+    State(s): State<Shared>,
+    Path((namespace, resource)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    list_or_watch_in(s, resource, Some(namespace), query).await
+}
+
+async fn list_or_watch_in(
+    s: Shared,
+    resource: String,
+    namespace: Option<String>,
+    query: HashMap<String, String>,
+) -> Response {
+    let selector = match Selector::parse(query.get("labelSelector").map_or("", String::as_str)) {
+        Ok(selector) => selector,
+        Err(message) => {
+            return failure(&ApiError {
+                code: 400,
+                reason: "BadRequest",
+                message,
+            });
+        }
+    };
+    if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) {
+        return super::watch::stream(s, resource, namespace, selector, &query).await;
+    }
+    let listed = s
+        .store
+        .lock()
+        .await
+        .list(&resource, namespace.as_deref(), &selector);
+    match listed {
+        Ok((items, version)) => {
+            let kind = items
+                .first()
+                .and_then(|i| i["kind"].as_str())
+                .map_or_else(|| list_kind(&resource), |k| format!("{k}List"));
+            axum::Json(json!({
+                "kind": kind, "apiVersion": "v1",
+                "metadata": {"resourceVersion": version.to_string()},
+                "items": items,
+            }))
+            .into_response()
+        }
+        Err(error) => failure(&error),
+    }
+}
+
+pub(super) fn list_kind(resource: &str) -> String {
+    super::store::RESOURCES
+        .iter()
+        .find(|(name, _, _)| *name == resource)
+        .map_or_else(|| "List".to_owned(), |(_, kind, _)| format!("{kind}List"))
+}
