@@ -2,9 +2,10 @@
 //! no API server can run. This first part is sans-IO: the object store (core/v1
 //! namespaces, pods, secrets, events; resourceVersions; ownerReference garbage
 //! collection; `Status` errors; watch history with 410 Gone) and label selectors; the
-//! HTTP front end ([`http`]) serves them on the API server's paths. Not yet done: the
-//! check that the unmodified kube client and watcher work against it, and the
-//! simulated kubelet (issue 5).
+//! HTTP front end ([`http`]) serves them on the API server's paths, and the unmodified
+//! kube client and runtime watcher work against it (`compute-driver/tests/
+//! kube_client_against_sim.rs`). Not yet done: the simulated kubelet (pods Pending →
+//! Running/Ready, injected failures), events, a binary (issue 5).
 
 pub mod http;
 pub mod selector;
@@ -13,3 +14,26 @@ mod watch;
 
 pub use selector::Selector;
 pub use store::{ApiError, Change, Event, Store};
+
+/// A kubeconfig pointing at a simulator on `addr` (plain HTTP, no credentials).
+pub fn kubeconfig(addr: std::net::SocketAddr) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: sim
+  cluster:
+    server: http://{addr}
+users:
+- name: sim
+  user: {{}}
+contexts:
+- name: sim
+  context:
+    cluster: sim
+    user: sim
+    namespace: default
+current-context: sim
+"
+    )
+}

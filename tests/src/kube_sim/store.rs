@@ -91,6 +91,8 @@ pub struct Store {
     objects: BTreeMap<Key, Value>,
     history: VecDeque<Event>,
     window: usize,
+    /// Versions below this are expired (after a compaction).
+    floor: u64,
 }
 
 impl Store {
@@ -102,6 +104,7 @@ impl Store {
             objects: BTreeMap::new(),
             history: VecDeque::new(),
             window,
+            floor: 0,
         }
     }
 
@@ -336,7 +339,8 @@ impl Store {
         let oldest_kept = self
             .history
             .front()
-            .map_or(self.version, |e| e.version.saturating_sub(1));
+            .map_or(self.version, |e| e.version.saturating_sub(1))
+            .max(self.floor);
         if since < oldest_kept {
             return Err(ApiError::new(
                 410,
@@ -352,9 +356,12 @@ impl Store {
             .collect())
     }
 
-    /// Forgets all history (as a compaction does): every older resourceVersion is gone.
+    /// Expires every resourceVersion handed out so far, as a compaction during an API
+    /// server restart does: open watches get 410 at their next change, resumes from any
+    /// earlier version get 410, and clients must list again.
     pub fn compact(&mut self) {
         self.history.clear();
+        self.floor = self.version + 1;
     }
 
     fn store_update(
