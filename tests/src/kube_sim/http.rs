@@ -39,6 +39,16 @@ impl Default for Shared {
 }
 
 impl Shared {
+    /// Wakes on every change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Reads the store (wakes nobody).
+    pub async fn read<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        f(&*self.store.lock().await)
+    }
+
     /// Runs `f` on the store and wakes the watches.
     pub async fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
         let mut store = self.store.lock().await;

@@ -4,10 +4,11 @@
 //! collection; `Status` errors; watch history with 410 Gone) and label selectors; the
 //! HTTP front end ([`http`]) serves them on the API server's paths, and the unmodified
 //! kube client and runtime watcher work against it (`compute-driver/tests/
-//! kube_client_against_sim.rs`). Not yet done: the simulated kubelet (pods Pending →
-//! Running/Ready, injected failures), events, a binary (issue 5).
+//! kube_client_against_sim.rs`). [`kubelet`] moves pods Pending → Running/Ready after a
+//! delay and injects failures. Not yet done: Kubernetes Events, a binary (issue 5).
 
 pub mod http;
+pub mod kubelet;
 pub mod selector;
 pub mod store;
 mod watch;
