@@ -49,11 +49,11 @@ async fn main() -> ExitCode {
         }
     };
     let (_kubelet, _kubelet_task) = Kubelet::spawn(shared, args.ready_delay);
-    if let Some(path) = &args.kubeconfig {
-        if let Err(error) = std::fs::write(path, kubeconfig(addr)) {
-            eprintln!("kube-sim: cannot write {}: {error}", path.display());
-            return ExitCode::FAILURE;
-        }
+    if let Some(path) = &args.kubeconfig
+        && let Err(error) = std::fs::write(path, kubeconfig(addr))
+    {
+        eprintln!("kube-sim: cannot write {}: {error}", path.display());
+        return ExitCode::FAILURE;
     }
     let _ = writeln!(std::io::stdout(), "{{\"ready\":true,\"server\":\"http://{addr}\"}}");
     tracing::info!(%addr, "kube-sim serving");
