@@ -1,5 +1,6 @@
 //! The one trait every backend implements; the service never knows which one runs.
 
+pub mod kubernetes;
 pub mod process;
 
 use proto::pb::compute::v1 as pb;

@@ -55,7 +55,10 @@ async fn main() -> ExitCode {
         eprintln!("kube-sim: cannot write {}: {error}", path.display());
         return ExitCode::FAILURE;
     }
-    let _ = writeln!(std::io::stdout(), "{{\"ready\":true,\"server\":\"http://{addr}\"}}");
+    let _ = writeln!(
+        std::io::stdout(),
+        "{{\"ready\":true,\"server\":\"http://{addr}\"}}"
+    );
     tracing::info!(%addr, "kube-sim serving");
     proto::shutdown_signal().await;
     server.abort();

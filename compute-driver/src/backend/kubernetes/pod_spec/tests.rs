@@ -1,0 +1,115 @@
+//! The rendered objects of a representative sandbox, compared with the reviewed
+//! manifest in `tests/fixtures/representative-pod.json`.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+
+use proto::pb::compute::v1 as pb;
+use serde_json::Value;
+
+use super::*;
+
+fn representative() -> pb::DriverSandbox {
+    pb::DriverSandbox {
+        id: "sb-0123456789abcdef".into(),
+        name: "agent".into(),
+        workspace: "ws-team".into(),
+        spec: Some(pb::DriverSandboxSpec {
+            log_level: "info".into(),
+            environment: HashMap::from([("MODE".into(), "batch".into())]),
+            template: Some(pb::DriverSandboxTemplate {
+                image: "ghcr.io/example/agent:1.2".into(),
+                labels: HashMap::from([("team".into(), "ml".into())]),
+                environment: HashMap::from([
+                    ("MODE".into(), "overridden".into()),
+                    ("HOME".into(), "/tmp".into()),
+                ]),
+                resources: Some(pb::DriverResourceRequirements {
+                    cpu_request: "250m".into(),
+                    cpu_limit: "1".into(),
+                    memory_request: "256Mi".into(),
+                    memory_limit: "1Gi".into(),
+                }),
+                ..Default::default()
+            }),
+            sandbox_token: "secret-token".into(),
+            command: vec!["python".into(), "-m".into(), "agent".into()],
+            resource_requirements: Some(pb::ResourceRequirements {
+                gpu: Some(pb::GpuResourceRequirements { count: Some(1) }),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn options() -> RenderOptions<'static> {
+    RenderOptions {
+        namespace: "ws-team",
+        object_name: "agent",
+        default_image: "ghcr.io/example/sandbox-base:latest",
+        gateway_id: "gw-1",
+        image_pull_policy: "IfNotPresent",
+    }
+}
+
+#[test]
+fn the_pod_matches_the_reviewed_manifest() {
+    let platform = PlatformConfig {
+        runtime_class_name: Some("gvisor".into()),
+        node_selector: [("pool".to_owned(), "sandboxes".to_owned())].into(),
+        tolerations: Vec::new(),
+        annotations: [("example.com/cost-center".to_owned(), "42".to_owned())].into(),
+    };
+    let rendered = serde_json::to_value(pod(
+        &representative(),
+        &options(),
+        "uid-of-secret",
+        &platform,
+    ))
+    .unwrap();
+    let expected: Value = serde_json::from_str(include_str!(
+        "../../../../tests/fixtures/representative-pod.json"
+    ))
+    .unwrap();
+    assert_eq!(
+        rendered,
+        expected,
+        "rendered:\n{}",
+        serde_json::to_string_pretty(&rendered).unwrap()
+    );
+}
+
+#[test]
+fn the_token_lives_in_the_secret_never_in_the_pod() {
+    let sandbox = representative();
+    let pod = serde_json::to_string(&pod(
+        &sandbox,
+        &options(),
+        "uid",
+        &PlatformConfig::default(),
+    ))
+    .unwrap();
+    assert!(!pod.contains("secret-token"));
+    let secret = secret(&sandbox, &options(), b"record");
+    let token = &secret.data.unwrap()[TOKEN_KEY];
+    assert_eq!(token.0, b"secret-token");
+    assert_eq!(
+        secret.metadata.labels.unwrap()[SANDBOX_ID],
+        "sb-0123456789abcdef"
+    );
+}
+
+#[test]
+fn without_an_image_the_default_is_used() {
+    let mut sandbox = representative();
+    if let Some(template) = sandbox.spec.as_mut().and_then(|s| s.template.as_mut()) {
+        template.image.clear();
+    }
+    let pod = pod(&sandbox, &options(), "uid", &PlatformConfig::default());
+    let image = pod.spec.unwrap().containers[0].image.clone();
+    assert_eq!(
+        image.as_deref(),
+        Some("ghcr.io/example/sandbox-base:latest")
+    );
+}
