@@ -62,16 +62,10 @@ impl Shared {
 pub fn router(shared: Shared) -> Router {
     Router::new()
         .route("/version", get(version))
-        .route(
-            "/api/v1/{resource}",
-            get(list_or_watch_all).post(create_cluster),
-        )
+        .route("/api/v1/{resource}", get(list_or_watch).post(create))
         .route(
             "/api/v1/{resource}/{name}",
-            get(get_cluster)
-                .put(replace_cluster)
-                .patch(patch_cluster)
-                .delete(delete_cluster),
+            get(get_one).put(replace).patch(patch).delete(delete),
         )
         .route(
             "/api/v1/namespaces/{namespace}/{resource}",
@@ -127,74 +121,47 @@ async fn version() -> Response {
         .into_response()
 }
 
-async fn create_cluster(
-    State(s): State<Shared>,
-    Path(resource): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    create_in(&s, &resource, "", &bytes).await
+/// Path parameters of both layouts: cluster-scoped (`/api/v1/{resource}[/{name}]`) and
+/// namespaced (`/api/v1/namespaces/{namespace}/{resource}[/{name}]`).
+type Params = Path<HashMap<String, String>>;
+
+fn param<'a>(params: &'a HashMap<String, String>, key: &str) -> &'a str {
+    params.get(key).map_or("", String::as_str)
 }
 
-async fn create(
-    State(s): State<Shared>,
-    Path((namespace, resource)): Path<(String, String)>,
-    bytes: Bytes,
-) -> Response {
-    create_in(&s, &resource, &namespace, &bytes).await
-}
-
-async fn create_in(s: &Shared, resource: &str, namespace: &str, bytes: &Bytes) -> Response {
-    let result = match body(bytes) {
+async fn create(State(s): State<Shared>, Path(p): Params, bytes: Bytes) -> Response {
+    let result = match body(&bytes) {
         Ok(object) => {
-            s.with_store(|store| store.create(resource, namespace, object))
-                .await
+            s.with_store(|store| {
+                store.create(param(&p, "resource"), param(&p, "namespace"), object)
+            })
+            .await
         }
         Err(error) => Err(error),
     };
     reply(result, true)
 }
 
-async fn get_cluster(
-    State(s): State<Shared>,
-    Path((resource, name)): Path<(String, String)>,
-) -> Response {
-    reply(s.store.lock().await.get(&resource, "", &name), false)
+async fn get_one(State(s): State<Shared>, Path(p): Params) -> Response {
+    let found = s
+        .read(|store| {
+            store.get(
+                param(&p, "resource"),
+                param(&p, "namespace"),
+                param(&p, "name"),
+            )
+        })
+        .await;
+    reply(found, false)
 }
 
-async fn get_one(
-    State(s): State<Shared>,
-    Path((namespace, resource, name)): Path<(String, String, String)>,
-) -> Response {
-    reply(
-        s.store.lock().await.get(&resource, &namespace, &name),
-        false,
-    )
-}
-
-async fn replace_cluster(
-    State(s): State<Shared>,
-    Path((resource, name)): Path<(String, String)>,
-    bytes: Bytes,
-) -> Response {
-    replace_in(&s, &resource, "", &name, &bytes).await
-}
-
-async fn replace(
-    State(s): State<Shared>,
-    Path((namespace, resource, name)): Path<(String, String, String)>,
-    bytes: Bytes,
-) -> Response {
-    replace_in(&s, &resource, &namespace, &name, &bytes).await
-}
-
-async fn replace_in(
-    s: &Shared,
-    resource: &str,
-    namespace: &str,
-    name: &str,
-    bytes: &Bytes,
-) -> Response {
-    let result = match body(bytes) {
+async fn replace(State(s): State<Shared>, Path(p): Params, bytes: Bytes) -> Response {
+    let (resource, namespace, name) = (
+        param(&p, "resource"),
+        param(&p, "namespace"),
+        param(&p, "name"),
+    );
+    let result = match body(&bytes) {
         Ok(object) => {
             s.with_store(|store| store.replace(resource, namespace, name, object))
                 .await
@@ -204,32 +171,15 @@ async fn replace_in(
     reply(result, false)
 }
 
-async fn patch_cluster(
-    State(s): State<Shared>,
-    Path((resource, name)): Path<(String, String)>,
-    bytes: Bytes,
-) -> Response {
-    patch_in(&s, &resource, "", &name, &bytes).await
-}
-
-async fn patch(
-    State(s): State<Shared>,
-    Path((namespace, resource, name)): Path<(String, String, String)>,
-    bytes: Bytes,
-) -> Response {
-    patch_in(&s, &resource, &namespace, &name, &bytes).await
-}
-
 /// Merge, strategic-merge and apply patches are all applied as JSON merge patches:
 /// enough for the objects the driver writes (no lists merged by key).
-async fn patch_in(
-    s: &Shared,
-    resource: &str,
-    namespace: &str,
-    name: &str,
-    bytes: &Bytes,
-) -> Response {
-    let result = match body(bytes) {
+async fn patch(State(s): State<Shared>, Path(p): Params, bytes: Bytes) -> Response {
+    let (resource, namespace, name) = (
+        param(&p, "resource"),
+        param(&p, "namespace"),
+        param(&p, "name"),
+    );
+    let result = match body(&bytes) {
         Ok(patch) => {
             s.with_store(|store| store.merge_patch(resource, namespace, name, &patch))
                 .await
@@ -239,42 +189,26 @@ async fn patch_in(
     reply(result, false)
 }
 
-async fn delete_cluster(
-    State(s): State<Shared>,
-    Path((resource, name)): Path<(String, String)>,
-) -> Response {
+async fn delete(State(s): State<Shared>, Path(p): Params) -> Response {
+    let (resource, namespace, name) = (
+        param(&p, "resource"),
+        param(&p, "namespace"),
+        param(&p, "name"),
+    );
     reply(
-        s.with_store(|store| store.delete(&resource, "", &name))
+        s.with_store(|store| store.delete(resource, namespace, name))
             .await,
         false,
     )
-}
-
-async fn delete(
-    State(s): State<Shared>,
-    Path((namespace, resource, name)): Path<(String, String, String)>,
-) -> Response {
-    reply(
-        s.with_store(|store| store.delete(&resource, &namespace, &name))
-            .await,
-        false,
-    )
-}
-
-async fn list_or_watch_all(
-    State(s): State<Shared>,
-    Path(resource): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    list_or_watch_in(s, resource, None, query).await
 }
 
 async fn list_or_watch(
     State(s): State<Shared>,
-    Path((namespace, resource)): Path<(String, String)>,
+    Path(p): Params,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    list_or_watch_in(s, resource, Some(namespace), query).await
+    let namespace = p.get("namespace").cloned();
+    list_or_watch_in(s, param(&p, "resource").to_owned(), namespace, query).await
 }
 
 async fn list_or_watch_in(
