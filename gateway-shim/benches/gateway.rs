@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use clap::Parser as _;
 use conformance::mock::{Faults, MockCompute, MockServer};
 use proto::pb::credentials::v1::ResolveCredentialRequest;
 use proto::pb::credentials::v1::credentials_driver_client::CredentialsDriverClient;
@@ -86,30 +85,11 @@ async fn main() {
     let length = seconds();
     let dir = proto::testing::short_dir();
     let compute_socket = dir.path().join("c.sock");
-    let credentials_socket = dir.path().join("k.sock");
-    let secrets = dir.path().join("secrets");
-    std::fs::create_dir(&secrets).unwrap();
-    std::fs::write(secrets.join("bench"), "bench-token-value\n").unwrap();
-    let config = dir.path().join("credentials.yaml");
-    std::fs::write(
-        &config,
+    let credentials_socket = support::credentials_driver(
+        dir.path(),
         "credentials:\n  bench:\n    kind: static\n    token_ref: bench\n",
-    )
-    .unwrap();
-    let credentials_args = credentials_driver::Args::try_parse_from([
-        "credentials-driver",
-        "--socket",
-        credentials_socket.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-        "--secrets-dir",
-        secrets.to_str().unwrap(),
-    ])
-    .unwrap();
-    tokio::spawn(credentials_driver::run_until(
-        credentials_args,
-        std::future::pending(),
-    ));
+        &[("bench", "bench-token-value\n")],
+    );
     let mock = MockCompute::new(Faults::default());
     let _compute = MockServer::compute(
         proto::SocketConfig {

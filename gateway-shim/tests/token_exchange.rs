@@ -5,7 +5,6 @@
 
 mod support;
 
-use clap::Parser as _;
 use conformance::mock::{Faults, MockCompute, MockServer};
 use conformance::oidc_peer::claims;
 use proto::pb::gateway::v1 as pb;
@@ -28,33 +27,12 @@ async fn a_users_own_token_is_the_subject_of_the_exchange() {
     let peer = OidcPeer::start_with(config).await;
 
     let dir = proto::testing::short_dir();
-    let secrets = dir.path().join("secrets");
-    std::fs::create_dir(&secrets).unwrap();
-    std::fs::write(secrets.join("driver-secret"), "driver-secret").unwrap();
-    let credentials_config = dir.path().join("credentials.yaml");
-    std::fs::write(
-        &credentials_config,
-        format!(
-            "credentials:\n  downstream:\n    kind: token_exchange\n    issuer: {}\n    client_id: credentials-driver\n    client_secret_ref: driver-secret\n    audience: [downstream-api]\n",
-            peer.issuer
-        ),
-    )
-    .unwrap();
-    let credentials_socket = dir.path().join("k.sock");
-    let driver_args = credentials_driver::Args::try_parse_from([
-        "credentials-driver",
-        "--socket",
-        credentials_socket.to_str().unwrap(),
-        "--config",
-        credentials_config.to_str().unwrap(),
-        "--secrets-dir",
-        secrets.to_str().unwrap(),
-    ])
-    .unwrap();
-    tokio::spawn(credentials_driver::run_until(
-        driver_args,
-        std::future::pending(),
-    ));
+    let config = format!(
+        "credentials:\n  downstream:\n    kind: token_exchange\n    issuer: {}\n    client_id: credentials-driver\n    client_secret_ref: driver-secret\n    audience: [downstream-api]\n",
+        peer.issuer
+    );
+    let credentials_socket =
+        support::credentials_driver(dir.path(), &config, &[("driver-secret", "driver-secret")]);
     let compute_socket = dir.path().join("c.sock");
     let mock = MockCompute::new(Faults::default());
     let _compute = MockServer::compute(

@@ -173,3 +173,29 @@ pub async fn wait_phase(client: &mut Client, name: &str, want: &str) -> pb::Sand
     }
     panic!("{name} never reached {want} (last {last})");
 }
+
+/// Starts the real credentials-driver in this process on `dir/k.sock`, with `config`
+/// (YAML) and the secret files `secrets` (name, value); returns its socket.
+pub fn credentials_driver(dir: &Path, config: &str, secrets: &[(&str, &str)]) -> PathBuf {
+    use clap::Parser as _;
+    let secrets_dir = dir.join("secrets");
+    std::fs::create_dir_all(&secrets_dir).unwrap();
+    for (name, value) in secrets {
+        std::fs::write(secrets_dir.join(name), value).unwrap();
+    }
+    let config_path = dir.join("credentials.yaml");
+    std::fs::write(&config_path, config).unwrap();
+    let socket = dir.join("k.sock");
+    let args = credentials_driver::Args::try_parse_from([
+        "credentials-driver",
+        "--socket",
+        socket.to_str().unwrap(),
+        "--config",
+        config_path.to_str().unwrap(),
+        "--secrets-dir",
+        secrets_dir.to_str().unwrap(),
+    ])
+    .unwrap();
+    tokio::spawn(credentials_driver::run_until(args, std::future::pending()));
+    socket
+}
