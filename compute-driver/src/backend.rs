@@ -4,7 +4,10 @@ pub mod kubernetes;
 pub mod process;
 
 use proto::pb::compute::v1 as pb;
+use std::time::Duration;
+
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 use crate::Result;
 use crate::validate::Limits;
@@ -45,6 +48,38 @@ impl SandboxRef {
     }
 }
 
+/// When the caller stops waiting (its `grpc-timeout`). Backends that call a remote
+/// platform bound every call by it; local work may outlive it (see `service::detached`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Deadline(Option<Instant>);
+
+impl Deadline {
+    /// No deadline: the backend's own bound applies.
+    pub const NONE: Self = Self(None);
+
+    /// The deadline a request carries.
+    pub fn of<T>(request: &tonic::Request<T>) -> Self {
+        Self(proto::deadline::grpc_timeout(request.metadata()).map(|t| Instant::now() + t))
+    }
+
+    /// `after` from now.
+    pub fn after(after: Duration) -> Self {
+        Self(Some(Instant::now() + after))
+    }
+
+    /// The instant, when there is one.
+    pub fn instant(self) -> Option<Instant> {
+        self.0
+    }
+
+    /// Time left, at most `cap` (zero once passed).
+    pub fn remaining(self, cap: Duration) -> Duration {
+        self.0.map_or(cap, |at| {
+            at.saturating_duration_since(Instant::now()).min(cap)
+        })
+    }
+}
+
 /// A change a backend reports to watchers.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -73,7 +108,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Accepts a sandbox and starts provisioning it. Same id and same spec again is a
     /// no-op; same id or name with another spec is `AlreadyExists`.
-    async fn create(&self, sandbox: pb::DriverSandbox, limits: Limits) -> Result<()>;
+    async fn create(
+        &self,
+        sandbox: pb::DriverSandbox,
+        limits: Limits,
+        deadline: Deadline,
+    ) -> Result<()>;
 
     /// One sandbox.
     async fn get(&self, sandbox: &SandboxRef) -> Result<pb::DriverSandbox>;
@@ -82,20 +122,20 @@ pub trait Backend: Send + Sync + 'static {
     async fn list(&self) -> Result<Vec<pb::DriverSandbox>>;
 
     /// Stops a sandbox's workload, keeping its state. Missing or stopped: no-op.
-    async fn stop(&self, sandbox: &SandboxRef) -> Result<()>;
+    async fn stop(&self, sandbox: &SandboxRef, deadline: Deadline) -> Result<()>;
 
     /// Starts a stopped sandbox. Running: no-op.
-    async fn start(&self, sandbox: &SandboxRef) -> Result<()>;
+    async fn start(&self, sandbox: &SandboxRef, deadline: Deadline) -> Result<()>;
 
     /// Removes a sandbox; true when something was removed.
-    async fn delete(&self, sandbox: &SandboxRef) -> Result<bool>;
+    async fn delete(&self, sandbox: &SandboxRef, deadline: Deadline) -> Result<bool>;
 
     /// Changes from now on (subscribe before taking a snapshot with `list`).
     fn subscribe(&self) -> broadcast::Receiver<Event>;
 
     /// Creates a workspace if missing.
-    async fn ensure_workspace(&self, name: &str) -> Result<()>;
+    async fn ensure_workspace(&self, name: &str, deadline: Deadline) -> Result<()>;
 
     /// Removes a workspace; missing is fine.
-    async fn delete_workspace(&self, name: &str) -> Result<()>;
+    async fn delete_workspace(&self, name: &str, deadline: Deadline) -> Result<()>;
 }

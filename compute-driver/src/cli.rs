@@ -24,6 +24,9 @@ pub struct Args {
     /// After SIGTERM to a sandbox's processes on Stop/Delete, how long before SIGKILL.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub stop_grace: Duration,
+    /// Kubernetes backend flags.
+    #[command(flatten)]
+    pub kube: KubeArgs,
     /// Serve /healthz, /readyz and /metrics over HTTP on this address (off when unset).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
@@ -37,6 +40,84 @@ pub struct Args {
 pub enum BackendKind {
     /// Local process groups on this machine (the embedded default).
     Process,
+    /// Pods and Secrets on a Kubernetes cluster.
+    Kubernetes,
+}
+
+/// How the Kubernetes backend spreads sandboxes over namespaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NamespaceLayout {
+    /// `<kube-namespace>-<workspace>` per workspace, created by EnsureWorkspace (needs a
+    /// ClusterRole).
+    PerWorkspace,
+    /// Everything in `<kube-namespace>`, objects named `<workspace>--<name>` (a Role in
+    /// that namespace is enough).
+    Shared,
+}
+
+/// `imagePullPolicy` of sandbox containers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PullPolicy {
+    /// Pull when the node does not have the image.
+    IfNotPresent,
+    /// Pull every time a pod starts.
+    Always,
+    /// Never pull (the image must be on the node).
+    Never,
+}
+
+/// Flags of the Kubernetes backend (`--backend kubernetes`).
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Kubernetes backend")]
+pub struct KubeArgs {
+    /// Kubeconfig file (default: in-cluster config, else $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace layout of sandboxes.
+    #[arg(long, value_enum, default_value_t = NamespaceLayout::PerWorkspace)]
+    pub kube_namespaces: NamespaceLayout,
+    /// The shared namespace, or the prefix of per-workspace namespaces (and the
+    /// namespace of sandboxes without a workspace).
+    #[arg(long, value_name = "NAME", default_value = "openshell")]
+    pub kube_namespace: String,
+    /// Label on everything this driver creates; drivers with different ids on one
+    /// cluster never touch each other's sandboxes.
+    #[arg(long, value_name = "ID", default_value = "default")]
+    pub gateway_id: String,
+    /// Image of sandboxes that name none (unset: every sandbox must name one).
+    #[arg(long, value_name = "IMAGE", default_value = "")]
+    pub default_image: String,
+    /// imagePullPolicy of sandbox containers.
+    #[arg(long, value_enum, default_value_t = PullPolicy::IfNotPresent)]
+    pub image_pull_policy: PullPolicy,
+    /// Bound of each Kubernetes API call when the RPC carries no deadline (and of the
+    /// first list at start-up).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub kube_call_timeout: Duration,
+}
+
+impl KubeArgs {
+    /// The backend's settings.
+    pub fn config(&self) -> crate::backend::kubernetes::Config {
+        use crate::backend::kubernetes::{Config, Namespaces};
+        Config {
+            kubeconfig: self.kubeconfig.clone(),
+            namespaces: match self.kube_namespaces {
+                NamespaceLayout::PerWorkspace => Namespaces::PerWorkspace,
+                NamespaceLayout::Shared => Namespaces::Shared,
+            },
+            namespace: self.kube_namespace.clone(),
+            gateway_id: self.gateway_id.clone(),
+            default_image: self.default_image.clone(),
+            image_pull_policy: match self.image_pull_policy {
+                PullPolicy::IfNotPresent => "IfNotPresent",
+                PullPolicy::Always => "Always",
+                PullPolicy::Never => "Never",
+            }
+            .to_owned(),
+            call_timeout: self.kube_call_timeout,
+        }
+    }
 }
 
 impl Args {

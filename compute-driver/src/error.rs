@@ -23,6 +23,16 @@ pub enum Error {
     /// A valid request this backend cannot satisfy.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The platform refused this driver (e.g. Kubernetes RBAC): an operator must fix
+    /// the driver's permissions.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The platform could not be reached or is overloaded: worth retrying.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The caller's deadline passed before the platform answered.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// The driver's own storage failed (details are logged, not returned).
     #[error("{action} {path:?}: {source}")]
     Storage {

@@ -2,7 +2,7 @@
 //!
 //! - [`service`]: the thin tonic adapter (validation, the status-code mapping, Watch).
 //! - [`validate`] and [`quantity`]: request checks shared by every backend.
-//! - [`backend`]: the `Backend` trait and the `process` backend.
+//! - [`backend`]: the `Backend` trait, the `process` and `kubernetes` backends.
 //! - [`launcher`]: how the process backend starts a sandbox (limits, then `exec`).
 
 pub mod backend;
@@ -16,12 +16,13 @@ pub mod validate;
 
 use std::sync::Arc;
 
-pub use cli::{Args, BackendKind};
+pub use cli::{Args, BackendKind, KubeArgs, NamespaceLayout, PullPolicy};
 pub use error::{Error as ComputeError, Result};
 pub use metrics::{Metrics, PhaseCollector};
 pub use service::ComputeDriverService;
 
 use backend::Backend;
+use backend::kubernetes::KubeBackend;
 use backend::process::{Config as ProcessConfig, ProcessBackend};
 use proto::pb::compute::v1::compute_driver_server::{ComputeDriverServer, SERVICE_NAME};
 use tonic::service::Routes;
@@ -75,6 +76,7 @@ where
             })
             .await?,
         ),
+        BackendKind::Kubernetes => Arc::new(KubeBackend::connect(args.kube.config()).await?),
     };
     let metrics = Metrics::new("compute_driver")
         .with_collector(Arc::new(PhaseCollector::new(Arc::clone(&backend))));

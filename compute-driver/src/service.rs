@@ -11,7 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::backend::{Backend, Event, SandboxRef};
+use crate::backend::{Backend, Deadline, Event, SandboxRef};
 use crate::metrics::Metrics;
 use crate::{ComputeError as Error, validate};
 
@@ -39,6 +39,9 @@ pub fn status(error: Error) -> Status {
         Error::NotFound(_) => Status::not_found(error.to_string()),
         Error::AlreadyExists(_) => Status::already_exists(error.to_string()),
         Error::FailedPrecondition(message) => Status::failed_precondition(message),
+        Error::PermissionDenied(message) => Status::permission_denied(message),
+        Error::Unavailable(message) => Status::unavailable(message),
+        Error::DeadlineExceeded(message) => Status::deadline_exceeded(message),
         Error::Storage { .. } | Error::Process { .. } | Error::StateDirInUse(_) => {
             tracing::error!(%error, "compute backend failure");
             Status::internal("the compute driver failed to carry out the request; see its log")
@@ -188,12 +191,12 @@ impl ComputeDriver for ComputeDriverService {
         &self,
         request: Request<pb::CreateSandboxRequest>,
     ) -> Reply<pb::CreateSandboxResponse> {
+        let deadline = Deadline::of(&request);
         let result = match self.check_create(request.get_ref().sandbox.as_ref()) {
             Ok((sandbox, limits)) => {
-                detached(
-                    &self.backend,
-                    |b| async move { b.create(sandbox, limits).await },
-                )
+                detached(&self.backend, |b| async move {
+                    b.create(sandbox, limits, deadline).await
+                })
                 .await
             }
             Err(e) => Err(e),
@@ -205,9 +208,15 @@ impl ComputeDriver for ComputeDriverService {
         &self,
         request: Request<pb::StopSandboxRequest>,
     ) -> Reply<pb::StopSandboxResponse> {
+        let deadline = Deadline::of(&request);
         let r = request.get_ref();
         let result = match reference(&r.sandbox_id, &r.sandbox_name) {
-            Ok(sandbox) => detached(&self.backend, |b| async move { b.stop(&sandbox).await }).await,
+            Ok(sandbox) => {
+                detached(&self.backend, |b| async move {
+                    b.stop(&sandbox, deadline).await
+                })
+                .await
+            }
             Err(e) => Err(e),
         };
         self.finish("StopSandbox", result.map(|()| Default::default()))
@@ -217,10 +226,14 @@ impl ComputeDriver for ComputeDriverService {
         &self,
         request: Request<pb::StartSandboxRequest>,
     ) -> Reply<pb::StartSandboxResponse> {
+        let deadline = Deadline::of(&request);
         let r = request.get_ref();
         let result = match reference(&r.sandbox_id, &r.sandbox_name) {
             Ok(sandbox) => {
-                detached(&self.backend, |b| async move { b.start(&sandbox).await }).await
+                detached(&self.backend, |b| async move {
+                    b.start(&sandbox, deadline).await
+                })
+                .await
             }
             Err(e) => Err(e),
         };
@@ -231,10 +244,14 @@ impl ComputeDriver for ComputeDriverService {
         &self,
         request: Request<pb::DeleteSandboxRequest>,
     ) -> Reply<pb::DeleteSandboxResponse> {
+        let deadline = Deadline::of(&request);
         let r = request.get_ref();
         let result = match reference(&r.sandbox_id, &r.sandbox_name) {
             Ok(sandbox) => {
-                detached(&self.backend, |b| async move { b.delete(&sandbox).await }).await
+                detached(&self.backend, |b| async move {
+                    b.delete(&sandbox, deadline).await
+                })
+                .await
             }
             Err(e) => Err(e),
         };
@@ -252,8 +269,7 @@ impl ComputeDriver for ComputeDriverService {
         request: Request<pb::WatchSandboxesRequest>,
     ) -> Reply<Self::WatchSandboxesStream> {
         // Subscribe before the snapshot so no change falls between them.
-        let deadline = proto::deadline::grpc_timeout(request.metadata())
-            .map(|t| tokio::time::Instant::now() + t);
+        let deadline = Deadline::of(&request).instant();
         let events = self.backend.subscribe();
         let snapshot = match self.backend.list().await {
             Ok(snapshot) => snapshot,
@@ -269,11 +285,12 @@ impl ComputeDriver for ComputeDriverService {
         &self,
         request: Request<pb::EnsureWorkspaceRequest>,
     ) -> Reply<pb::EnsureWorkspaceResponse> {
+        let deadline = Deadline::of(&request);
         let name = &request.get_ref().workspace;
         let result = match validate::workspace(name) {
             Ok(()) => self
                 .backend
-                .ensure_workspace(name)
+                .ensure_workspace(name, deadline)
                 .await
                 .map(|()| Default::default()),
             Err(e) => Err(e.into()),
@@ -285,11 +302,12 @@ impl ComputeDriver for ComputeDriverService {
         &self,
         request: Request<pb::DeleteWorkspaceRequest>,
     ) -> Reply<pb::DeleteWorkspaceResponse> {
+        let deadline = Deadline::of(&request);
         let name = &request.get_ref().workspace;
         let result = match validate::workspace(name) {
             Ok(()) => self
                 .backend
-                .delete_workspace(name)
+                .delete_workspace(name, deadline)
                 .await
                 .map(|()| Default::default()),
             Err(e) => Err(e.into()),
@@ -392,6 +410,15 @@ mod tests {
             (
                 Error::FailedPrecondition("no gpu".into()),
                 tonic::Code::FailedPrecondition,
+            ),
+            (
+                Error::PermissionDenied("rbac".into()),
+                tonic::Code::PermissionDenied,
+            ),
+            (Error::Unavailable("down".into()), tonic::Code::Unavailable),
+            (
+                Error::DeadlineExceeded("late".into()),
+                tonic::Code::DeadlineExceeded,
             ),
             (
                 Error::Storage {

@@ -30,6 +30,17 @@ pub fn sandbox_status(name: &str, pod: Option<&Pod>) -> pb::DriverSandboxStatus 
             ..Default::default()
         };
     };
+    if pod.metadata.deletion_timestamp.is_some() {
+        return pb::DriverSandboxStatus {
+            sandbox_name: name.into(),
+            instance_id: pod.metadata.name.clone().unwrap_or_default(),
+            conditions: vec![
+                condition("Ready", false, "Stopping", "the pod is terminating"),
+                condition("Suspended", true, "Stopping", "the pod is terminating"),
+            ],
+            ..Default::default()
+        };
+    }
     let status = pod.status.clone().unwrap_or_default();
     let container = status.container_statuses.as_ref().and_then(|c| c.first());
     let waiting = container
@@ -114,7 +125,6 @@ pub fn sandbox_status(name: &str, pod: Option<&Pod>) -> pb::DriverSandboxStatus 
         sandbox_name: name.into(),
         instance_id: pod.metadata.name.clone().unwrap_or_default(),
         conditions,
-        deleting: pod.metadata.deletion_timestamp.is_some(),
         ..Default::default()
     }
 }
@@ -184,6 +194,10 @@ mod tests {
         );
         assert_eq!(phase_and_reason(None), (Phase::Stopped, "Stopped".into()));
         let deleting = json!({"metadata": {"name": "p", "deletionTimestamp": "2026-01-01T00:00:00Z"}, "status": {"phase": "Running"}});
-        assert_eq!(phase_and_reason(Some(deleting)).0, Phase::Deleting);
+        assert_eq!(
+            phase_and_reason(Some(deleting)),
+            (Phase::Stopped, "Stopping".into()),
+            "a terminating pod is a stopping sandbox; only a deleted Secret means deleting"
+        );
     }
 }

@@ -21,7 +21,7 @@ use proto::Secret;
 use proto::pb::compute::v1 as pb;
 use tokio::sync::{Mutex, broadcast};
 
-use super::{Backend, Capabilities, Event, SandboxRef};
+use super::{Backend, Capabilities, Deadline, Event, SandboxRef};
 use crate::validate::Limits;
 use crate::{ComputeError as Error, Result};
 use launch::LaunchPaths;
@@ -389,7 +389,12 @@ impl Backend for ProcessBackend {
         Ok(())
     }
 
-    async fn create(&self, sandbox: pb::DriverSandbox, limits: Limits) -> Result<()> {
+    async fn create(
+        &self,
+        sandbox: pb::DriverSandbox,
+        limits: Limits,
+        _deadline: Deadline,
+    ) -> Result<()> {
         let (record, token) = normalized(&sandbox);
         let mut sandboxes = self.inner.sandboxes.lock().await;
         if let Some(existing) = sandboxes.get(&record.id) {
@@ -460,14 +465,14 @@ impl Backend for ProcessBackend {
         Ok(out)
     }
 
-    async fn stop(&self, sandbox: &SandboxRef) -> Result<()> {
+    async fn stop(&self, sandbox: &SandboxRef, _deadline: Deadline) -> Result<()> {
         match self.find(sandbox).await {
             Some(entry) => self.stop_entry(&entry).await,
             None => Ok(()),
         }
     }
 
-    async fn start(&self, sandbox: &SandboxRef) -> Result<()> {
+    async fn start(&self, sandbox: &SandboxRef, _deadline: Deadline) -> Result<()> {
         let entry = self
             .find(sandbox)
             .await
@@ -475,7 +480,7 @@ impl Backend for ProcessBackend {
         self.start_entry(&entry).await
     }
 
-    async fn delete(&self, sandbox: &SandboxRef) -> Result<bool> {
+    async fn delete(&self, sandbox: &SandboxRef, _deadline: Deadline) -> Result<bool> {
         let Some(entry) = self.find(sandbox).await else {
             return Ok(false);
         };
@@ -511,11 +516,11 @@ impl Backend for ProcessBackend {
         self.inner.events.subscribe()
     }
 
-    async fn ensure_workspace(&self, name: &str) -> Result<()> {
+    async fn ensure_workspace(&self, name: &str, _deadline: Deadline) -> Result<()> {
         self.inner.layout.ensure_workspace(name)
     }
 
-    async fn delete_workspace(&self, name: &str) -> Result<()> {
+    async fn delete_workspace(&self, name: &str, _deadline: Deadline) -> Result<()> {
         let users: Vec<String> = self
             .inner
             .sandboxes

@@ -1,0 +1,168 @@
+#![allow(clippy::unwrap_used)]
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use prost::Message as _;
+use proto::pb::compute::v1 as pb;
+use proto::phase::{Phase, phase_of};
+use serde_json::json;
+
+use super::super::pod_spec::{self, RenderOptions};
+use super::{Cache, Kind, Origin};
+use crate::backend::Event;
+
+fn options(name: &str) -> RenderOptions<'_> {
+    RenderOptions {
+        namespace: "ns",
+        object_name: name,
+        default_image: "busybox",
+        gateway_id: "gw",
+        image_pull_policy: "IfNotPresent",
+    }
+}
+
+fn record(id: &str) -> pb::DriverSandbox {
+    pb::DriverSandbox {
+        id: id.into(),
+        name: id.into(),
+        namespace: "ns".into(),
+        spec: Some(pb::DriverSandboxSpec::default()),
+        ..Default::default()
+    }
+}
+
+fn secret(id: &str, uid: &str) -> Secret {
+    let record = record(id);
+    let mut secret = pod_spec::secret(&record, &options(id), &record.encode_to_vec());
+    secret.metadata.uid = Some(uid.into());
+    secret
+}
+
+fn pod(id: &str, uid: &str, owner: &str, ready: bool) -> Pod {
+    let mut pod = pod_spec::pod(&record(id), &options(id), owner, &Default::default());
+    pod.metadata.uid = Some(uid.into());
+    pod.status = Some(
+        serde_json::from_value(json!({"phase": "Running", "conditions": [
+            {"type": "Ready", "status": if ready { "True" } else { "False" }}]}))
+        .unwrap(),
+    );
+    pod
+}
+
+fn phases(events: &[Event]) -> Vec<(String, Option<Phase>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Sandbox(s) => Some((s.id.clone(), Some(phase_of(s)))),
+            Event::Deleted(id) => Some((id.clone(), None)),
+            Event::Platform { .. } => None,
+        })
+        .collect()
+}
+
+#[test]
+fn each_change_reports_the_sandbox_once() {
+    let mut cache = Cache::default();
+    let events = cache.apply_secret(&secret("a", "s1"), Origin::Watch);
+    assert_eq!(phases(&events), [("a".into(), Some(Phase::Stopped))]);
+    let events = cache.apply_pod(&pod("a", "p1", "s1", false), Origin::Watch);
+    assert_eq!(phases(&events), [("a".into(), Some(Phase::Provisioning))]);
+    let events = cache.apply_pod(&pod("a", "p1", "s1", true), Origin::Watch);
+    assert_eq!(phases(&events), [("a".into(), Some(Phase::Ready))]);
+    assert!(
+        cache
+            .apply_pod(&pod("a", "p1", "s1", true), Origin::Watch)
+            .is_empty(),
+        "an unchanged view is not reported again"
+    );
+    let view = cache.view("a").unwrap();
+    assert_eq!(view.namespace, "ns");
+    assert_eq!(view.status.unwrap().instance_id, "a");
+    assert_eq!(cache.sandbox_of_pod("p1").as_deref(), Some("a"));
+    assert_eq!(cache.id_by_name("a").as_deref(), Some("a"));
+}
+
+#[test]
+fn a_pod_of_an_earlier_secret_is_not_the_sandbox_s() {
+    let mut cache = Cache::default();
+    cache.apply_secret(&secret("a", "s2"), Origin::Watch);
+    cache.apply_pod(&pod("a", "p1", "s1", true), Origin::Watch);
+    assert_eq!(phase_of(&cache.view("a").unwrap()), Phase::Stopped);
+}
+
+#[test]
+fn what_the_driver_deleted_stays_deleted_despite_stale_events() {
+    let mut cache = Cache::default();
+    cache.apply_secret(&secret("a", "s1"), Origin::Watch);
+    cache.apply_pod(&pod("a", "p1", "s1", true), Origin::Watch);
+
+    let events = cache.forget_pod("a");
+    assert_eq!(phases(&events), [("a".into(), Some(Phase::Stopped))]);
+    assert!(
+        cache
+            .apply_pod(&pod("a", "p1", "s1", true), Origin::Watch)
+            .is_empty(),
+        "a stale event of the deleted pod changes nothing"
+    );
+
+    assert_eq!(phases(&cache.forget_sandbox("a")), [("a".into(), None)]);
+    assert!(
+        cache
+            .apply_secret(&secret("a", "s1"), Origin::Watch)
+            .is_empty()
+    );
+    assert!(cache.view("a").is_none());
+    // The stream confirms the deletion: nothing more to report.
+    assert!(cache.remove_secret(&secret("a", "s1")).is_empty());
+}
+
+#[test]
+fn a_relist_reports_what_changed_meanwhile_and_nothing_else() {
+    let mut cache = Cache::default();
+    for (id, uid) in [("a", "sa"), ("b", "sb")] {
+        cache.apply_secret(&secret(id, uid), Origin::Watch);
+    }
+    cache.begin_relist(Kind::Secrets);
+    assert!(
+        cache
+            .apply_secret(&secret("a", "sa"), Origin::Relist)
+            .is_empty(),
+        "a is unchanged"
+    );
+    let added = cache.apply_secret(&secret("c", "sc"), Origin::Relist);
+    assert_eq!(phases(&added), [("c".into(), Some(Phase::Stopped))]);
+    cache.apply_secret(&secret("d", "sd"), Origin::Ours);
+    let events = cache.finish_relist(Kind::Secrets);
+    assert_eq!(
+        phases(&events),
+        [("b".into(), None)],
+        "b vanished while the stream was down; d was written during the relist"
+    );
+    let ids: Vec<String> = cache.list().into_iter().map(|s| s.id).collect();
+    assert_eq!(ids, ["a", "c", "d"]);
+}
+
+#[test]
+fn the_cache_is_synced_once_both_kinds_were_listed() {
+    let mut cache = Cache::default();
+    assert!(!cache.synced());
+    cache.begin_relist(Kind::Secrets);
+    cache.finish_relist(Kind::Secrets);
+    assert!(!cache.synced());
+    cache.begin_relist(Kind::Pods);
+    cache.finish_relist(Kind::Pods);
+    assert!(cache.synced());
+}
+
+#[test]
+fn a_secret_whose_record_disagrees_with_its_label_is_ignored() {
+    let mut forged = secret("a", "s1");
+    forged
+        .metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert(pod_spec::SANDBOX_ID.into(), "b".into());
+    let mut cache = Cache::default();
+    assert!(cache.apply_secret(&forged, Origin::Watch).is_empty());
+    assert!(cache.list().is_empty());
+}
