@@ -11,6 +11,8 @@ use proto::testing::SpawnedDriver;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
+pub mod kube;
+
 pub const BINARY: &str = env!("CARGO_BIN_EXE_compute-driver");
 
 /// A driver with its own short temp dir (socket, state dir, log).
@@ -23,18 +25,18 @@ pub struct Driver {
 impl Driver {
     pub async fn start(dir: &Path) -> Self {
         let state = dir.join("state");
-        let process = SpawnedDriver::spawn_in(
-            BINARY.as_ref(),
+        Self::start_with(
             dir,
-            &[
-                "--state-dir",
-                state.to_str().unwrap(),
-                "--stop-grace",
-                "2s",
-                "--log-level",
-                "debug",
-            ],
-        );
+            &["--state-dir", state.to_str().unwrap(), "--stop-grace", "2s"],
+        )
+        .await
+    }
+
+    /// The binary with `args` (plus debug logging).
+    pub async fn start_with(dir: &Path, args: &[&str]) -> Self {
+        let mut args = args.to_vec();
+        args.extend(["--log-level", "debug"]);
+        let process = SpawnedDriver::spawn_in(BINARY.as_ref(), dir, &args);
         let client = ComputeDriverClient::new(process.channel().await.unwrap());
         Self {
             process,
@@ -155,6 +157,32 @@ pub async fn wait_phase(
     })
     .await;
     found.unwrap_or_else(|_| panic!("{id} did not reach {phase:?} in time"))
+}
+
+/// Reads watch events until every id has been seen in `phase` (in any order).
+pub async fn wait_all(
+    events: &mut tonic::Streaming<pb::WatchSandboxesEvent>,
+    ids: &[&str],
+    phase: Phase,
+) {
+    use pb::watch_sandboxes_event::Payload;
+    let mut missing: std::collections::BTreeSet<String> =
+        ids.iter().map(|id| (*id).to_owned()).collect();
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(event) = events.next().await {
+            if let Some(Payload::Sandbox(s)) = event.unwrap().payload {
+                let sandbox = s.sandbox.unwrap();
+                if phase_of(&sandbox) == phase {
+                    missing.remove(&sandbox.id);
+                }
+                if missing.is_empty() {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{missing:?} did not reach {phase:?} in time"));
 }
 
 /// Reads watch events until `id` is reported deleted.

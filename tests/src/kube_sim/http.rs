@@ -27,6 +27,8 @@ const HISTORY: usize = 10_000;
 pub struct Shared {
     pub(super) store: Arc<Mutex<Store>>,
     pub(super) changed: watch::Sender<u64>,
+    /// True while the simulated API server is down.
+    pub(super) down: watch::Sender<bool>,
 }
 
 impl Default for Shared {
@@ -34,6 +36,7 @@ impl Default for Shared {
         Self {
             store: Arc::new(Mutex::new(Store::new(HISTORY))),
             changed: watch::channel(0).0,
+            down: watch::channel(false).0,
         }
     }
 }
@@ -47,6 +50,19 @@ impl Shared {
     /// Reads the store (wakes nobody).
     pub async fn read<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
         f(&*self.store.lock().await)
+    }
+
+    /// Simulates an API server going down for a restart: open watches end, every
+    /// request answers 503 until [`Shared::come_back`], and the history is compacted
+    /// so no resourceVersion handed out so far can be resumed from (410 Gone).
+    pub async fn go_down(&self) {
+        self.down.send_replace(true);
+        self.store.lock().await.compact();
+    }
+
+    /// Ends a simulated outage.
+    pub fn come_back(&self) {
+        self.down.send_replace(false);
     }
 
     /// Runs `f` on the store and wakes the watches.
@@ -75,7 +91,26 @@ pub fn router(shared: Shared) -> Router {
             "/api/v1/namespaces/{namespace}/{resource}/{name}",
             get(get_one).put(replace).patch(patch).delete(delete),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            refuse_while_down,
+        ))
         .with_state(shared)
+}
+
+async fn refuse_while_down(
+    State(s): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if *s.down.borrow() {
+        return failure(&ApiError {
+            code: 503,
+            reason: "ServiceUnavailable",
+            message: "the API server is restarting".into(),
+        });
+    }
+    next.run(request).await
 }
 
 /// Serves on `addr` until the task is dropped; returns the bound address.
@@ -217,7 +252,9 @@ async fn list_or_watch_in(
     namespace: Option<String>,
     query: HashMap<String, String>,
 ) -> Response {
-    let selector = match Selector::parse(query.get("labelSelector").map_or("", String::as_str)) {
+    let selector = Selector::parse(query.get("labelSelector").map_or("", String::as_str))
+        .and_then(|s| s.with_fields(query.get("fieldSelector").map_or("", String::as_str)));
+    let selector = match selector {
         Ok(selector) => selector,
         Err(message) => {
             return failure(&ApiError {

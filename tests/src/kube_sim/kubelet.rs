@@ -1,6 +1,7 @@
 //! A simulated kubelet: pods it sees get `Pending` at once and, after a configurable
 //! delay, `Running` with `Ready=True`, unless a failure was injected for them (by pod
 //! name): an image pull error, an OOM kill, an eviction, or the loss of their node.
+//! Each step is also recorded as a core/v1 Event about the pod, as a kubelet does.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +13,9 @@ use tokio::time::Instant;
 
 use super::http::Shared;
 use super::selector::Selector;
+
+/// The one node pods run on.
+const NODE: &str = "sim-node-1";
 
 /// How often the kubelet looks at pods when nothing changes.
 const RESYNC: Duration = Duration::from_millis(50);
@@ -80,18 +84,27 @@ async fn run(shared: Shared, delay: Duration, failures: Arc<Mutex<HashMap<String
             let failure = failures.get(&name).copied();
             let due = failure.is_some() || first.elapsed() >= delay;
             let wanted = if due { Some(failure) } else { None };
-            let status = match wanted {
-                None if pod["status"]["phase"].is_null() => pending(),
+            let (status, happened) = match wanted {
+                None if pod["status"]["phase"].is_null() => (pending(), vec![scheduled(&pod)]),
                 None => continue,
                 Some(failure) if applied.get(&uid) == Some(&failure) => continue,
                 Some(failure) => {
                     applied.insert(uid.clone(), failure);
-                    failure.map_or_else(running, failed)
+                    match failure {
+                        None => (running(), started(&pod)),
+                        Some(failure) => (failed(failure), vec![failure_event(failure, &pod)]),
+                    }
                 }
             };
             let patch = json!({ "status": status });
             let _ = shared
-                .with_store(|store| store.merge_patch("pods", &namespace, &name, &patch))
+                .with_store(|store| {
+                    for (kind, reason, message) in happened {
+                        let _ =
+                            store.create("events", &namespace, event(&pod, kind, reason, &message));
+                    }
+                    store.merge_patch("pods", &namespace, &name, &patch)
+                })
                 .await;
         }
         tokio::select! {
@@ -99,6 +112,83 @@ async fn run(shared: Shared, delay: Duration, failures: Arc<Mutex<HashMap<String
             () = tokio::time::sleep(RESYNC) => {}
         }
     }
+}
+
+/// What the kubelet reports about a pod: (type, reason, message).
+type Happened = (&'static str, &'static str, String);
+
+fn image_of(pod: &Value) -> &str {
+    pod["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+fn scheduled(pod: &Value) -> Happened {
+    let (namespace, name) = (
+        pod["metadata"]["namespace"].as_str().unwrap_or_default(),
+        pod["metadata"]["name"].as_str().unwrap_or_default(),
+    );
+    (
+        "Normal",
+        "Scheduled",
+        format!("Successfully assigned {namespace}/{name} to {NODE}"),
+    )
+}
+
+fn started(pod: &Value) -> Vec<Happened> {
+    vec![
+        (
+            "Normal",
+            "Pulled",
+            format!(
+                "Container image {:?} already present on machine",
+                image_of(pod)
+            ),
+        ),
+        ("Normal", "Created", "Created container: sandbox".into()),
+        ("Normal", "Started", "Started container sandbox".into()),
+    ]
+}
+
+fn failure_event(failure: Failure, pod: &Value) -> Happened {
+    match failure {
+        Failure::ImagePull => (
+            "Warning",
+            "Failed",
+            format!("Failed to pull image {:?}: not found", image_of(pod)),
+        ),
+        Failure::OomKilled => (
+            "Warning",
+            "OOMKilled",
+            "Container sandbox was killed: out of memory".into(),
+        ),
+        Failure::Evicted => (
+            "Warning",
+            "Evicted",
+            "The node was low on resource: memory.".into(),
+        ),
+        Failure::NodeLost => (
+            "Warning",
+            "NodeNotReady",
+            format!("Node {NODE} is not ready"),
+        ),
+    }
+}
+
+/// A core/v1 Event about `pod`, as the kubelet records them.
+fn event(pod: &Value, kind: &str, reason: &str, message: &str) -> Value {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let meta = &pod["metadata"];
+    json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": format!("{}.", meta["name"].as_str().unwrap_or("pod"))},
+        "involvedObject": {
+            "apiVersion": "v1", "kind": "Pod", "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+        },
+        "type": kind, "reason": reason, "message": message, "count": 1,
+        "firstTimestamp": now, "lastTimestamp": now,
+        "source": {"component": "kubelet", "host": NODE}, "reportingComponent": "kubelet",
+    })
 }
 
 fn condition(kind: &str, status: bool, reason: &str, message: &str) -> Value {

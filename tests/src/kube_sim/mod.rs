@@ -5,7 +5,9 @@
 //! HTTP front end ([`http`]) serves them on the API server's paths, and the unmodified
 //! kube client and runtime watcher work against it (`compute-driver/tests/
 //! kube_client_against_sim.rs`). [`kubelet`] moves pods Pending → Running/Ready after a
-//! delay and injects failures. Not yet done: Kubernetes Events, a binary (issue 5).
+//! delay, injects failures and records core/v1 Events as a kubelet does;
+//! `Shared::go_down`/`come_back` simulate an API server restart (watches broken, every
+//! resourceVersion expired). The binary `kube-sim` serves it as a process.
 
 pub mod http;
 pub mod kubelet;

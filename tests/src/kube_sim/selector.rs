@@ -1,5 +1,6 @@
 //! Kubernetes label selectors (`a=b,c!=d,e,!f,g in (x,y),h notin (z)`), parsed and
-//! matched as the API server does for `?labelSelector=`.
+//! matched as the API server does for `?labelSelector=`, plus the equality field
+//! selectors of `?fieldSelector=` (`involvedObject.kind=Pod`, `metadata.name!=x`).
 
 use std::collections::BTreeSet;
 
@@ -14,9 +15,17 @@ enum Requirement {
     DoesNotExist(String),
 }
 
+/// A field requirement: the string at a dotted path equals (or not) a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FieldRequirement {
+    path: Vec<String>,
+    equal: bool,
+    value: String,
+}
+
 /// A parsed selector; the empty selector matches everything.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Selector(Vec<Requirement>);
+pub struct Selector(Vec<Requirement>, Vec<FieldRequirement>);
 
 impl Selector {
     /// Parses `text`.
@@ -35,7 +44,46 @@ impl Selector {
                     .ok_or_else(|| format!("unable to parse requirement: {part:?}"))?,
             );
         }
-        Ok(Self(requirements))
+        Ok(Self(requirements, Vec::new()))
+    }
+
+    /// Adds the field selector `text` (`path=value`, `path==value`, `path!=value`, comma
+    /// separated).
+    ///
+    /// # Errors
+    /// A message naming the requirement that does not parse.
+    pub fn with_fields(mut self, text: &str) -> Result<Self, String> {
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (path, equal, value) = if let Some((path, value)) = part.split_once("!=") {
+                (path, false, value)
+            } else if let Some((path, value)) =
+                part.split_once("==").or_else(|| part.split_once('='))
+            {
+                (path, true, value)
+            } else {
+                return Err(format!("invalid field selector: {part:?}"));
+            };
+            self.1.push(FieldRequirement {
+                path: path.trim().split('.').map(str::to_owned).collect(),
+                equal,
+                value: value.trim().to_owned(),
+            });
+        }
+        Ok(self)
+    }
+
+    /// Whether `object` is selected (labels and fields).
+    pub fn matches_object(&self, object: &Value) -> bool {
+        self.matches(object["metadata"]["labels"].as_object())
+            && self.1.iter().all(|field| {
+                let found = field
+                    .path
+                    .iter()
+                    .try_fold(object, |value, key| value.get(key))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                (found == field.value) == field.equal
+            })
     }
 
     /// Whether an object with `labels` is selected.
@@ -140,6 +188,17 @@ mod tests {
             );
         }
         assert!(!Selector::parse("app").unwrap().matches(None));
+        let event = json!({"metadata": {"name": "e1"}, "involvedObject": {"kind": "Pod"}});
+        for (fields, expected) in [
+            ("involvedObject.kind=Pod", true),
+            ("involvedObject.kind!=Pod", false),
+            ("involvedObject.kind=Node,metadata.name=e1", false),
+            ("metadata.name==e1", true),
+        ] {
+            let selector = Selector::default().with_fields(fields).unwrap();
+            assert_eq!(selector.matches_object(&event), expected, "{fields}");
+        }
+        assert!(Selector::default().with_fields("nonsense").is_err());
         assert!(Selector::parse("tier in gpu").is_err());
     }
 }

@@ -220,7 +220,7 @@ impl Store {
             .objects
             .iter()
             .filter(|((r, ns, _), _)| *r == resource && namespace.is_none_or(|n| n == ns))
-            .filter(|(_, object)| selector.matches(labels(object)))
+            .filter(|(_, object)| selector.matches_object(object))
             .map(|(_, object)| object.clone())
             .collect();
         Ok((items, self.version))
@@ -396,11 +396,6 @@ impl Store {
             self.history.pop_front();
         }
     }
-}
-
-/// The object's labels.
-pub fn labels(object: &Value) -> Option<&Map<String, Value>> {
-    object["metadata"]["labels"].as_object()
 }
 
 fn owned_by(object: &Value, uid: &str) -> bool {

@@ -41,6 +41,7 @@ pub(super) async fn stream(
         .to_owned();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(256);
     let mut changed = s.changed.subscribe();
+    let mut down = s.down.subscribe();
     tokio::spawn(async move {
         let line = |value: Value| Bytes::from(format!("{value}\n"));
         let mut last = match since {
@@ -87,7 +88,7 @@ pub(super) async fn stream(
                     && namespace
                         .as_deref()
                         .is_none_or(|ns| object["metadata"]["namespace"].as_str() == Some(ns))
-                    && selector.matches(super::store::labels(object));
+                    && selector.matches_object(object);
                 if in_scope
                     && tx
                         .send(Ok(line(
@@ -112,6 +113,7 @@ pub(super) async fn stream(
                 }
                 () = tokio::time::sleep_until(deadline) => return,
                 () = tx.closed() => return,
+                () = async { drop(down.wait_for(|down| *down).await) } => return,
             }
         }
     });

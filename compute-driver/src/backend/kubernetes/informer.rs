@@ -46,7 +46,9 @@ impl Shared {
 }
 
 /// A kind of object the cache follows.
-pub(crate) trait Followed: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned {
+pub(crate) trait Followed:
+    kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned
+{
     const KIND: Kind;
     fn apply(cache: &mut Cache, object: &Self, origin: Origin) -> Vec<Event>;
     fn remove(cache: &mut Cache, object: &Self) -> Vec<Event>;
