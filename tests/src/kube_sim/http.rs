@@ -29,6 +29,8 @@ pub struct Shared {
     pub(super) changed: watch::Sender<u64>,
     /// True while the simulated API server is down.
     pub(super) down: watch::Sender<bool>,
+    /// True while requests other than watches hang.
+    pub(super) stalled: watch::Sender<bool>,
 }
 
 impl Default for Shared {
@@ -37,6 +39,7 @@ impl Default for Shared {
             store: Arc::new(Mutex::new(Store::new(HISTORY))),
             changed: watch::channel(0).0,
             down: watch::channel(false).0,
+            stalled: watch::channel(false).0,
         }
     }
 }
@@ -58,6 +61,12 @@ impl Shared {
     pub async fn go_down(&self) {
         self.down.send_replace(true);
         self.store.lock().await.compact();
+    }
+
+    /// While `stalled`, requests other than watches hang without an answer (an
+    /// overloaded API server); they go on once it is cleared.
+    pub fn stall(&self, stalled: bool) {
+        self.stalled.send_replace(stalled);
     }
 
     /// Ends a simulated outage.
@@ -109,6 +118,14 @@ async fn refuse_while_down(
             reason: "ServiceUnavailable",
             message: "the API server is restarting".into(),
         });
+    }
+    let watching = request
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    if !watching {
+        let mut stalled = s.stalled.subscribe();
+        drop(stalled.wait_for(|stalled| !*stalled).await);
     }
     next.run(request).await
 }

@@ -168,6 +168,15 @@ impl Cache {
             .map(|(id, _)| id.clone())
     }
 
+    /// The sandbox whose objects are `namespace`/`name` (for a Pod the watch has not
+    /// delivered yet).
+    pub(crate) fn sandbox_at(&self, namespace: &str, name: &str) -> Option<String> {
+        self.sandboxes
+            .iter()
+            .find(|(_, e)| e.placement.namespace == namespace && e.placement.object_name == name)
+            .map(|(id, _)| id.clone())
+    }
+
     /// Runs `change` on sandbox `id` and reports how its view changed.
     fn changing(&mut self, id: &str, change: impl FnOnce(&mut Self)) -> Vec<Event> {
         let before = self.view(id);

@@ -123,8 +123,19 @@ pub(crate) async fn follow_events(api: Api<CoreEvent>, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let pod_uid = event.involved_object.uid.clone().unwrap_or_default();
-        let Some(sandbox_id) = shared.cache.lock().await.sandbox_of_pod(&pod_uid) else {
+        let involved = &event.involved_object;
+        let sandbox_id = {
+            let cache = shared.cache.lock().await;
+            cache
+                .sandbox_of_pod(involved.uid.as_deref().unwrap_or_default())
+                .or_else(|| {
+                    cache.sandbox_at(
+                        involved.namespace.as_deref().unwrap_or_default(),
+                        involved.name.as_deref().unwrap_or_default(),
+                    )
+                })
+        };
+        let Some(sandbox_id) = sandbox_id else {
             continue;
         };
         shared.publish(vec![Event::Platform {
