@@ -3,7 +3,7 @@
 //! streams of JSON lines with bookmarks and a 410 `ERROR` event for expired versions,
 //! merge patches, `Status` bodies for errors), over plain HTTP on loopback.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -31,6 +31,56 @@ pub struct Shared {
     pub(super) down: watch::Sender<bool>,
     /// True while requests other than watches hang.
     pub(super) stalled: watch::Sender<bool>,
+    /// Every kind of request served, as RBAC sees them.
+    pub(super) audit: Arc<Mutex<BTreeSet<Access>>>,
+}
+
+/// A request as RBAC authorizes it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Access {
+    /// The RBAC verb (get, list, watch, create, update, patch, delete, deletecollection).
+    pub verb: &'static str,
+    /// The resource (pods, secrets, events, namespaces).
+    pub resource: String,
+    /// The namespace in the path; `None` for cluster-wide requests.
+    pub namespace: Option<String>,
+}
+
+impl Access {
+    fn of(method: &axum::http::Method, path: &str, query: &str) -> Option<Self> {
+        use axum::http::Method;
+        let parts: Vec<&str> = path
+            .strip_prefix("/api/v1/")?
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .collect();
+        let (namespace, resource, named) = match parts.as_slice() {
+            ["namespaces", ns, resource] => (Some(*ns), *resource, false),
+            ["namespaces", ns, resource, _] => (Some(*ns), *resource, true),
+            [resource] => (None, *resource, false),
+            [resource, _] => (None, *resource, true),
+            _ => return None,
+        };
+        let watching = query
+            .split('&')
+            .any(|p| p == "watch=true" || p == "watch=1");
+        let verb = match (method, named) {
+            (&Method::GET, true) => "get",
+            (&Method::GET, false) if watching => "watch",
+            (&Method::GET, false) => "list",
+            (&Method::POST, _) => "create",
+            (&Method::PUT, _) => "update",
+            (&Method::PATCH, _) => "patch",
+            (&Method::DELETE, true) => "delete",
+            (&Method::DELETE, false) => "deletecollection",
+            _ => return None,
+        };
+        Some(Self {
+            verb,
+            resource: resource.to_owned(),
+            namespace: namespace.map(str::to_owned),
+        })
+    }
 }
 
 impl Default for Shared {
@@ -40,6 +90,7 @@ impl Default for Shared {
             changed: watch::channel(0).0,
             down: watch::channel(false).0,
             stalled: watch::channel(false).0,
+            audit: Arc::default(),
         }
     }
 }
@@ -67,6 +118,12 @@ impl Shared {
     /// overloaded API server); they go on once it is cleared.
     pub fn stall(&self, stalled: bool) {
         self.stalled.send_replace(stalled);
+    }
+
+    /// Every kind of request served so far, as RBAC sees them (to check that a client's
+    /// RBAC rules grant what it uses and nothing more).
+    pub async fn accesses(&self) -> BTreeSet<Access> {
+        self.audit.lock().await.clone()
     }
 
     /// Ends a simulated outage.
@@ -119,10 +176,12 @@ async fn refuse_while_down(
             message: "the API server is restarting".into(),
         });
     }
-    let watching = request
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    let query = request.uri().query().unwrap_or_default();
+    let access = Access::of(request.method(), request.uri().path(), query);
+    let watching = access.as_ref().is_some_and(|a| a.verb == "watch");
+    if let Some(access) = access {
+        s.audit.lock().await.insert(access);
+    }
     if !watching {
         let mut stalled = s.stalled.subscribe();
         drop(stalled.wait_for(|stalled| !*stalled).await);

@@ -28,6 +28,8 @@ pub const WORKSPACE: &str = "openshell.io/workspace";
 pub const GATEWAY_ID: &str = "openshell.io/gateway-id";
 /// Where the token file is mounted in the container.
 pub const TOKEN_DIR: &str = "/var/run/openshell";
+/// The pod's `fsGroup`: the group that may read the mounted token.
+pub const TOKEN_GROUP: i64 = 65534;
 /// Key of the token in the Secret.
 pub const TOKEN_KEY: &str = "token";
 /// Key of the sandbox record in the Secret.
@@ -134,6 +136,10 @@ pub fn pod(
             "enableServiceLinks": false,
             "securityContext": {
                 "runAsNonRoot": true,
+                // Secret files are root-owned; with an fsGroup they are group-readable
+                // by it, and the container's user (whatever the image sets) gets it as a
+                // supplementary group, so the sandbox can read its token.
+                "fsGroup": TOKEN_GROUP,
                 "seccompProfile": { "type": "RuntimeDefault" },
             },
             "runtimeClassName": platform.runtime_class_name,
