@@ -13,30 +13,67 @@ use serde_json::{Value, json};
 use support::kube::{Sim, driver};
 use support::{Driver, sandbox};
 
+type Grants = BTreeSet<(String, String)>;
+
+fn pairs_of(rules: &Value, into: &mut Grants) {
+    for rule in rules.as_array().unwrap() {
+        assert_eq!(rule["apiGroups"], json!([""]), "core API group only");
+        for resource in rule["resources"].as_array().unwrap() {
+            for verb in rule["verbs"].as_array().unwrap() {
+                into.insert((
+                    resource.as_str().unwrap().to_owned(),
+                    verb.as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+    }
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
 /// (resource, verb) pairs a Role or ClusterRole of `file` grants.
-fn granted(file: &str, kind: &str) -> BTreeSet<(String, String)> {
-    let text =
-        std::fs::read_to_string(format!("{}/deploy/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+fn granted(file: &str, kind: &str) -> Grants {
+    let text = read(&format!("deploy/{file}"));
     let mut pairs = BTreeSet::new();
     for document in serde_yaml_ng::Deserializer::from_str(&text) {
         let object = Value::deserialize(document).unwrap();
-        if object["kind"] != kind {
-            continue;
-        }
-        for rule in object["rules"].as_array().unwrap() {
-            assert_eq!(rule["apiGroups"], json!([""]), "core API group only");
-            for resource in rule["resources"].as_array().unwrap() {
-                for verb in rule["verbs"].as_array().unwrap() {
-                    pairs.insert((
-                        resource.as_str().unwrap().to_owned(),
-                        verb.as_str().unwrap().to_owned(),
-                    ));
-                }
-            }
+        if object["kind"] == kind {
+            pairs_of(&object["rules"], &mut pairs);
         }
     }
     assert!(!pairs.is_empty(), "{file} has a {kind}");
     pairs
+}
+
+/// The rules of the Helm chart's role, all of them (template lines left out).
+fn helm_rules() -> Grants {
+    let text = read("../helm/sandbox-gateway/templates/compute-driver-rbac.yaml");
+    let rules: String = text
+        .split("\nrules:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n---").next())
+        .unwrap()
+        .lines()
+        .filter(|line| !line.contains("{{"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let mut pairs = BTreeSet::new();
+    pairs_of(&serde_yaml_ng::from_str(&rules).unwrap(), &mut pairs);
+    pairs
+}
+
+#[test]
+fn the_helm_chart_grants_the_same_rules() {
+    let mut per_workspace = granted("rbac-per-workspace.yaml", "ClusterRole");
+    assert_eq!(helm_rules(), per_workspace);
+    per_workspace.retain(|(resource, _)| resource != "namespaces");
+    assert_eq!(
+        per_workspace,
+        granted("rbac-shared.yaml", "Role"),
+        "the shared Role is the ClusterRole without namespaces"
+    );
 }
 
 fn in_workspace(id: &str, workspace: &str) -> proto::pb::compute::v1::DriverSandbox {

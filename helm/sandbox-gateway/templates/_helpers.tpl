@@ -13,3 +13,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
+
+{{- define "sandbox-gateway.computeDriverAccount" -}}
+{{- printf "%s-compute-driver" (include "sandbox-gateway.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
