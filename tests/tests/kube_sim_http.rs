@@ -239,3 +239,59 @@ async fn watches_stream_changes_bookmarks_and_410() {
         (Some("ERROR"), Some(410))
     );
 }
+
+#[tokio::test]
+async fn lists_are_paged_with_continue_tokens_at_one_resource_version() {
+    let sim = Sim::start().await;
+    use reqwest::Method;
+    sim.send(
+        Method::POST,
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "ws"}})),
+    )
+    .await;
+    for name in ["e", "a", "d", "c", "b"] {
+        let pod = json!({"metadata": {"name": name}, "spec": {"containers": []}});
+        let (code, _) = sim
+            .send(Method::POST, "/api/v1/namespaces/ws/pods", Some(pod))
+            .await;
+        assert_eq!(code, 201);
+    }
+    let mut names = Vec::new();
+    let mut versions = std::collections::BTreeSet::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &token {
+            None => "/api/v1/namespaces/ws/pods?limit=2".to_owned(),
+            Some(t) => format!("/api/v1/namespaces/ws/pods?limit=2&continue={t}"),
+        };
+        let (code, list) = sim.send(Method::GET, &path, None).await;
+        assert_eq!(code, 200);
+        pages += 1;
+        assert!(list["items"].as_array().unwrap().len() <= 2);
+        for item in list["items"].as_array().unwrap() {
+            names.push(item["metadata"]["name"].as_str().unwrap().to_owned());
+        }
+        versions.insert(list["metadata"]["resourceVersion"].to_string());
+        if pages == 1 {
+            // A change between pages does not move the list's resourceVersion.
+            sim.shared
+                .with_store(|s| s.delete("pods", "ws", "a"))
+                .await
+                .unwrap();
+        }
+        match list["metadata"]["continue"].as_str() {
+            Some(t) => token = Some(t.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["a", "b", "c", "d", "e"]);
+    assert_eq!(pages, 3);
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    let (_, all) = sim
+        .send(Method::GET, "/api/v1/namespaces/ws/pods", None)
+        .await;
+    assert!(all["metadata"]["continue"].is_null());
+    assert_eq!(all["items"].as_array().unwrap().len(), 4);
+}

@@ -343,21 +343,42 @@ async fn list_or_watch_in(
     if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) {
         return super::watch::stream(s, resource, namespace, selector, &query).await;
     }
-    let listed = s
-        .store
-        .lock()
-        .await
-        .list(&resource, namespace.as_deref(), &selector);
+    // Paging as the API server does: the continue token carries the first page's
+    // resourceVersion (reported by every page) and the last object returned.
+    let resumed = query.get("continue").and_then(|t| t.split_once(':'));
+    let after = resumed.and_then(|(_, key)| key.split_once('/'));
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
+    let store = s.store.lock().await;
+    let version = resumed
+        .and_then(|(v, _)| v.parse().ok())
+        .unwrap_or(store.version());
+    let listed = store.list_page(&resource, namespace.as_deref(), &selector, after, limit);
+    drop(store);
     match listed {
-        Ok((items, version)) => {
-            let kind = items
+        Ok(page) => {
+            let kind = page
+                .items
                 .first()
                 .and_then(|i| i["kind"].as_str())
                 .map_or_else(|| list_kind(&resource), |k| format!("{k}List"));
+            let mut metadata = json!({"resourceVersion": version.to_string()});
+            if page.remaining > 0
+                && let Some(last) = page.items.last()
+            {
+                let key = format!(
+                    "{}/{}",
+                    last["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    last["metadata"]["name"].as_str().unwrap_or_default()
+                );
+                metadata["continue"] = json!(format!("{version}:{key}"));
+                metadata["remainingItemCount"] = json!(page.remaining);
+            }
             axum::Json(json!({
-                "kind": kind, "apiVersion": "v1",
-                "metadata": {"resourceVersion": version.to_string()},
-                "items": items,
+                "kind": kind, "apiVersion": "v1", "metadata": metadata, "items": page.items,
             }))
             .into_response()
         }

@@ -16,7 +16,7 @@ pub mod store;
 mod watch;
 
 pub use selector::Selector;
-pub use store::{ApiError, Change, Event, Store};
+pub use store::{ApiError, Change, Event, Page, Store};
 
 /// A kubeconfig pointing at a simulator on `addr` (plain HTTP, no credentials).
 pub fn kubeconfig(addr: std::net::SocketAddr) -> String {

@@ -83,6 +83,15 @@ pub struct Event {
 
 type Key = (&'static str, String, String);
 
+/// One page of a list.
+#[derive(Debug)]
+pub struct Page {
+    /// The objects.
+    pub items: Vec<Value>,
+    /// How many more a next page would return.
+    pub remaining: usize,
+}
+
 /// All objects and their history.
 #[derive(Debug)]
 pub struct Store {
@@ -215,15 +224,44 @@ impl Store {
         namespace: Option<&str>,
         selector: &Selector,
     ) -> Result<(Vec<Value>, u64), ApiError> {
+        let page = self.list_page(resource, namespace, selector, None, usize::MAX)?;
+        Ok((page.items, self.version))
+    }
+
+    /// At most `limit` of the objects [`Store::list`] would return, in namespace/name
+    /// order, starting after `after` (namespace, name).
+    ///
+    /// # Errors
+    /// 404 for an unknown resource.
+    pub fn list_page(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        selector: &Selector,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Page, ApiError> {
+        use std::ops::Bound;
         let (resource, _, _) = resource_info(resource)?;
-        let items = self
+        let start = match after {
+            Some((ns, name)) => Bound::Excluded((resource, ns.to_owned(), name.to_owned())),
+            None => Bound::Included((resource, String::new(), String::new())),
+        };
+        let mut selected = self
             .objects
-            .iter()
-            .filter(|((r, ns, _), _)| *r == resource && namespace.is_none_or(|n| n == ns))
-            .filter(|(_, object)| selector.matches_object(object))
+            .range((start, Bound::Unbounded))
+            .take_while(|((r, _, _), _)| *r == resource)
+            .filter(|((_, ns, _), _)| namespace.is_none_or(|n| n == ns))
+            .filter(|(_, object)| selector.matches_object(object));
+        let items: Vec<Value> = selected
+            .by_ref()
+            .take(limit)
             .map(|(_, object)| object.clone())
             .collect();
-        Ok((items, self.version))
+        Ok(Page {
+            items,
+            remaining: selected.count(),
+        })
     }
 
     /// Replaces an object; a `metadata.resourceVersion` in `object` must match.

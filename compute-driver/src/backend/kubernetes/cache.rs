@@ -11,6 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use prost::Message as _;
 use proto::pb::compute::v1 as pb;
 
@@ -74,11 +75,11 @@ pub(crate) struct Cache {
     synced: HashSet<Kind>,
 }
 
-fn uid_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+fn uid_of(meta: &ObjectMeta) -> String {
     meta.uid.clone().unwrap_or_default()
 }
 
-fn sandbox_id_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+fn sandbox_id_of(meta: &ObjectMeta) -> String {
     meta.labels
         .as_ref()
         .and_then(|l| l.get(SANDBOX_ID))
@@ -238,7 +239,16 @@ impl Cache {
             return Vec::new();
         }
         self.note(Kind::Pods, &id, origin);
-        let pod = pod.clone();
+        // Only metadata and status are read: the spec would double the memory held.
+        let pod = Pod {
+            metadata: ObjectMeta {
+                managed_fields: None,
+                annotations: None,
+                ..pod.metadata.clone()
+            },
+            spec: None,
+            status: pod.status.clone(),
+        };
         self.changing(&id.clone(), |cache| {
             cache.pods.insert(id, pod);
         })
