@@ -139,3 +139,20 @@ pub trait Backend: Send + Sync + 'static {
     /// Removes a workspace; missing is fine.
     async fn delete_workspace(&self, name: &str, deadline: Deadline) -> Result<()>;
 }
+
+/// A sandbox as a backend stores it: status and token cleared (the token returned on
+/// its own), the namespace set to where the backend runs it.
+pub(crate) fn split_token(
+    sandbox: &pb::DriverSandbox,
+    namespace: &str,
+) -> (pb::DriverSandbox, proto::Secret) {
+    let mut record = sandbox.clone();
+    record.status = None;
+    record.namespace = namespace.to_owned();
+    let token = record
+        .spec
+        .as_mut()
+        .map(|spec| proto::Secret::new(std::mem::take(&mut spec.sandbox_token)))
+        .unwrap_or_default();
+    (record, token)
+}

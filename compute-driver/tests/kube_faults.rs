@@ -86,6 +86,14 @@ async fn injected_failures_show_as_conditions_and_platform_events() {
         (terminated.status.as_str(), terminated.reason.as_str()),
         ("True", "OOMKilled")
     );
+
+    // Start after a failure replaces the finished pod with a new one.
+    let failed_pod = sim.object("pods", "openshell", "oom").await.unwrap();
+    sim.kubelet.heal("oom").await;
+    driver.start_sandbox("oom").await;
+    support::wait_phase(&mut events, "oom", Phase::Ready).await;
+    let new_pod = sim.object("pods", "openshell", "oom").await.unwrap();
+    assert_ne!(new_pod["metadata"]["uid"], failed_pod["metadata"]["uid"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -117,10 +117,15 @@ async fn a_stop_whose_caller_gives_up_still_finishes_with_sigkill() {
     let mut driver = Driver::start(dir.path()).await; // --stop-grace 2s
     let mut events = driver.watch().await;
     driver
-        .create(sandbox("stubborn", &["sh", "-c", "trap '' TERM; sleep 60"]))
+        .create(sandbox(
+            "stubborn",
+            &["sh", "-c", "trap '' TERM; echo trapped; sleep 60"],
+        ))
         .await
         .unwrap();
     wait_phase(&mut events, "stubborn", Phase::Ready).await;
+    // Ready means the shell runs; SIGTERM is ignored only once the trap is set.
+    wait_for_file(&driver.stdout_of("stubborn"), "trapped").await;
 
     let mut request = tonic::Request::new(proto::pb::compute::v1::StopSandboxRequest {
         sandbox_id: "stubborn".into(),

@@ -55,6 +55,11 @@ impl Kubelet {
     pub async fn inject(&self, name: &str, failure: Failure) {
         self.failures.lock().await.insert(name.to_owned(), failure);
     }
+
+    /// Pods named `name` created from now on run normally again.
+    pub async fn heal(&self, name: &str) {
+        self.failures.lock().await.remove(name);
+    }
 }
 
 async fn run(shared: Shared, delay: Duration, failures: Arc<Mutex<HashMap<String, Failure>>>) {

@@ -1,13 +1,14 @@
 //! A Kubernetes API simulator for testing the compute driver's Kubernetes backend where
-//! no API server can run. This first part is sans-IO: the object store (core/v1
-//! namespaces, pods, secrets, events; resourceVersions; ownerReference garbage
-//! collection; `Status` errors; watch history with 410 Gone) and label selectors; the
-//! HTTP front end ([`http`]) serves them on the API server's paths, and the unmodified
-//! kube client and runtime watcher work against it (`compute-driver/tests/
-//! kube_client_against_sim.rs`). [`kubelet`] moves pods Pending → Running/Ready after a
-//! delay, injects failures and records core/v1 Events as a kubelet does;
-//! `Shared::go_down`/`come_back` simulate an API server restart (watches broken, every
-//! resourceVersion expired). The binary `kube-sim` serves it as a process.
+//! no API server can run. The sans-IO [`store`] holds core/v1 namespaces, pods,
+//! secrets and events with resourceVersions, ownerReference garbage collection,
+//! `Status` errors and a watch history with 410 Gone; [`selector`] matches label and
+//! field selectors; [`http`] serves them on the API server's paths (lists paged with
+//! `limit`/`continue`, watch streams with bookmarks), and the unmodified kube client and
+//! runtime watcher work against it (`compute-driver/tests/kube_client_against_sim.rs`).
+//! [`kubelet`] moves pods Pending → Running/Ready after a delay, injects failures and
+//! records core/v1 Events as a kubelet does; `Shared::go_down`/`come_back` simulate an
+//! API server restart (watches broken, every resourceVersion expired) and
+//! `Shared::stall` a hanging one. The binary `kube-sim` serves it as a process.
 
 pub mod http;
 pub mod kubelet;

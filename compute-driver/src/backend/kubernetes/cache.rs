@@ -6,7 +6,9 @@
 //!   what it lists: sandboxes absent from the new list are reported deleted, except
 //!   ones this driver wrote itself while the relist ran (the list may predate them);
 //! - objects this driver deleted are remembered by uid until the stream confirms it, so
-//!   a stale event for them cannot bring them back.
+//!   a stale event for them cannot bring them back;
+//! - the API server's reply to this driver's create is the object's first version: it
+//!   never replaces what the watch already delivered for the same uid.
 
 use std::collections::{HashMap, HashSet};
 
@@ -225,6 +227,15 @@ impl Cache {
             return Vec::new();
         };
         self.note(Kind::Secrets, &id, origin);
+        if origin == Origin::Ours
+            && self
+                .sandboxes
+                .get(&id)
+                .is_some_and(|e| e.secret_uid == entry.secret_uid)
+        {
+            // The watch already delivered this object, at its creation or later.
+            return Vec::new();
+        }
         self.changing(&id.clone(), |cache| {
             cache.sandboxes.insert(id, entry);
         })
@@ -239,6 +250,15 @@ impl Cache {
             return Vec::new();
         }
         self.note(Kind::Pods, &id, origin);
+        if origin == Origin::Ours
+            && self
+                .pods
+                .get(&id)
+                .is_some_and(|p| p.metadata.uid.as_deref() == Some(uid.as_str()))
+        {
+            // The watch already delivered this object, at its creation or later.
+            return Vec::new();
+        }
         // Only metadata and status are read: the spec would double the memory held.
         let pod = Pod {
             metadata: ObjectMeta {

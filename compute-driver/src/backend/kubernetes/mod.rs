@@ -132,19 +132,6 @@ impl KubeBackend {
     }
 }
 
-/// The record as stored in the Secret: token and status cleared, namespace filled in.
-fn normalized(sandbox: &pb::DriverSandbox, namespace: &str) -> (pb::DriverSandbox, proto::Secret) {
-    let mut record = sandbox.clone();
-    record.status = None;
-    record.namespace = namespace.to_owned();
-    let token = record
-        .spec
-        .as_mut()
-        .map(|spec| proto::Secret::new(std::mem::take(&mut spec.sandbox_token)))
-        .unwrap_or_default();
-    (record, token)
-}
-
 #[tonic::async_trait]
 impl Backend for KubeBackend {
     fn capabilities(&self) -> Capabilities {

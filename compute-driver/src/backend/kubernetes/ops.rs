@@ -17,12 +17,12 @@ use kube::api::{DeleteParams, PostParams, Preconditions};
 use prost::Message as _;
 use proto::pb::compute::v1 as pb;
 
+use super::Inner;
 use super::api::{self, Answer};
 use super::cache::{Entry, Origin, entry_of};
 use super::config::{Namespaces, Placement};
 use super::platform;
 use super::pod_spec::{self, GATEWAY_ID, MANAGED_BY, MANAGER, RenderOptions, WORKSPACE};
-use super::{Inner, normalized};
 use crate::backend::Deadline;
 use crate::{ComputeError as Error, Result};
 
@@ -132,7 +132,7 @@ impl Inner {
         deadline: Deadline,
     ) -> Result<()> {
         let placement = self.config.placement(&sandbox.workspace, &sandbox.name)?;
-        let (record, token) = normalized(&sandbox, &placement.namespace);
+        let (record, token) = crate::backend::split_token(&sandbox, &placement.namespace);
         {
             let cache = self.shared.cache.lock().await;
             if let Some(existing) = cache.entry(&record.id) {

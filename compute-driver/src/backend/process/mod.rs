@@ -333,19 +333,6 @@ fn limits_of(record: &pb::DriverSandbox) -> Limits {
     crate::validate::sandbox(record, false).unwrap_or_default()
 }
 
-/// The record as stored: token and status cleared, namespace filled in.
-fn normalized(sandbox: &pb::DriverSandbox) -> (pb::DriverSandbox, Secret) {
-    let mut record = sandbox.clone();
-    record.status = None;
-    record.namespace = NAMESPACE.to_owned();
-    let token = record
-        .spec
-        .as_mut()
-        .map(|spec| Secret::new(std::mem::take(&mut spec.sandbox_token)))
-        .unwrap_or_default();
-    (record, token)
-}
-
 #[tonic::async_trait]
 impl Backend for ProcessBackend {
     fn capabilities(&self) -> Capabilities {
@@ -395,7 +382,7 @@ impl Backend for ProcessBackend {
         limits: Limits,
         _deadline: Deadline,
     ) -> Result<()> {
-        let (record, token) = normalized(&sandbox);
+        let (record, token) = super::split_token(&sandbox, NAMESPACE);
         let mut sandboxes = self.inner.sandboxes.lock().await;
         if let Some(existing) = sandboxes.get(&record.id) {
             return if existing.record == record && existing.token == token {

@@ -166,3 +166,18 @@ fn a_secret_whose_record_disagrees_with_its_label_is_ignored() {
     assert!(cache.apply_secret(&forged, Origin::Watch).is_empty());
     assert!(cache.list().is_empty());
 }
+
+#[test]
+fn a_create_reply_never_replaces_what_the_watch_delivered_later() {
+    let mut cache = Cache::default();
+    cache.apply_secret(&secret("a", "s1"), Origin::Ours);
+    // The kubelet's update arrives through the watch before the create's reply.
+    cache.apply_pod(&pod("a", "p1", "s1", true), Origin::Watch);
+    let mut reply = pod("a", "p1", "s1", false);
+    reply.status = None;
+    assert!(cache.apply_pod(&reply, Origin::Ours).is_empty());
+    assert_eq!(phase_of(&cache.view("a").unwrap()), Phase::Ready);
+    // A new pod (another uid) from this driver does replace the old one.
+    let events = cache.apply_pod(&pod("a", "p2", "s1", false), Origin::Ours);
+    assert_eq!(phases(&events), [("a".into(), Some(Phase::Provisioning))]);
+}
