@@ -15,6 +15,33 @@ use support::{condition, sandbox, wait_all, wait_deleted, wait_phase};
 
 const READY_DELAY: Duration = Duration::from_millis(200);
 
+/// The phases `id` goes through until `last`, which is returned with them.
+async fn phases_until(
+    events: &mut tonic::Streaming<pb::WatchSandboxesEvent>,
+    id: &str,
+    last: Phase,
+) -> (Vec<Phase>, pb::DriverSandbox) {
+    use tokio_stream::StreamExt as _;
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(event) = events.next().await {
+            if let Some(pb::watch_sandboxes_event::Payload::Sandbox(s)) = event.unwrap().payload {
+                let sandbox = s.sandbox.unwrap();
+                if sandbox.id == id {
+                    seen.push(proto::phase::phase_of(&sandbox));
+                    if seen.last() == Some(&last) {
+                        return sandbox;
+                    }
+                }
+            }
+        }
+        panic!("the watch ended");
+    })
+    .await;
+    let sandbox = found.unwrap_or_else(|_| panic!("{id} did not reach {last:?}: {seen:?}"));
+    (seen, sandbox)
+}
+
 fn in_workspace(id: &str, workspace: &str) -> pb::DriverSandbox {
     let mut s = sandbox(id, &["sleep", "300"]);
     s.workspace = workspace.into();
@@ -30,7 +57,13 @@ async fn create_watch_ready_stop_start_delete() {
     let mut events = driver.watch().await;
 
     driver.create(in_workspace("life", "team-a")).await.unwrap();
-    let ready = wait_phase(&mut events, "life", Phase::Ready).await;
+    let (phases, ready) = phases_until(&mut events, "life", Phase::Ready).await;
+    assert!(
+        phases
+            .iter()
+            .all(|p| *p == Phase::Provisioning || *p == Phase::Ready),
+        "only progress on the way to Ready: {phases:?}"
+    );
     assert_eq!(ready.namespace, "openshell-team-a");
     assert_eq!(ready.status.unwrap().instance_id, "life");
 
@@ -57,7 +90,8 @@ async fn create_watch_ready_stop_start_delete() {
     assert!(secret["data"]["token"].is_string());
 
     driver.stop("life").await;
-    let stopped = wait_phase(&mut events, "life", Phase::Stopped).await;
+    let (phases, stopped) = phases_until(&mut events, "life", Phase::Stopped).await;
+    assert_eq!(phases, [Phase::Stopped], "straight to Stopped");
     assert_eq!(condition(&stopped, "Suspended").unwrap().status, "True");
     assert!(
         sim.object("pods", ns, "life").await.is_none(),
@@ -70,7 +104,13 @@ async fn create_watch_ready_stop_start_delete() {
     driver.stop("life").await; // idempotent
 
     driver.start_sandbox("life").await;
-    wait_phase(&mut events, "life", Phase::Ready).await;
+    let (phases, _) = phases_until(&mut events, "life", Phase::Ready).await;
+    assert!(
+        phases
+            .iter()
+            .all(|p| *p == Phase::Provisioning || *p == Phase::Ready),
+        "only progress on the way to Ready again: {phases:?}"
+    );
     driver.start_sandbox("life").await; // idempotent
     let restarted = sim.object("pods", ns, "life").await.expect("pod again");
     assert_ne!(restarted["metadata"]["uid"], pod["metadata"]["uid"]);
@@ -234,4 +274,27 @@ async fn the_shared_layout_keeps_everything_in_one_namespace() {
             .await
             .is_none()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_deleted_behind_the_driver_s_back_is_an_error_that_start_repairs() {
+    let dir = short_dir();
+    let sim = Sim::start(dir.path(), READY_DELAY).await;
+    let mut driver = driver(dir.path(), &sim, &[]).await;
+    let mut events = driver.watch().await;
+    driver.create(in_workspace("lost", "")).await.unwrap();
+    wait_phase(&mut events, "lost", Phase::Ready).await;
+
+    // `kubectl delete pod lost`: not a Stop.
+    sim.shared
+        .with_store(|s| s.delete("pods", "openshell", "lost"))
+        .await
+        .unwrap();
+    let missing = wait_phase(&mut events, "lost", Phase::Error).await;
+    assert_eq!(condition(&missing, "Ready").unwrap().reason, "PodMissing");
+    assert_eq!(condition(&missing, "Suspended").unwrap().status, "False");
+
+    driver.start_sandbox("lost").await;
+    wait_phase(&mut events, "lost", Phase::Ready).await;
+    assert!(sim.object("pods", "openshell", "lost").await.is_some());
 }

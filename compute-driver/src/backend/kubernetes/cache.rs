@@ -18,8 +18,8 @@ use prost::Message as _;
 use proto::pb::compute::v1 as pb;
 
 use super::config::Placement;
-use super::pod_spec::{RECORD_KEY, SANDBOX_ID, TOKEN_KEY};
-use super::status::sandbox_status;
+use super::pod_spec::{DESIRED_STATE, RECORD_KEY, SANDBOX_ID, TOKEN_KEY};
+use super::status::{pod_missing, sandbox_status};
 use crate::backend::Event;
 
 /// The two kinds of objects the cache follows.
@@ -38,8 +38,10 @@ pub(crate) enum Origin {
     Watch,
     /// An object of a relist in progress.
     Relist,
-    /// This driver's own write (the API server's reply).
-    Ours,
+    /// The API server's reply to this driver's create: the object's first version.
+    Created,
+    /// The API server's reply to this driver's update.
+    Updated,
 }
 
 /// One sandbox, from its Secret.
@@ -55,6 +57,8 @@ pub(crate) struct Entry {
     pub(crate) placement: Placement,
     /// The Secret is being deleted.
     pub(crate) deleting: bool,
+    /// The sandbox was stopped (its Secret's desired state).
+    pub(crate) stopped: bool,
 }
 
 #[derive(Debug, Default)]
@@ -75,6 +79,8 @@ pub(crate) struct Cache {
     gone: HashMap<String, Kind>,
     relists: HashMap<Kind, Relist>,
     synced: HashSet<Kind>,
+    /// Sandboxes whose pod this driver is creating right now.
+    creating: HashSet<String>,
 }
 
 fn uid_of(meta: &ObjectMeta) -> String {
@@ -111,6 +117,12 @@ pub(crate) fn entry_of(secret: &Secret) -> Option<(String, Entry)> {
             secret_uid: uid_of(&secret.metadata),
             placement,
             deleting: secret.metadata.deletion_timestamp.is_some(),
+            stopped: secret
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(DESIRED_STATE))
+                .is_some_and(|state| state == "stopped"),
         },
     ))
 }
@@ -150,7 +162,12 @@ impl Cache {
         let entry = self.sandboxes.get(id)?;
         let mut sandbox = entry.record.clone();
         sandbox.namespace = entry.placement.namespace.clone();
-        let mut status = sandbox_status(&entry.record.name, self.pod(id));
+        let name = &entry.record.name;
+        let mut status = match self.pod(id) {
+            Some(pod) => sandbox_status(name, Some(pod)),
+            None if entry.stopped => sandbox_status(name, None),
+            None => pod_missing(name, self.creating.contains(id)),
+        };
         status.deleting = entry.deleting;
         sandbox.status = Some(status);
         Some(sandbox)
@@ -198,7 +215,7 @@ impl Cache {
         if let Some(relist) = self.relists.get_mut(&kind) {
             match origin {
                 Origin::Relist => relist.seen.insert(id.to_owned()),
-                Origin::Ours => relist.ours.insert(id.to_owned()),
+                Origin::Created | Origin::Updated => relist.ours.insert(id.to_owned()),
                 Origin::Watch => false,
             };
         }
@@ -227,7 +244,7 @@ impl Cache {
             return Vec::new();
         };
         self.note(Kind::Secrets, &id, origin);
-        if origin == Origin::Ours
+        if origin == Origin::Created
             && self
                 .sandboxes
                 .get(&id)
@@ -250,7 +267,7 @@ impl Cache {
             return Vec::new();
         }
         self.note(Kind::Pods, &id, origin);
-        if origin == Origin::Ours
+        if origin == Origin::Created
             && self
                 .pods
                 .get(&id)
@@ -325,6 +342,21 @@ impl Cache {
         }
         self.changing(id, |cache| {
             cache.pods.remove(id);
+        })
+    }
+
+    /// This driver starts creating sandbox `id`'s pod: until [`Cache::created`], a
+    /// missing pod is expected.
+    pub(crate) fn creating(&mut self, id: &str) -> Vec<Event> {
+        self.changing(id, |cache| {
+            cache.creating.insert(id.to_owned());
+        })
+    }
+
+    /// The pod creation for sandbox `id` is over (done or failed).
+    pub(crate) fn created(&mut self, id: &str) -> Vec<Event> {
+        self.changing(id, |cache| {
+            cache.creating.remove(id);
         })
     }
 

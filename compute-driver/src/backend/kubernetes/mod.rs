@@ -170,11 +170,6 @@ impl Backend for KubeBackend {
             }
             .into());
         }
-        if template.user_namespaces == Some(true) {
-            return Err(Error::FailedPrecondition(
-                "sandbox.spec.template.user_namespaces: not supported by the Kubernetes backend yet".into(),
-            ));
-        }
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::Api;
-use kube::api::{DeleteParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use prost::Message as _;
 use proto::pb::compute::v1 as pb;
 
@@ -22,7 +22,9 @@ use super::api::{self, Answer};
 use super::cache::{Entry, Origin, entry_of};
 use super::config::{Namespaces, Placement};
 use super::platform;
-use super::pod_spec::{self, GATEWAY_ID, MANAGED_BY, MANAGER, RenderOptions, WORKSPACE};
+use super::pod_spec::{
+    self, DESIRED_STATE, GATEWAY_ID, MANAGED_BY, MANAGER, RenderOptions, WORKSPACE,
+};
 use crate::backend::Deadline;
 use crate::{ComputeError as Error, Result};
 
@@ -142,12 +144,32 @@ impl Inner {
                 return Err(Error::AlreadyExists(record.name));
             }
         }
+        self.publish_ours(|cache| cache.creating(&record.id)).await;
+        let result = self
+            .create_objects(&sandbox, &record, &token, &placement, deadline)
+            .await;
+        self.publish_ours(|cache| cache.created(&record.id)).await;
+        result?;
+        tracing::info!(sandbox = %record.id, namespace = %placement.namespace, "sandbox created");
+        Ok(())
+    }
+
+    /// The namespace if needed, the Secret, then the Pod; the Secret is removed again
+    /// when the Pod cannot be created.
+    async fn create_objects(
+        &self,
+        sandbox: &pb::DriverSandbox,
+        record: &pb::DriverSandbox,
+        token: &proto::Secret,
+        placement: &Placement,
+        deadline: Deadline,
+    ) -> Result<()> {
         if self.config.namespaces == Namespaces::PerWorkspace {
             self.ensure_namespace(&placement.namespace, &record.workspace, deadline)
                 .await?;
         }
-        let options = self.options(&placement);
-        let rendered = pod_spec::secret(&sandbox, &options, &record.encode_to_vec());
+        let options = self.options(placement);
+        let rendered = pod_spec::secret(sandbox, &options, &record.encode_to_vec());
         let secrets = self.secrets(&placement.namespace);
         let cap = self.config.call_timeout;
         let action = "create the sandbox's Secret";
@@ -170,10 +192,10 @@ impl Inner {
                 .await?;
                 match entry_of(&existing) {
                     Some((id, entry)) if id == record.id => {
-                        same_or_conflict(&entry, &record, &token)?;
+                        same_or_conflict(&entry, record, token)?;
                         existing
                     }
-                    _ => return Err(Error::AlreadyExists(record.name)),
+                    _ => return Err(Error::AlreadyExists(record.name.clone())),
                 }
             }
             Answer::Missing(_) => {
@@ -183,11 +205,11 @@ impl Inner {
                 )));
             }
         };
-        self.publish_ours(|cache| cache.apply_secret(&secret, Origin::Ours))
+        self.publish_ours(|cache| cache.apply_secret(&secret, Origin::Created))
             .await;
         let secret_uid = secret.metadata.uid.clone().unwrap_or_default();
         if let Err(error) = self
-            .create_pod(&record, &placement, &secret_uid, deadline)
+            .create_pod(record, placement, &secret_uid, deadline)
             .await
         {
             let background = DeleteParams::background();
@@ -206,7 +228,6 @@ impl Inner {
                 .await;
             return Err(error);
         }
-        tracing::info!(sandbox = %record.id, namespace = %placement.namespace, "sandbox created");
         Ok(())
     }
 
@@ -261,7 +282,7 @@ impl Inner {
                 )));
             }
         };
-        self.publish_ours(|cache| cache.apply_pod(&pod, Origin::Ours))
+        self.publish_ours(|cache| cache.apply_pod(&pod, Origin::Created))
             .await;
         Ok(())
     }
@@ -298,11 +319,34 @@ impl Inner {
         Ok(())
     }
 
+    /// Records in the Secret whether the sandbox should run (`running`/`stopped`).
+    async fn set_desired(&self, entry: &Entry, state: &str, deadline: Deadline) -> Result<()> {
+        let patch = serde_json::json!({"metadata": {"annotations": {DESIRED_STATE: state}}});
+        let secrets = self.secrets(&entry.placement.namespace);
+        let secret = api::must(
+            deadline,
+            self.config.call_timeout,
+            "record the sandbox's desired state",
+            secrets.patch(
+                &entry.placement.object_name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            ),
+        )
+        .await?;
+        self.publish_ours(|cache| cache.apply_secret(&secret, Origin::Updated))
+            .await;
+        Ok(())
+    }
+
     pub(super) async fn stop(&self, id: &str, deadline: Deadline) -> Result<()> {
-        let Some((placement, pod_uid)) = self.placement_and_pod(id).await else {
+        let Some((entry, pod_uid)) = self.entry_and_pod(id).await else {
             return Ok(());
         };
-        self.delete_pod(id, &placement, pod_uid, None, deadline)
+        if !entry.stopped {
+            self.set_desired(&entry, "stopped", deadline).await?;
+        }
+        self.delete_pod(id, &entry.placement, pod_uid, None, deadline)
             .await?;
         tracing::info!(sandbox = %id, "sandbox stopped");
         Ok(())
@@ -317,31 +361,40 @@ impl Inner {
                 .ok_or_else(|| Error::NotFound(id.to_owned()))?;
             (entry, cache.pod(id).cloned())
         };
-        if let Some(pod) = pod {
-            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-            if !matches!(phase, Some("Failed" | "Succeeded")) {
-                return Ok(());
-            }
-            // A finished pod runs no container: remove it at once to reuse its name.
-            self.delete_pod(
-                id,
-                &entry.placement,
-                pod.metadata.uid.clone(),
-                Some(0),
-                deadline,
-            )
-            .await?;
+        if !entry.stopped && pod.as_ref().is_some_and(|p| !finished(p)) {
+            return Ok(());
         }
-        self.create_pod(&entry.record, &entry.placement, &entry.secret_uid, deadline)
-            .await?;
+        self.publish_ours(|cache| cache.creating(id)).await;
+        let result = self.restart(&entry, pod.as_ref(), deadline).await;
+        self.publish_ours(|cache| cache.created(id)).await;
+        result?;
         tracing::info!(sandbox = %id, "sandbox started");
         Ok(())
     }
 
+    /// Marks the sandbox running and gives it a Pod; a finished one is removed first,
+    /// at once (it runs no container), to free its name.
+    async fn restart(&self, entry: &Entry, pod: Option<&Pod>, deadline: Deadline) -> Result<()> {
+        if entry.stopped {
+            self.set_desired(entry, "running", deadline).await?;
+        }
+        if let Some(pod) = pod {
+            if !finished(pod) {
+                return Ok(());
+            }
+            let uid = pod.metadata.uid.clone();
+            self.delete_pod(&entry.record.id, &entry.placement, uid, Some(0), deadline)
+                .await?;
+        }
+        self.create_pod(&entry.record, &entry.placement, &entry.secret_uid, deadline)
+            .await
+    }
+
     pub(super) async fn delete(&self, id: &str, deadline: Deadline) -> Result<bool> {
-        let Some((placement, pod_uid)) = self.placement_and_pod(id).await else {
+        let Some((entry, pod_uid)) = self.entry_and_pod(id).await else {
             return Ok(false);
         };
+        let placement = entry.placement;
         let cap = self.config.call_timeout;
         let secrets = self.secrets(&placement.namespace);
         let removed = api::call(
@@ -373,12 +426,18 @@ impl Inner {
         Ok(true)
     }
 
-    async fn placement_and_pod(&self, id: &str) -> Option<(Placement, Option<String>)> {
+    async fn entry_and_pod(&self, id: &str) -> Option<(Entry, Option<String>)> {
         let cache = self.shared.cache.lock().await;
-        let entry = cache.entry(id)?;
+        let entry = cache.entry(id)?.clone();
         let pod_uid = cache.pod(id).and_then(|p| p.metadata.uid.clone());
-        Some((entry.placement.clone(), pod_uid))
+        Some((entry, pod_uid))
     }
+}
+
+/// Whether the pod's containers have ended for good.
+fn finished(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    matches!(phase, Some("Failed" | "Succeeded"))
 }
 
 /// A repeated Create succeeds; a different one for the same id conflicts.

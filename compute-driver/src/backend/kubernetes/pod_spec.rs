@@ -26,6 +26,9 @@ pub const SANDBOX_ID: &str = "openshell.io/sandbox-id";
 pub const WORKSPACE: &str = "openshell.io/workspace";
 /// Gateway id label.
 pub const GATEWAY_ID: &str = "openshell.io/gateway-id";
+/// Annotation of the Secret saying whether the sandbox should run (`running`) or was
+/// stopped (`stopped`), so a pod missing for another reason is told apart.
+pub const DESIRED_STATE: &str = "openshell.io/desired-state";
 /// Where the token file is mounted in the container.
 pub const TOKEN_DIR: &str = "/var/run/openshell";
 /// The pod's `fsGroup`: the group that may read the mounted token.
@@ -82,6 +85,7 @@ pub fn secret(sandbox: &pb::DriverSandbox, options: &RenderOptions<'_>, record: 
             "name": options.object_name,
             "namespace": options.namespace,
             "labels": labels(sandbox, options),
+            "annotations": { DESIRED_STATE: "running" },
         },
         "type": "Opaque",
         "data": { TOKEN_KEY: encode(token.as_bytes()), RECORD_KEY: encode(record) },
@@ -143,6 +147,8 @@ pub fn pod(
                 "seccompProfile": { "type": "RuntimeDefault" },
             },
             "runtimeClassName": platform.runtime_class_name,
+            // A user namespace for the pod (the node maps its root to an unprivileged id).
+            "hostUsers": (template.user_namespaces == Some(true)).then_some(false),
             "nodeSelector": platform.node_selector,
             "tolerations": platform.tolerations,
             "containers": [{
@@ -209,6 +215,7 @@ const OMITTED_WHEN_EMPTY: &[&str] = &[
     "nodeSelector",
     "tolerations",
     "runtimeClassName",
+    "hostUsers",
     "requests",
     "limits",
     "command",

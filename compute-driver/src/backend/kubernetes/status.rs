@@ -18,6 +18,26 @@ fn condition(kind: &str, on: bool, reason: &str, message: &str) -> pb::DriverCon
     }
 }
 
+/// The status of a sandbox that should run but has no pod: this driver is creating it
+/// (`creating`), or it is gone (deleted outside the driver, garbage-collected).
+pub fn pod_missing(name: &str, creating: bool) -> pb::DriverSandboxStatus {
+    let ready = if creating {
+        condition("Ready", false, "Pending", "creating the pod")
+    } else {
+        condition(
+            "Ready",
+            false,
+            "PodMissing",
+            "the sandbox's pod is gone although the sandbox was not stopped (deleted outside the driver or garbage-collected); StartSandbox creates it again",
+        )
+    };
+    pb::DriverSandboxStatus {
+        sandbox_name: name.into(),
+        conditions: vec![ready, condition("Suspended", false, "Running", "")],
+        ..Default::default()
+    }
+}
+
 /// The status of a sandbox whose pod is `pod` (`None`: stopped, the Secret kept).
 pub fn sandbox_status(name: &str, pod: Option<&Pod>) -> pb::DriverSandboxStatus {
     let Some(pod) = pod else {
@@ -193,6 +213,14 @@ mod tests {
             (Phase::Error, "NodeLost".into())
         );
         assert_eq!(phase_and_reason(None), (Phase::Stopped, "Stopped".into()));
+        let phase = |status| {
+            phase_of(&pb::DriverSandbox {
+                status: Some(status),
+                ..Default::default()
+            })
+        };
+        assert_eq!(phase(pod_missing("s", true)), Phase::Provisioning);
+        assert_eq!(phase(pod_missing("s", false)), Phase::Error);
         let deleting = json!({"metadata": {"name": "p", "deletionTimestamp": "2026-01-01T00:00:00Z"}, "status": {"phase": "Running"}});
         assert_eq!(
             phase_and_reason(Some(deleting)),

@@ -37,6 +37,16 @@ fn secret(id: &str, uid: &str) -> Secret {
     secret
 }
 
+fn stopped_secret(id: &str, uid: &str) -> Secret {
+    let mut stopped = secret(id, uid);
+    stopped
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(pod_spec::DESIRED_STATE.into(), "stopped".into());
+    stopped
+}
+
 fn pod(id: &str, uid: &str, owner: &str, ready: bool) -> Pod {
     let mut pod = pod_spec::pod(&record(id), &options(id), owner, &Default::default());
     pod.metadata.uid = Some(uid.into());
@@ -63,7 +73,11 @@ fn phases(events: &[Event]) -> Vec<(String, Option<Phase>)> {
 fn each_change_reports_the_sandbox_once() {
     let mut cache = Cache::default();
     let events = cache.apply_secret(&secret("a", "s1"), Origin::Watch);
-    assert_eq!(phases(&events), [("a".into(), Some(Phase::Stopped))]);
+    assert_eq!(
+        phases(&events),
+        [("a".into(), Some(Phase::Error))],
+        "a running sandbox without a pod (PodMissing)"
+    );
     let events = cache.apply_pod(&pod("a", "p1", "s1", false), Origin::Watch);
     assert_eq!(phases(&events), [("a".into(), Some(Phase::Provisioning))]);
     let events = cache.apply_pod(&pod("a", "p1", "s1", true), Origin::Watch);
@@ -86,7 +100,25 @@ fn a_pod_of_an_earlier_secret_is_not_the_sandbox_s() {
     let mut cache = Cache::default();
     cache.apply_secret(&secret("a", "s2"), Origin::Watch);
     cache.apply_pod(&pod("a", "p1", "s1", true), Origin::Watch);
-    assert_eq!(phase_of(&cache.view("a").unwrap()), Phase::Stopped);
+    assert_eq!(phase_of(&cache.view("a").unwrap()), Phase::Error);
+}
+
+#[test]
+fn a_missing_pod_is_expected_while_creating_it_an_error_after_and_fine_when_stopped() {
+    let mut cache = Cache::default();
+    cache.creating("a");
+    cache.apply_secret(&secret("a", "s1"), Origin::Created);
+    assert_eq!(phase_of(&cache.view("a").unwrap()), Phase::Provisioning);
+    let events = cache.created("a");
+    assert_eq!(phases(&events), [("a".into(), Some(Phase::Error))]);
+    let reason = |cache: &Cache| {
+        let view = cache.view("a").unwrap();
+        view.status.unwrap().conditions[0].reason.clone()
+    };
+    assert_eq!(reason(&cache), "PodMissing");
+
+    let events = cache.apply_secret(&stopped_secret("a", "s1"), Origin::Updated);
+    assert_eq!(phases(&events), [("a".into(), Some(Phase::Stopped))]);
 }
 
 #[test]
@@ -95,6 +127,13 @@ fn what_the_driver_deleted_stays_deleted_despite_stale_events() {
     cache.apply_secret(&secret("a", "s1"), Origin::Watch);
     cache.apply_pod(&pod("a", "p1", "s1", true), Origin::Watch);
 
+    // Stop: the desired state first, then the pod.
+    assert!(
+        cache
+            .apply_secret(&stopped_secret("a", "s1"), Origin::Updated)
+            .is_empty(),
+        "the pod still runs"
+    );
     let events = cache.forget_pod("a");
     assert_eq!(phases(&events), [("a".into(), Some(Phase::Stopped))]);
     assert!(
@@ -129,8 +168,8 @@ fn a_relist_reports_what_changed_meanwhile_and_nothing_else() {
         "a is unchanged"
     );
     let added = cache.apply_secret(&secret("c", "sc"), Origin::Relist);
-    assert_eq!(phases(&added), [("c".into(), Some(Phase::Stopped))]);
-    cache.apply_secret(&secret("d", "sd"), Origin::Ours);
+    assert_eq!(phases(&added), [("c".into(), Some(Phase::Error))]);
+    cache.apply_secret(&secret("d", "sd"), Origin::Created);
     let events = cache.finish_relist(Kind::Secrets);
     assert_eq!(
         phases(&events),
@@ -170,14 +209,14 @@ fn a_secret_whose_record_disagrees_with_its_label_is_ignored() {
 #[test]
 fn a_create_reply_never_replaces_what_the_watch_delivered_later() {
     let mut cache = Cache::default();
-    cache.apply_secret(&secret("a", "s1"), Origin::Ours);
+    cache.apply_secret(&secret("a", "s1"), Origin::Created);
     // The kubelet's update arrives through the watch before the create's reply.
     cache.apply_pod(&pod("a", "p1", "s1", true), Origin::Watch);
     let mut reply = pod("a", "p1", "s1", false);
     reply.status = None;
-    assert!(cache.apply_pod(&reply, Origin::Ours).is_empty());
+    assert!(cache.apply_pod(&reply, Origin::Created).is_empty());
     assert_eq!(phase_of(&cache.view("a").unwrap()), Phase::Ready);
     // A new pod (another uid) from this driver does replace the old one.
-    let events = cache.apply_pod(&pod("a", "p2", "s1", false), Origin::Ours);
+    let events = cache.apply_pod(&pod("a", "p2", "s1", false), Origin::Created);
     assert_eq!(phases(&events), [("a".into(), Some(Phase::Provisioning))]);
 }

@@ -113,3 +113,22 @@ fn without_an_image_the_default_is_used() {
         Some("ghcr.io/example/sandbox-base:latest")
     );
 }
+
+#[test]
+fn user_namespaces_turn_off_host_users() {
+    let mut sandbox = representative();
+    let render = |sandbox: &pb::DriverSandbox| {
+        let pod = pod(sandbox, &options(), "uid-1", &PlatformConfig::default());
+        serde_json::to_value(pod).unwrap()
+    };
+    assert!(render(&sandbox)["spec"].get("hostUsers").is_none());
+    sandbox
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .as_mut()
+        .unwrap()
+        .user_namespaces = Some(true);
+    assert_eq!(render(&sandbox)["spec"]["hostUsers"], false);
+}
