@@ -4,7 +4,9 @@
 //! its own token.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -13,24 +15,6 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway-shim");
-
-/// The driver binaries `dev` spawns live beside the gateway's; build them if a
-/// single-crate test run did not.
-fn ensure_driver_binaries() {
-    let dir = Path::new(GATEWAY).parent().unwrap();
-    if ["compute-driver", "credentials-driver"]
-        .iter()
-        .all(|b| dir.join(b).exists())
-    {
-        return;
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-p", "compute-driver", "-p", "credentials-driver"])
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the driver binaries failed");
-}
 
 struct Dev {
     child: Child,
@@ -41,7 +25,7 @@ struct Dev {
 
 impl Dev {
     fn start() -> Self {
-        ensure_driver_binaries();
+        support::ensure_driver_binaries(GATEWAY);
         let dir = proto::testing::short_dir();
         let state = dir.path().join("dev");
         let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -199,3 +199,22 @@ pub fn credentials_driver(dir: &Path, config: &str, secrets: &[(&str, &str)]) ->
     tokio::spawn(credentials_driver::run_until(args, std::future::pending()));
     socket
 }
+
+/// The driver binaries live beside the gateway's (`gateway`: its path); builds them if
+/// a single-crate test run did not, and returns their directory.
+pub fn ensure_driver_binaries(gateway: &str) -> PathBuf {
+    let dir = Path::new(gateway).parent().unwrap().to_path_buf();
+    if ["compute-driver", "credentials-driver"]
+        .iter()
+        .all(|b| dir.join(b).exists())
+    {
+        return dir;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "-p", "compute-driver", "-p", "credentials-driver"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the driver binaries failed");
+    dir
+}
