@@ -32,55 +32,7 @@ pub struct Shared {
     /// True while requests other than watches hang.
     pub(super) stalled: watch::Sender<bool>,
     /// Every kind of request served, as RBAC sees them.
-    pub(super) audit: Arc<Mutex<BTreeSet<Access>>>,
-}
-
-/// A request as RBAC authorizes it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Access {
-    /// The RBAC verb (get, list, watch, create, update, patch, delete, deletecollection).
-    pub verb: &'static str,
-    /// The resource (pods, secrets, events, namespaces).
-    pub resource: String,
-    /// The namespace in the path; `None` for cluster-wide requests.
-    pub namespace: Option<String>,
-}
-
-impl Access {
-    fn of(method: &axum::http::Method, path: &str, query: &str) -> Option<Self> {
-        use axum::http::Method;
-        let parts: Vec<&str> = path
-            .strip_prefix("/api/v1/")?
-            .split('/')
-            .filter(|p| !p.is_empty())
-            .collect();
-        let (namespace, resource, named) = match parts.as_slice() {
-            ["namespaces", ns, resource] => (Some(*ns), *resource, false),
-            ["namespaces", ns, resource, _] => (Some(*ns), *resource, true),
-            [resource] => (None, *resource, false),
-            [resource, _] => (None, *resource, true),
-            _ => return None,
-        };
-        let watching = query
-            .split('&')
-            .any(|p| p == "watch=true" || p == "watch=1");
-        let verb = match (method, named) {
-            (&Method::GET, true) => "get",
-            (&Method::GET, false) if watching => "watch",
-            (&Method::GET, false) => "list",
-            (&Method::POST, _) => "create",
-            (&Method::PUT, _) => "update",
-            (&Method::PATCH, _) => "patch",
-            (&Method::DELETE, true) => "delete",
-            (&Method::DELETE, false) => "deletecollection",
-            _ => return None,
-        };
-        Some(Self {
-            verb,
-            resource: resource.to_owned(),
-            namespace: namespace.map(str::to_owned),
-        })
-    }
+    pub(super) audit: Arc<Mutex<BTreeSet<super::control::Access>>>,
 }
 
 impl Default for Shared {
@@ -104,31 +56,6 @@ impl Shared {
     /// Reads the store (wakes nobody).
     pub async fn read<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
         f(&*self.store.lock().await)
-    }
-
-    /// Simulates an API server going down for a restart: open watches end, every
-    /// request answers 503 until [`Shared::come_back`], and the history is compacted
-    /// so no resourceVersion handed out so far can be resumed from (410 Gone).
-    pub async fn go_down(&self) {
-        self.down.send_replace(true);
-        self.store.lock().await.compact();
-    }
-
-    /// While `stalled`, requests other than watches hang without an answer (an
-    /// overloaded API server); they go on once it is cleared.
-    pub fn stall(&self, stalled: bool) {
-        self.stalled.send_replace(stalled);
-    }
-
-    /// Every kind of request served so far, as RBAC sees them (to check that a client's
-    /// RBAC rules grant what it uses and nothing more).
-    pub async fn accesses(&self) -> BTreeSet<Access> {
-        self.audit.lock().await.clone()
-    }
-
-    /// Ends a simulated outage.
-    pub fn come_back(&self) {
-        self.down.send_replace(false);
     }
 
     /// Runs `f` on the store and wakes the watches.
@@ -159,34 +86,9 @@ pub fn router(shared: Shared) -> Router {
         )
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
-            refuse_while_down,
+            super::control::gate,
         ))
         .with_state(shared)
-}
-
-async fn refuse_while_down(
-    State(s): State<Shared>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    if *s.down.borrow() {
-        return failure(&ApiError {
-            code: 503,
-            reason: "ServiceUnavailable",
-            message: "the API server is restarting".into(),
-        });
-    }
-    let query = request.uri().query().unwrap_or_default();
-    let access = Access::of(request.method(), request.uri().path(), query);
-    let watching = access.as_ref().is_some_and(|a| a.verb == "watch");
-    if let Some(access) = access {
-        s.audit.lock().await.insert(access);
-    }
-    if !watching {
-        let mut stalled = s.stalled.subscribe();
-        drop(stalled.wait_for(|stalled| !*stalled).await);
-    }
-    next.run(request).await
 }
 
 /// Serves on `addr` until the task is dropped; returns the bound address.
@@ -214,7 +116,7 @@ fn reply(result: Result<Value, ApiError>, created: bool) -> Response {
     }
 }
 
-fn failure(error: &ApiError) -> Response {
+pub(super) fn failure(error: &ApiError) -> Response {
     let code = StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (code, axum::Json(error.status())).into_response()
 }

@@ -10,12 +10,14 @@
 //! API server restart (watches broken, every resourceVersion expired) and
 //! `Shared::stall` a hanging one. The binary `kube-sim` serves it as a process.
 
+mod control;
 pub mod http;
 pub mod kubelet;
 pub mod selector;
 pub mod store;
 mod watch;
 
+pub use control::Access;
 pub use selector::Selector;
 pub use store::{ApiError, Change, Event, Page, Store};
 

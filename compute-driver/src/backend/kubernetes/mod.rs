@@ -6,7 +6,7 @@
 //!   Secret and Pod a sandbox becomes, and its status from the Pod.
 //! - `cache` (sans-IO) and `informer`: what the driver knows, kept by the kube runtime
 //!   watcher; Get, List and Watch read it, never the API server.
-//! - `api` and `ops`: the calls, each bounded by the RPC's deadline.
+//! - `api`, `ops` and `workspaces`: the calls, each bounded by the RPC's deadline.
 
 mod api;
 mod cache;
@@ -16,6 +16,7 @@ mod ops;
 pub mod platform;
 pub mod pod_spec;
 pub mod status;
+mod workspaces;
 
 use std::sync::Arc;
 
