@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use compute_driver::backend::kubernetes::platform::PlatformConfig;
 use compute_driver::backend::kubernetes::pod_spec::{self, RenderOptions};
-use conformance::kube_sim::http::{Shared, serve};
-use conformance::kube_sim::kubeconfig;
+use conformance::kube_sim::http::Shared;
+use conformance::kube_sim::serve_with_kubeconfig;
 use prost::Message as _;
 use proto::pb::compute::v1 as pb;
 use proto::pb::compute::v1::compute_driver_client::ComputeDriverClient;
@@ -97,11 +97,8 @@ fn main() {
             "kube-sim: {SANDBOXES} sandboxes (Secret + running Pod each) stored in {:.1?}",
             began.elapsed()
         );
-        let (addr, _server) = serve(shared.clone(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
         let config = dir.path().join("kubeconfig");
-        std::fs::write(&config, kubeconfig(addr)).unwrap();
+        let _server = serve_with_kubeconfig(&shared, &config).await.unwrap();
 
         let started = Instant::now();
         let driver = SpawnedDriver::spawn_in(

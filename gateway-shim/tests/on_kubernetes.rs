@@ -7,9 +7,9 @@ mod support;
 
 use std::time::Duration;
 
-use conformance::kube_sim::http::{Shared, serve};
+use conformance::kube_sim::http::Shared;
 use conformance::kube_sim::kubelet::Kubelet;
-use conformance::kube_sim::{Selector, kubeconfig};
+use conformance::kube_sim::{Selector, serve_with_kubeconfig};
 use proto::testing::{SpawnedDriver, short_dir};
 use support::{Gateway, args, by_name, create_request, wait_phase};
 
@@ -19,12 +19,9 @@ const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway-shim");
 async fn a_sandbox_through_the_gateway_becomes_a_pod_and_back() {
     let dir = short_dir();
     let shared = Shared::default();
-    let (addr, _server) = serve(shared.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let (_kubelet, _kubelet_task) = Kubelet::spawn(shared.clone(), Duration::from_millis(100));
     let config = dir.path().join("kubeconfig");
-    std::fs::write(&config, kubeconfig(addr)).unwrap();
+    let _server = serve_with_kubeconfig(&shared, &config).await.unwrap();
+    let (_kubelet, _kubelet_task) = Kubelet::spawn(shared.clone(), Duration::from_millis(100));
     let binaries = support::ensure_driver_binaries(GATEWAY);
     let driver = SpawnedDriver::spawn_in(
         &binaries.join("compute-driver"),

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use conformance::kube_sim::http::{Shared, serve};
-use conformance::kube_sim::kubeconfig;
+use conformance::kube_sim::http::Shared;
 use conformance::kube_sim::kubelet::Kubelet;
+use conformance::kube_sim::serve_with_kubeconfig;
 use serde_json::Value;
 
 use super::Driver;
@@ -28,12 +28,9 @@ impl Sim {
     /// written in `dir`.
     pub async fn start(dir: &Path, ready_delay: Duration) -> Self {
         let shared = Shared::default();
-        let (addr, server) = serve(shared.clone(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let (kubelet, kubelet_task) = Kubelet::spawn(shared.clone(), ready_delay);
         let path = dir.join("kubeconfig");
-        std::fs::write(&path, kubeconfig(addr)).unwrap();
+        let server = serve_with_kubeconfig(&shared, &path).await.unwrap();
+        let (kubelet, kubelet_task) = Kubelet::spawn(shared.clone(), ready_delay);
         Self {
             shared,
             kubelet,

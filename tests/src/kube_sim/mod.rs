@@ -21,6 +21,20 @@ pub use control::Access;
 pub use selector::Selector;
 pub use store::{ApiError, Change, Event, Page, Store};
 
+/// Serves `shared` on a free loopback port and writes a kubeconfig pointing at it to
+/// `path`; the server runs until the returned task is dropped or aborted.
+///
+/// # Errors
+/// When no port can be bound or the file cannot be written.
+pub async fn serve_with_kubeconfig(
+    shared: &http::Shared,
+    path: &std::path::Path,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let (addr, server) = http::serve(shared.clone(), ([127, 0, 0, 1], 0).into()).await?;
+    std::fs::write(path, kubeconfig(addr))?;
+    Ok(server)
+}
+
 /// A kubeconfig pointing at a simulator on `addr` (plain HTTP, no credentials).
 pub fn kubeconfig(addr: std::net::SocketAddr) -> String {
     format!(
