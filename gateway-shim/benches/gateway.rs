@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use conformance::mock::{Faults, MockCompute, MockServer};
+use conformance::mock::{Faults, MockCompute};
 use proto::pb::credentials::v1::ResolveCredentialRequest;
 use proto::pb::credentials::v1::credentials_driver_client::CredentialsDriverClient;
 use proto::pb::gateway::v1 as pb;
@@ -91,15 +91,7 @@ async fn main() {
         &[("bench", "bench-token-value\n")],
     );
     let mock = MockCompute::new(Faults::default());
-    let _compute = MockServer::compute(
-        proto::SocketConfig {
-            path: compute_socket.clone(),
-            ..Default::default()
-        },
-        mock.clone(),
-    )
-    .await
-    .unwrap();
+    let _compute = support::serve_mock_compute(&compute_socket, mock.clone()).await;
     let mut args = support::args(dir.path(), &compute_socket, Some(&credentials_socket));
     args.db_url = format!("sqlite:{}", dir.path().join("gateway.db").display());
     let gateway = support::Gateway::start(args).await;
@@ -211,15 +203,8 @@ async fn authentication(length: Duration) {
 
     let dir = proto::testing::short_dir();
     let compute_socket = dir.path().join("c.sock");
-    let _compute = MockServer::compute(
-        proto::SocketConfig {
-            path: compute_socket.clone(),
-            ..Default::default()
-        },
-        MockCompute::new(Faults::default()),
-    )
-    .await
-    .unwrap();
+    let _compute =
+        support::serve_mock_compute(&compute_socket, MockCompute::new(Faults::default())).await;
     let mut args = support::args(dir.path(), &compute_socket, None);
     args.oidc = support::oidc::oidc_args(&peer);
     let gateway = support::Gateway::start(args).await;

@@ -11,16 +11,9 @@ use conformance::mock::{Faults, MockCompute, MockCredentials, MockServer, serve_
 use proto::pb::gateway::v1 as pb;
 use proto::pb::health::health_check_response::ServingStatus;
 use proto::testing::short_dir;
-use support::{Gateway, args, by_name, create_request, phase, wait_phase};
+use support::{Gateway, args, by_name, create_request, phase, socket, wait_phase};
 use tokio::time::Instant;
 use tonic::Code;
-
-fn socket(path: &std::path::Path) -> proto::SocketConfig {
-    proto::SocketConfig {
-        path: path.to_owned(),
-        ..Default::default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_driver_absent_at_start_is_waited_for_and_reads_keep_working() {

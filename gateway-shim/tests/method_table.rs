@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use conformance::mock::{Faults, MockCompute, MockServer};
+use conformance::mock::{Faults, MockCompute};
 use proto::pb::gateway::v1::{AuthMode, METHOD_AUTH, MethodAuthEntry};
 use proto::pb::health::health_check_response::ServingStatus;
 use support::oidc::{self, OidcPeer};
@@ -47,15 +47,7 @@ async fn every_method_enforces_its_declaration() {
     let peer = OidcPeer::start_with(oidc::peer_config()).await;
     let compute_socket = dir.path().join("c.sock");
     let mock = MockCompute::new(Faults::default());
-    let _server = MockServer::compute(
-        proto::SocketConfig {
-            path: compute_socket.clone(),
-            ..Default::default()
-        },
-        mock.clone(),
-    )
-    .await
-    .unwrap();
+    let _server = support::serve_mock_compute(&compute_socket, mock.clone()).await;
     let mut args = args(dir.path(), &compute_socket, None);
     args.oidc = oidc::oidc_args(&peer);
     let gateway = Gateway::start(args).await;

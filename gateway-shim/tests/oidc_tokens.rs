@@ -18,15 +18,8 @@ use tonic::Code;
 
 async fn gateway_trusting(peer: &OidcPeer, dir: &std::path::Path) -> (Gateway, MockServer) {
     let compute_socket = dir.join("c.sock");
-    let mock = MockServer::compute(
-        proto::SocketConfig {
-            path: compute_socket.clone(),
-            ..Default::default()
-        },
-        MockCompute::new(Faults::default()),
-    )
-    .await
-    .unwrap();
+    let mock =
+        support::serve_mock_compute(&compute_socket, MockCompute::new(Faults::default())).await;
     let mut args = args(dir, &compute_socket, None);
     args.oidc = oidc::oidc_args(peer);
     let gateway = Gateway::start(args).await;

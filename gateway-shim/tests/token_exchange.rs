@@ -5,7 +5,7 @@
 
 mod support;
 
-use conformance::mock::{Faults, MockCompute, MockServer};
+use conformance::mock::{Faults, MockCompute};
 use conformance::oidc_peer::claims;
 use proto::pb::gateway::v1 as pb;
 use proto::pb::health::health_check_response::ServingStatus;
@@ -35,15 +35,7 @@ async fn a_users_own_token_is_the_subject_of_the_exchange() {
         support::credentials_driver(dir.path(), &config, &[("driver-secret", "driver-secret")]);
     let compute_socket = dir.path().join("c.sock");
     let mock = MockCompute::new(Faults::default());
-    let _compute = MockServer::compute(
-        proto::SocketConfig {
-            path: compute_socket.clone(),
-            ..Default::default()
-        },
-        mock.clone(),
-    )
-    .await
-    .unwrap();
+    let _compute = support::serve_mock_compute(&compute_socket, mock.clone()).await;
     let mut gateway_args = args(dir.path(), &compute_socket, Some(&credentials_socket));
     gateway_args.oidc = oidc::oidc_args(&peer);
     let gateway = Gateway::start(gateway_args).await;

@@ -75,15 +75,7 @@ impl Suite {
         let compute_socket = dir.path().join("c.sock");
         let credentials_socket = dir.path().join("k.sock");
         let mock = MockCompute::new(Faults::default());
-        let compute = MockServer::compute(
-            proto::SocketConfig {
-                path: compute_socket.clone(),
-                ..Default::default()
-            },
-            mock.clone(),
-        )
-        .await
-        .unwrap();
+        let compute = support::serve_mock_compute(&compute_socket, mock.clone()).await;
         let config = proto::SocketConfig {
             path: credentials_socket.clone(),
             ..Default::default()

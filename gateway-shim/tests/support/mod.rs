@@ -218,3 +218,21 @@ pub fn ensure_driver_binaries(gateway: &str) -> PathBuf {
     assert!(status.success(), "building the driver binaries failed");
     dir
 }
+
+/// A socket config for `path` with the defaults.
+pub fn socket(path: &Path) -> proto::SocketConfig {
+    proto::SocketConfig {
+        path: path.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Serves the mock compute driver `mock` on `path`.
+pub async fn serve_mock_compute(
+    path: &Path,
+    mock: conformance::mock::MockCompute,
+) -> conformance::mock::MockServer {
+    conformance::mock::MockServer::compute(socket(path), mock)
+        .await
+        .unwrap()
+}
