@@ -282,21 +282,90 @@ async fn records_survive_reopening_and_migrations_run_once() {
 
     let peer = PostgresPeer::start().unwrap();
     let pg = peer.fresh_database("reopen").unwrap();
-    let (a, b) = tokio::join!(Store::open(&pg), Store::open(&pg));
-    a.unwrap()
+    Store::open(&pg)
+        .await
+        .unwrap()
         .create(&record("k", "n", "o", b"pg"))
         .await
         .unwrap();
-    drop(b.unwrap());
     let again = Store::open(&pg).await.unwrap();
     assert_eq!(
         again.get(Kind::Provider, "k").await.unwrap().unwrap().body,
         b"pg"
     );
-    let applied = peer
-        .psql_in("reopen", "SELECT count(*) FROM schema_migrations")
+}
+
+/// How many openers race on each fresh database, and how many fresh databases.
+const OPENERS: usize = 8;
+const ROUNDS: usize = 50;
+
+/// Opens `url` from [`OPENERS`] tasks at once; every open must succeed.
+async fn open_all_at_once(url: &str) {
+    let start = Arc::new(tokio::sync::Barrier::new(OPENERS));
+    let mut opens = tokio::task::JoinSet::new();
+    for _ in 0..OPENERS {
+        let (url, start) = (url.to_owned(), Arc::clone(&start));
+        opens.spawn(async move {
+            start.wait().await;
+            Store::open(&url).await
+        });
+    }
+    while let Some(opened) = opens.join_next().await {
+        if let Err(error) = opened.unwrap() {
+            panic!("one of {OPENERS} concurrent opens of {url} failed: {error}");
+        }
+    }
+}
+
+/// Replicas starting together on one fresh PostgreSQL database: eight openers at once,
+/// fifty fresh databases in a row; all open, and each database ends with exactly the
+/// migrations a lone opener records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_opens_of_a_fresh_postgresql_database_all_succeed() {
+    let peer = PostgresPeer::start().unwrap();
+    let reference = peer.fresh_database("reference").unwrap();
+    drop(Store::open(&reference).await.unwrap());
+    let expected = peer
+        .psql_in(
+            "reference",
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations",
+        )
         .unwrap();
-    assert_eq!(applied, "1", "each migration is recorded once");
+    assert!(!expected.is_empty(), "a lone opener records its migrations");
+    for round in 0..ROUNDS {
+        let name = format!("race{round}");
+        let url = peer.fresh_database(&name).unwrap();
+        open_all_at_once(&url).await;
+        let applied = peer
+            .psql_in(
+                &name,
+                "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations",
+            )
+            .unwrap();
+        assert_eq!(
+            applied, expected,
+            "round {round}: migrations recorded once each"
+        );
+    }
+}
+
+/// The same for SQLite: eight pools (as eight processes would) opening one fresh file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_opens_of_a_fresh_sqlite_file_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..ROUNDS {
+        let url = format!(
+            "sqlite:{}",
+            dir.path().join(format!("race{round}.db")).display()
+        );
+        open_all_at_once(&url).await;
+        let store = Store::open(&url).await.unwrap();
+        store.create(&record("k", "n", "o", b"x")).await.unwrap();
+        assert_eq!(
+            store.get(Kind::Provider, "k").await.unwrap().unwrap().body,
+            b"x"
+        );
+    }
 }
 
 #[tokio::test]

@@ -177,6 +177,8 @@ impl AdminServer {
             });
         };
         let listener = bind_admin(addr).await?;
+        // The bound address (not the flag's): port 0 picks a free one.
+        let addr = listener.local_addr().unwrap_or(addr);
         tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(serve_admin(listener, metrics, health, async {

@@ -154,25 +154,21 @@ impl LogArgs {
     }
 }
 
-/// Parses `500ms`, `10s`, `2m`, `1h`, or a plain number of seconds.
+/// Parses a duration: `500ms`, `10s`, `2m`, `1h`, `30d`, combinations such as `1h 30m`
+/// (humantime's syntax), or a plain number of seconds.
 ///
 /// # Errors
 /// A message with the accepted forms.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let invalid = || format!("invalid duration {text:?}: use e.g. 500ms, 10s, 2m or 1h");
-    let n: u64 = digits.parse().map_err(|_| invalid())?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(invalid()),
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|e| format!("invalid duration {text:?}: {e}"));
     }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("invalid duration {text:?} ({e}): use e.g. 500ms, 10s, 2m, 1h or 30d"))
 }
 
 #[cfg(test)]
@@ -224,7 +220,9 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("2 weeks").unwrap_err().contains("500ms"));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5_400)));
+        assert!(parse_duration("soon").unwrap_err().contains("500ms"));
         assert!(parse_duration("").is_err());
     }
 }

@@ -126,15 +126,22 @@ macro_rules! record_operations {
             }
 
             /// Applies the migrations not yet applied, each in its own transaction.
+            ///
+            /// Every transaction here, the one creating the bookkeeping table included,
+            /// takes the migration lock before it touches the schema (on its own
+            /// connection), so replicas or processes opening one fresh database at the
+            /// same moment apply each step once, one after the other, and none fails on
+            /// a concurrent twin's `CREATE TABLE`.
             async fn migrate(&self) -> Result<(), sqlx::Error> {
+                let mut tx = Self::begin_locked(&self.pool).await?;
                 sqlx::query(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)",
                 )
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 for (version, statements) in crate::store::migrations::MIGRATIONS {
-                    let mut tx = self.pool.begin().await?;
-                    Self::lock_migrations(&mut tx).await?;
+                    let mut tx = Self::begin_locked(&self.pool).await?;
                     let applied: Option<(i64,)> =
                         sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
                             .bind(*version)

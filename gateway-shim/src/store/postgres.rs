@@ -31,14 +31,16 @@ impl PostgresStore {
         Ok(store)
     }
 
-    async fn lock_migrations(
-        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    ) -> Result<(), sqlx::Error> {
+    /// A transaction holding the migration lock (released at its commit or rollback).
+    async fn begin_locked(
+        pool: &PgPool,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        let mut tx = pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(MIGRATION_LOCK)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        Ok(tx)
     }
 }
 

@@ -1,7 +1,18 @@
 //! SQLite: the embedded default (a file, or `sqlite::memory:` for tests).
+//!
+//! Opening a file is serialized across processes: switching a fresh database to WAL
+//! answers "database is locked" at once (SQLite's busy handler does not wait for it)
+//! when another process does the same, so each opener first takes an exclusive lock on
+//! `<file>-open.lock` and holds it while it connects and migrates. The database and
+//! the lock file are created 0600: the store holds the sandbox-token signing key.
 
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
+
+use nix::fcntl::{Flock, FlockArg};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
@@ -22,12 +33,15 @@ impl SqliteStore {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let options = if in_memory {
-            options
+        let (options, _open_lock) = if in_memory {
+            (options, None)
         } else {
-            options.journal_mode(SqliteJournalMode::Wal)
+            let file = options.get_filename().to_owned();
+            let lock = lock_for_opening(&file).await?;
+            create_private(&file)?;
+            (options.journal_mode(SqliteJournalMode::Wal), Some(lock))
         };
         // Each connection to `:memory:` is its own database: keep exactly one.
         let max = if in_memory { 1 } else { 4 };
@@ -43,12 +57,67 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// SQLite serializes writers by itself; nothing more to lock.
-    async fn lock_migrations(
-        _tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    ) -> Result<(), sqlx::Error> {
-        Ok(())
+    /// A transaction holding the database's write lock from its first statement
+    /// (`BEGIN IMMEDIATE`, waiting out other writers up to the busy timeout), so two
+    /// processes opening one file never interleave a check and a schema change.
+    async fn begin_locked(
+        pool: &SqlitePool,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        pool.begin_with("BEGIN IMMEDIATE").await
     }
 }
 
 record_operations!(SqliteStore);
+
+/// How long a writer (or an opener) waits for another before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Takes the exclusive open lock of the database `file`, waiting up to
+/// [`BUSY_TIMEOUT`] for another opener; released when the returned value drops.
+async fn lock_for_opening(file: &Path) -> Result<Flock<File>, sqlx::Error> {
+    let mut name = file.as_os_str().to_owned();
+    name.push("-open.lock");
+    let path = PathBuf::from(name);
+    let mut lock_file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| io_error(&path, e))?;
+    let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((file, nix::errno::Errno::EWOULDBLOCK))
+                if tokio::time::Instant::now() < deadline =>
+            {
+                lock_file = file;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err((_, errno)) => {
+                return Err(io_error(&path, std::io::Error::from(errno)));
+            }
+        }
+    }
+}
+
+/// Creates the database file 0600 if it does not exist yet (SQLite gives its `-wal` and
+/// `-shm` files the same mode).
+fn create_private(file: &Path) -> Result<(), sqlx::Error> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(file)
+        .map(drop)
+        .map_err(|e| io_error(file, e))
+}
+
+fn io_error(path: &Path, error: std::io::Error) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        error.kind(),
+        format!("{}: {error}", path.display()),
+    ))
+}

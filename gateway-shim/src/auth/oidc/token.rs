@@ -26,6 +26,10 @@ struct Header {
     alg: String,
     #[serde(default)]
     kid: Option<String>,
+    /// Extensions the recipient must understand (RFC 7515 §4.1.11). We understand
+    /// none, so a token naming any is refused.
+    #[serde(default)]
+    crit: Option<Value>,
 }
 
 /// Splits and decodes `token`.
@@ -46,6 +50,9 @@ pub(super) fn parse(token: &str) -> Result<Parsed, &'static str> {
     };
     let header: Header =
         serde_json::from_slice(&decode(header)?).map_err(|_| "malformed JWT header")?;
+    if header.crit.is_some() {
+        return Err("JWT header names critical extensions this gateway does not understand");
+    }
     let claims: Value =
         serde_json::from_slice(&decode(payload)?).map_err(|_| "malformed JWT claims")?;
     if !claims.is_object() {
@@ -143,6 +150,32 @@ mod tests {
             audience: "gw",
             now: 1_000,
             leeway: 30,
+        }
+    }
+
+    fn compact(header: &Value) -> String {
+        let part = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+        format!(
+            "{}.{}.{}",
+            part(header),
+            part(&json!({"sub": "a"})),
+            URL_SAFE_NO_PAD.encode(b"sig")
+        )
+    }
+
+    #[test]
+    fn critical_extensions_are_refused() {
+        let plain = compact(&json!({"alg": "RS256", "kid": "k"}));
+        assert_eq!(parse(&plain).unwrap().kid.as_deref(), Some("k"));
+        for crit in [
+            json!(["exp"]),
+            json!(["http://example.com/ext"]),
+            json!([]),
+            json!("b64"),
+        ] {
+            let token = compact(&json!({"alg": "RS256", "crit": crit, "exp": 1}));
+            let error = parse(&token).unwrap_err();
+            assert!(error.contains("critical"), "{crit}: {error}");
         }
     }
 
