@@ -87,6 +87,11 @@ pub struct GatewayArgs {
     /// How often to reconcile with a full ListSandboxes (besides the watch stream).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub reconcile_interval: Duration,
+    /// YAML file saying which credentials users may back their providers with (see
+    /// the README, "Credential policy"); re-read when it changes. Unset: users may
+    /// reference token-exchange credentials only; admins any.
+    #[arg(long, value_name = "PATH")]
+    pub credential_policy: Option<PathBuf>,
     /// OIDC authentication of users.
     #[command(flatten)]
     pub oidc: OidcArgs,

@@ -100,6 +100,7 @@ pub async fn run_dev(dev: &DevArgs, log: &LogArgs) -> Result<(), Error> {
         sandbox_endpoint: None,
         driver_call_timeout: Duration::from_secs(10),
         reconcile_interval: Duration::from_secs(30),
+        credential_policy: None,
         oidc: crate::OidcArgs::default(),
     };
     let result = match listen(gateway.listen).await {

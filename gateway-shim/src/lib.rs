@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod authz;
 mod cli;
 pub mod client;
 pub mod dev;

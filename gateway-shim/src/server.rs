@@ -19,6 +19,7 @@ use tonic::transport::Server;
 
 use crate::api::{Core, GatewayApi};
 use crate::auth::{AuthLayer, Authenticator, LocalToken, SigningKey};
+use crate::authz::PolicyFile;
 use crate::drivers::{ComputeClient, CredentialsClient, Statuses, follow, monitor};
 use crate::store::{Kind, Record, Store, StoreError};
 use crate::{Error, GatewayArgs};
@@ -86,6 +87,10 @@ where
         addr: args.listen,
         source,
     })?;
+    let credential_policy = match &args.credential_policy {
+        Some(path) => PolicyFile::load(path).map_err(Error::Setup)?,
+        None => PolicyFile::builtin(),
+    };
     let statuses = Arc::new(Statuses::default());
     let metrics = Metrics::new("gateway");
     let core = Arc::new(Core {
@@ -93,6 +98,7 @@ where
         store,
         compute: compute.clone(),
         credentials: credentials.clone(),
+        credential_policy,
         statuses: Arc::clone(&statuses),
         signer: signer.clone(),
         sandbox_token_ttl: args.sandbox_token_ttl,

@@ -202,16 +202,11 @@ async fn identity_headers_from_clients_are_ignored() {
 
     // Alice claiming to be someone else through headers is still alice.
     let mut alice = gateway.client_with(&oidc::alice(&peer).await).await;
-    let mut request = tonic::Request::new(pb::Provider {
-        name: "mine".into(),
-        r#type: "generic".into(),
-        credential: "c".into(),
-        ..Default::default()
-    });
+    let mut request = tonic::Request::new(support::create_request("mine"));
     request
         .metadata_mut()
         .insert("x-forwarded-user", "root-admin".parse().unwrap());
-    let created = alice.create_provider(request).await.unwrap().into_inner();
+    let created = alice.create_sandbox(request).await.unwrap().into_inner();
     assert_eq!(created.owner, "alice");
     assert_eq!(created.name, "mine");
     gateway.stop().await;

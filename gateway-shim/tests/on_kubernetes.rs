@@ -10,6 +10,7 @@ use std::time::Duration;
 use conformance::kube_sim::http::Shared;
 use conformance::kube_sim::kubelet::Kubelet;
 use conformance::kube_sim::{Selector, serve_with_kubeconfig};
+use proto::pb::health::health_check_response::ServingStatus;
 use proto::testing::{SpawnedDriver, short_dir};
 use support::{Gateway, args, by_name, create_request, wait_phase};
 
@@ -36,6 +37,9 @@ async fn a_sandbox_through_the_gateway_becomes_a_pod_and_back() {
         ],
     );
     let gateway = Gateway::start(args(dir.path(), driver.socket(), None)).await;
+    // The driver binary may still be starting: a create before the gateway has reached
+    // it fails fast (UNAVAILABLE), as it should.
+    gateway.wait_health(ServingStatus::Serving).await;
     let mut client = gateway.client().await;
 
     let created = client

@@ -86,6 +86,11 @@ impl Suite {
         });
         let mut args = args(dir.path(), &compute_socket, Some(&credentials_socket));
         args.oidc = oidc::oidc_args(peer);
+        // The operator lets every user back providers with the mock's static credential.
+        args.credential_policy = Some(support::credential_policy(
+            dir.path(),
+            "grants: [{credentials: [mock-static]}]",
+        ));
         let gateway = Gateway::start(args).await;
         gateway.wait_health(ServingStatus::Serving).await;
         Self {

@@ -31,6 +31,7 @@ fn gateway_args(
         sandbox_endpoint: None,
         driver_call_timeout: Duration::from_secs(5),
         reconcile_interval: Duration::from_secs(30),
+        credential_policy: None,
         oidc: gateway_shim::OidcArgs::default(),
     }
 }

@@ -3,6 +3,7 @@
 //! [`Principal`] from the auth layer; ownership decisions live in [`names`] and the
 //! `visible`/`find` helpers of each module.
 
+mod credential_access;
 pub mod driver_spec;
 mod inference;
 pub mod names;
@@ -33,6 +34,8 @@ pub struct Core {
     pub compute: ComputeClient,
     /// The credentials driver, when configured.
     pub credentials: Option<CredentialsClient>,
+    /// Which credentials users may reference.
+    pub credential_policy: crate::authz::PolicyFile,
     /// Driver-reported statuses and the change feed.
     pub statuses: Arc<Statuses>,
     /// Signs sandbox tokens.

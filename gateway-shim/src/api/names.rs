@@ -124,6 +124,13 @@ pub fn visible_provider_name(principal: &Principal, key: &str) -> String {
         .to_owned()
 }
 
+/// How the owner of the provider `key` names it.
+pub fn visible_provider_name_of_owner(owner: &str, key: &str) -> String {
+    key.strip_prefix(&format!("{owner}/"))
+        .unwrap_or(key)
+        .to_owned()
+}
+
 /// The key of `principal`'s inference route: the global one for admins.
 pub fn route_key(principal: &Principal) -> String {
     if principal.is_admin() {

@@ -5,9 +5,9 @@ use prost::Message as _;
 use proto::pb::gateway::v1 as pb;
 use tonic::Status;
 
-use super::Core;
 use super::names::{self, client_labels};
 use super::sandboxes;
+use super::{Core, credential_access};
 use crate::auth::Principal;
 use crate::store::{Filter, Kind, Record, StoreError};
 
@@ -20,6 +20,12 @@ pub(super) async fn create(
     names::provider_name("name", &provider.name)?;
     check_fields(&provider)?;
     let key = names::provider_key(who, &provider.name);
+    credential_access::check_at_write(
+        core,
+        credential_access::holder_of(&key, who.owner()),
+        &provider.credential,
+    )
+    .await?;
     let stored = pb::Provider {
         name: key.clone(),
         owner: who.owner().to_owned(),
@@ -75,6 +81,12 @@ pub(super) async fn update(
         )));
     }
     let current = decode(&record)?;
+    credential_access::check_at_write(
+        core,
+        credential_access::holder_of(&record.key, &record.owner),
+        &provider.credential,
+    )
+    .await?;
     let stored = pb::Provider {
         name: record.key.clone(),
         owner: current.owner,

@@ -6,7 +6,7 @@ use proto::pb::gateway::v1 as pb;
 use tonic::Status;
 
 use super::names::{self, INFERENCE_ROUTE};
-use super::{Core, inference, providers, sandboxes};
+use super::{Core, credential_access, inference, providers, sandboxes};
 use crate::auth::{Principal, SandboxIdentity};
 use crate::store::{Kind, Record};
 
@@ -18,9 +18,9 @@ pub(super) async fn resolve(
     who: &Principal,
     name: &str,
 ) -> Result<pb::ResolveProviderCredentialResponse, Status> {
-    let (provider, subject) = match who.user() {
+    let (record, subject) = match who.user() {
         Some(user) => (
-            providers::decode(&providers::find(core, who, name).await?)?,
+            providers::find(core, who, name).await?,
             user.bearer.as_ref(),
         ),
         None => {
@@ -35,6 +35,7 @@ pub(super) async fn resolve(
             (load_provider(core, &key).await?, None)
         }
     };
+    let provider = authorized(core, &record).await?;
     let token = core
         .credentials()?
         .resolve(&provider.credential, subject)
@@ -80,7 +81,7 @@ pub(super) async fn bundle(core: &Core, who: &Principal) -> Result<pb::Inference
         return Ok(pb::InferenceBundle { routes: Vec::new() });
     };
     let route = inference::decode(&route_record)?;
-    let provider = load_provider(core, &route.provider).await?;
+    let provider = authorized(core, &load_provider(core, &route.provider).await?).await?;
     let token = core
         .credentials()?
         .resolve(&provider.credential, None)
@@ -115,11 +116,23 @@ async fn calling_sandbox(
     }
 }
 
-async fn load_provider(core: &Core, key: &str) -> Result<pb::Provider, Status> {
-    let record = core.store.get(Kind::Provider, key).await?.ok_or_else(|| {
+async fn load_provider(core: &Core, key: &str) -> Result<Record, Status> {
+    core.store.get(Kind::Provider, key).await?.ok_or_else(|| {
         Status::failed_precondition(format!(
             "provider {key:?} was deleted; ask the sandbox's owner to fix it"
         ))
-    })?;
-    providers::decode(&record)
+    })
+}
+
+/// The provider in `record`, once its credential is checked against the policy.
+async fn authorized(core: &Core, record: &Record) -> Result<pb::Provider, Status> {
+    let provider = providers::decode(record)?;
+    credential_access::check_at_resolve(
+        core,
+        credential_access::holder_of(&record.key, &record.owner),
+        &names::visible_provider_name_of_owner(&record.owner, &record.key),
+        &provider.credential,
+    )
+    .await?;
+    Ok(provider)
 }

@@ -8,6 +8,6 @@ mod link;
 mod sync;
 
 pub use compute::ComputeClient;
-pub use credentials::CredentialsClient;
+pub use credentials::{Catalog, CredentialsClient};
 pub use link::DriverLink;
 pub use sync::{Change, Statuses, follow, monitor};

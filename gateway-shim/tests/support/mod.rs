@@ -40,6 +40,7 @@ pub fn args(dir: &Path, compute: &Path, credentials: Option<&Path>) -> GatewayAr
         sandbox_endpoint: None,
         driver_call_timeout: Duration::from_secs(3),
         reconcile_interval: Duration::from_secs(30),
+        credential_policy: None,
         oidc: gateway_shim::OidcArgs::default(),
     }
 }
@@ -172,6 +173,13 @@ pub async fn wait_phase(client: &mut Client, name: &str, want: &str) -> pb::Sand
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("{name} never reached {want} (last {last})");
+}
+
+/// Writes the credential policy `yaml` to `dir/policy.yaml` and returns its path.
+pub fn credential_policy(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("policy.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
 }
 
 /// Starts the real credentials-driver in this process on `dir/k.sock`, with `config`
