@@ -30,6 +30,8 @@ const READINESS_EVERY: Duration = Duration::from_millis(250);
 const PROBE_EVERY: Duration = Duration::from_secs(2);
 /// How long open calls get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Store key of the marker of the owner-key migration.
+const OWNER_KEYS_MARKER: &str = "owner-keys-namespaced";
 /// Store key of the sandbox-token signing key.
 const SIGNING_KEY: &str = "sandbox-token-key";
 
@@ -62,6 +64,7 @@ where
         .ok_or(Error::MissingComputeSocket)?;
     let store = Store::open(&args.db_url).await?;
     tracing::info!(backend = store.backend(), "store open");
+    migrate_owner_keys(args, &store).await?;
     let signer = signing_key(args, &store).await?;
     let local = match &args.local_token_file {
         Some(path) => {
@@ -208,6 +211,25 @@ async fn track_readiness(
         }
         tokio::time::sleep(READINESS_EVERY).await;
     }
+}
+
+/// Owner keys stamped before they were namespaced by authenticator were OIDC subjects
+/// (or `local`): once OIDC is configured, they move into its issuer's namespace, in one
+/// transaction, once per store.
+async fn migrate_owner_keys(args: &GatewayArgs, store: &Store) -> Result<(), Error> {
+    let Some(config) = args.oidc.config().map_err(Error::Setup)? else {
+        return Ok(());
+    };
+    let namespace = crate::auth::owner::oidc_namespace(&config.issuer);
+    let changed = store
+        .rewrite_once(OWNER_KEYS_MARKER, &|record| {
+            crate::api::owner_migration::rewrite(record, &namespace)
+        })
+        .await?;
+    if changed > 0 {
+        tracing::info!(changed, %namespace, "owner keys moved into the OIDC issuer's namespace");
+    }
+    Ok(())
 }
 
 /// The sandbox-token key: from `--sandbox-token-key-file`, else the one kept in the

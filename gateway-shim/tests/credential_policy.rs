@@ -17,11 +17,15 @@ const DRIVER_CONFIG: &str = "credentials:
   alice-cred: {kind: static, token_ref: alice-cred}
   team-shared: {kind: static, token_ref: team-shared}
 ";
-const POLICY: &str = "grants:
+fn policy(alice: &str) -> String {
+    format!(
+        "grants:
   - credentials: [\"team-*\"]
   - credentials: [alice-cred]
-    owners: [alice]
-";
+    owners: [{alice}]
+"
+    )
+}
 
 fn provider(name: &str, credential: &str) -> pb::Provider {
     pb::Provider {
@@ -57,7 +61,7 @@ async fn credentials_are_authorized_at_create_and_at_every_resolve() {
     let compute_socket = dir.path().join("c.sock");
     let mock = MockCompute::new(Faults::default());
     let _compute = support::serve_mock_compute(&compute_socket, mock.clone()).await;
-    let policy = support::credential_policy(dir.path(), POLICY);
+    let policy = support::credential_policy(dir.path(), &policy(&oidc::owner(&peer, "alice")));
     let mut gateway_args = args(dir.path(), &compute_socket, Some(&credentials_socket));
     gateway_args.oidc = oidc::oidc_args(&peer);
     gateway_args.credential_policy = Some(policy.clone());

@@ -207,7 +207,7 @@ async fn identity_headers_from_clients_are_ignored() {
         .metadata_mut()
         .insert("x-forwarded-user", "root-admin".parse().unwrap());
     let created = alice.create_sandbox(request).await.unwrap().into_inner();
-    assert_eq!(created.owner, "alice");
+    assert_eq!(created.owner, oidc::owner(&peer, "alice"));
     assert_eq!(created.name, "mine");
     gateway.stop().await;
 }

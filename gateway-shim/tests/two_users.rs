@@ -132,9 +132,14 @@ async fn alice_and_bob_each_see_only_their_own_and_share_the_admins() {
         .create_provider(provider("openai", "mock-static", "https://alice.example"))
         .await
         .unwrap();
+    let (alice_owner, bob_owner) = (oidc::owner(&peer, "alice"), oidc::owner(&peer, "bob"));
+    let (alice_key, bob_key) = (
+        format!("{alice_owner}/openai"),
+        format!("{bob_owner}/openai"),
+    );
     assert_eq!(
         (own.get_ref().name.as_str(), own.get_ref().owner.as_str()),
-        ("openai", "alice")
+        ("openai", alice_owner.as_str())
     );
     bob.create_provider(provider("openai", "mock-static", "https://bob.example"))
         .await
@@ -159,56 +164,56 @@ async fn alice_and_bob_each_see_only_their_own_and_share_the_admins() {
     assert_eq!(resolved.endpoint, "https://alice.example");
 
     // Listing: own plus shared, never the other's. The admin sees both scoped keys.
-    let shared_owner = "root-admin".to_owned();
+    let shared_owner = oidc::owner(&peer, "root-admin");
     assert_eq!(
         names(&mut alice).await,
         [
-            ("openai".to_owned(), "alice".to_owned()),
+            ("openai".to_owned(), alice_owner.clone()),
             ("openai".to_owned(), shared_owner.clone())
         ]
     );
     assert_eq!(
         names(&mut admin).await,
         [
-            ("alice/openai".to_owned(), "alice".to_owned()),
-            ("bob/openai".to_owned(), "bob".to_owned()),
+            (alice_key.clone(), alice_owner.clone()),
+            (bob_key.clone(), bob_owner.clone()),
             ("openai".to_owned(), shared_owner.clone()),
         ]
     );
     assert_eq!(
         admin
-            .get_provider(get("alice/openai"))
+            .get_provider(get(&alice_key))
             .await
             .unwrap()
             .into_inner()
             .owner,
-        "alice"
+        alice_owner
     );
 
     // Bob cannot get, update, delete, attach or route to alice's: NOT_FOUND.
     assert_eq!(
-        code(bob.get_provider(get("alice/openai")).await).await,
+        code(bob.get_provider(get(&alice_key)).await).await,
         Code::NotFound
     );
     assert_eq!(
         code(
-            bob.update_provider(provider("alice/openai", "mock-static", "https://x"))
+            bob.update_provider(provider(&alice_key, "mock-static", "https://x"))
                 .await
         )
         .await,
         Code::NotFound
     );
     assert_eq!(
-        code(bob.delete_provider(get("alice/openai")).await).await,
+        code(bob.delete_provider(get(&alice_key)).await).await,
         Code::NotFound
     );
     assert_eq!(
-        code(bob.set_inference_route(route("alice/openai", "m")).await).await,
+        code(bob.set_inference_route(route(&alice_key, "m")).await).await,
         Code::NotFound
     );
     bob.create_sandbox(create_request("bobs")).await.unwrap();
     assert_eq!(
-        code(bob.attach_provider(attach("bobs", "alice/openai")).await).await,
+        code(bob.attach_provider(attach("bobs", &alice_key)).await).await,
         Code::NotFound
     );
     // Nor can he touch her sandbox.

@@ -7,6 +7,7 @@ mod credential_access;
 pub mod driver_spec;
 mod inference;
 pub mod names;
+pub mod owner_migration;
 mod providers;
 mod sandbox_calls;
 mod sandboxes;

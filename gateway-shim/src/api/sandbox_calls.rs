@@ -7,7 +7,7 @@ use tonic::Status;
 
 use super::names::{self, INFERENCE_ROUTE};
 use super::{Core, credential_access, inference, providers, sandboxes};
-use crate::auth::{Principal, SandboxIdentity};
+use crate::auth::{Principal, SandboxIdentity, owner};
 use crate::store::{Kind, Record};
 
 /// Resolves a provider's credential: for a sandbox, one attached to it (no subject
@@ -98,18 +98,24 @@ pub(super) async fn bundle(core: &Core, who: &Principal) -> Result<pb::Inference
     })
 }
 
-/// The sandbox the token was minted for, which must still exist with that owner.
+/// The sandbox the token was minted for, which must still exist with that owner (a
+/// token minted before owner keys were namespaced carries the owner's old key); the
+/// identity returned carries the record's owner key.
 async fn calling_sandbox(
     core: &Core,
     who: &Principal,
 ) -> Result<(SandboxIdentity, pb::Sandbox), Status> {
-    let identity = who
+    let mut identity = who
         .sandbox()
         .cloned()
         .ok_or_else(|| Status::permission_denied("this call is for sandboxes"))?;
     let record: Option<Record> = core.store.get(Kind::Sandbox, &identity.id).await?;
     match record {
-        Some(record) if record.owner == identity.owner => {
+        Some(record)
+            if record.owner == identity.owner
+                || owner::legacy_form(&record.owner).as_deref() == Some(&identity.owner) =>
+        {
+            identity.owner = record.owner.clone();
             Ok((identity, sandboxes::decode(&record)?))
         }
         _ => Err(Status::unauthenticated("this sandbox no longer exists")),

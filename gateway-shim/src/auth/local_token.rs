@@ -77,7 +77,7 @@ impl LocalToken {
         }
         Ok(Some(Principal::new(Identity::User(User {
             subject: LOCAL_SUBJECT.to_owned(),
-            owner: LOCAL_SUBJECT.to_owned(),
+            owner: super::owner::LOCAL_OWNER.to_owned(),
             admin: true,
             user_role: true,
             scopes: None,

@@ -9,6 +9,7 @@ mod authorize;
 mod layer;
 mod local_token;
 mod oidc;
+pub mod owner;
 mod principal;
 pub mod sandbox_token;
 
@@ -22,7 +23,7 @@ pub use authorize::{ALL_SCOPES, authorize, entry_for};
 pub use layer::{AuthLayer, strip_identity_headers};
 pub use local_token::{LOCAL_SUBJECT, LocalToken};
 pub use oidc::{Oidc, OidcConfig, RoleNames};
-pub use principal::{Identity, Principal, SandboxIdentity, User, is_label_value, owner_of};
+pub use principal::{Identity, Principal, SandboxIdentity, User, is_label_value};
 pub use sandbox_token::{Claims, SigningKey};
 
 /// The chain of authenticators the gateway runs: sandbox tokens, the local token,

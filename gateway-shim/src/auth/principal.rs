@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proto::Secret;
-use sha2::{Digest, Sha256};
 
 /// An authenticated caller.
 #[derive(Clone, Debug)]
@@ -34,7 +33,7 @@ pub enum Identity {
 pub struct User {
     /// The subject as the authenticator gave it.
     pub subject: String,
-    /// The owner value stamped on what this user creates ([`owner_of`] the subject).
+    /// The owner key stamped on what this user creates ([`super::owner`]).
     pub owner: String,
     /// Holds the admin role.
     pub admin: bool,
@@ -96,19 +95,6 @@ impl Principal {
     }
 }
 
-/// The owner value for `subject`: the subject itself when it is a valid label value
-/// (at most 63 of `[A-Za-z0-9-_.]`, alphanumeric at both ends), else `u-` and the first
-/// 24 hex digits of its SHA-256.
-pub fn owner_of(subject: &str) -> String {
-    if is_label_value(subject) {
-        subject.to_owned()
-    } else {
-        let digest = Sha256::digest(subject.as_bytes());
-        let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
-        format!("u-{hex}")
-    }
-}
-
 /// A Kubernetes label value that is not empty.
 pub fn is_label_value(value: &str) -> bool {
     let bytes = value.as_bytes();
@@ -119,24 +105,4 @@ pub fn is_label_value(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::owner_of;
-
-    #[test]
-    fn label_safe_subjects_are_kept_and_others_hashed() {
-        assert_eq!(owner_of("alice"), "alice");
-        assert_eq!(
-            owner_of("f81d4fae-7dec-11d0-a765-00a0c91e6bf6"),
-            "f81d4fae-7dec-11d0-a765-00a0c91e6bf6"
-        );
-        let hashed = owner_of("alice@example.com");
-        assert!(hashed.starts_with("u-") && hashed.len() == 26, "{hashed}");
-        assert_eq!(hashed, owner_of("alice@example.com"), "stable");
-        assert_ne!(hashed, owner_of("bob@example.com"));
-        assert!(owner_of("-x").starts_with("u-"));
-        assert!(owner_of(&"a".repeat(64)).starts_with("u-"));
-    }
 }

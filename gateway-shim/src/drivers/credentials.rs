@@ -67,10 +67,7 @@ impl CredentialsClient {
         self.fetch(&mut cached).await
     }
 
-    async fn fetch(
-        &self,
-        cached: &mut CachedCatalog,
-    ) -> Result<Arc<Catalog>, Status> {
+    async fn fetch(&self, cached: &mut CachedCatalog) -> Result<Arc<Catalog>, Status> {
         let client = self.client.clone();
         let listed = self
             .link

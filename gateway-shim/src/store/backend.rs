@@ -125,6 +125,81 @@ macro_rules! record_operations {
                 Ok(rows.into_iter().map(crate::store::Row::from).collect())
             }
 
+            /// Rewrites every record `rewrite` changes, in one transaction holding the
+            /// migration lock, unless the setting `marker` exists; records the marker.
+            /// Returns how many records changed (0 when already done).
+            pub(crate) async fn rewrite_once(
+                &self,
+                marker: &str,
+                rewrite: &(
+                     dyn Fn(&crate::store::Record) -> Option<crate::store::Record> + Send + Sync
+                 ),
+            ) -> Result<usize, crate::store::StoreError> {
+                let setting = crate::store::Kind::Setting.as_str();
+                let mut tx = Self::begin_locked(&self.pool).await?;
+                let done: Option<(i64,)> =
+                    sqlx::query_as("SELECT version FROM objects WHERE kind = $1 AND key = $2")
+                        .bind(setting)
+                        .bind(marker)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if done.is_some() {
+                    return Ok(0);
+                }
+                let rows: Vec<(String, String, String, String, String, Vec<u8>, i64)> =
+                    sqlx::query_as(
+                        "SELECT kind, key, name, owner, labels, body, version FROM objects",
+                    )
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut changed = Vec::new();
+                for (kind, key, name, owner, labels, body, version) in rows {
+                    let Some(kind) = crate::store::Kind::parse(&kind) else {
+                        continue;
+                    };
+                    let record = crate::store::Row::from((key, name, owner, labels, body, version))
+                        .into_record(kind)?;
+                    if let Some(new) = rewrite(&record) {
+                        changed.push((record, new));
+                    }
+                }
+                // Every old row goes before any new one is written: new keys and names
+                // never meet an old row.
+                for (old, _) in &changed {
+                    sqlx::query("DELETE FROM objects WHERE kind = $1 AND key = $2")
+                        .bind(old.kind.as_str())
+                        .bind(&old.key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (_, new) in &changed {
+                    sqlx::query(
+                        "INSERT INTO objects (kind, key, name, owner, labels, body, version)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(new.kind.as_str())
+                    .bind(&new.key)
+                    .bind(&new.name)
+                    .bind(&new.owner)
+                    .bind(crate::store::encode_labels(&new.labels))
+                    .bind(&new.body)
+                    .bind(crate::store::db_version(new.version))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO objects (kind, key, name, owner, labels, body, version)
+                     VALUES ($1, $2, $2, '', '{}', $3, 1)",
+                )
+                .bind(setting)
+                .bind(marker)
+                .bind(Vec::<u8>::new())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(changed.len())
+            }
+
             /// Applies the migrations not yet applied, each in its own transaction.
             ///
             /// Every transaction here, the one creating the bookkeeping table included,

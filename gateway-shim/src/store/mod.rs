@@ -32,6 +32,18 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kind stored as `value` in the `kind` column.
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            Self::Sandbox,
+            Self::Provider,
+            Self::InferenceRoute,
+            Self::Setting,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == value)
+    }
+
     /// The value stored in the `kind` column.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -309,6 +321,24 @@ impl Store {
             .collect()
     }
 
+    /// Applies `rewrite` to every record, once per `marker`: all changed records are
+    /// replaced in one transaction (serialized across replicas) that also records the
+    /// marker, so a crash leaves either nothing or everything done. Returns how many
+    /// records changed (0 when the marker was already there).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`], [`StoreError::CorruptLabels`].
+    pub async fn rewrite_once(
+        &self,
+        marker: &str,
+        rewrite: &(dyn Fn(&Record) -> Option<Record> + Send + Sync),
+    ) -> Result<usize, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.rewrite_once(marker, rewrite).await,
+            Self::Postgres(s) => s.rewrite_once(marker, rewrite).await,
+        }
+    }
+
     /// Why a conditional write matched nothing: the record is gone, or it moved on.
     async fn miss(&self, kind: Kind, key: &str, expected: u64) -> StoreError {
         match self.get(kind, key).await {
@@ -353,7 +383,7 @@ impl From<(String, String, String, String, Vec<u8>, i64)> for Row {
 }
 
 impl Row {
-    fn into_record(self, kind: Kind) -> Result<Record, StoreError> {
+    pub(crate) fn into_record(self, kind: Kind) -> Result<Record, StoreError> {
         let labels =
             serde_json::from_str(&self.labels).map_err(|source| StoreError::CorruptLabels {
                 kind: kind.as_str(),
@@ -372,7 +402,7 @@ impl Row {
     }
 }
 
-fn encode_labels(labels: &BTreeMap<String, String>) -> String {
+pub(crate) fn encode_labels(labels: &BTreeMap<String, String>) -> String {
     serde_json::to_string(labels).unwrap_or_else(|_| "{}".to_owned())
 }
 

@@ -33,6 +33,11 @@ pub fn oidc_args(peer: &OidcPeer) -> gateway_shim::OidcArgs {
     }
 }
 
+/// The owner key the gateway stamps for `subject` of `peer`.
+pub fn owner(peer: &OidcPeer, subject: &str) -> String {
+    gateway_shim::auth::owner::oidc_owner(&peer.issuer, subject)
+}
+
 /// A token for `sub` with `roles` and `scope`.
 pub async fn user_token(peer: &OidcPeer, sub: &str, roles: &[&str], scope: &str) -> String {
     peer.mint(json!({

@@ -13,7 +13,8 @@ use proto::Secret;
 use serde::Deserialize;
 use tonic::Status;
 
-use super::{User, owner_of};
+use super::User;
+use super::owner::oidc_owner;
 use keys::{KeyCache, KeyError};
 
 /// Clock skew allowed on `exp` and `nbf`.
@@ -169,7 +170,7 @@ impl Oidc {
                 .collect::<BTreeSet<_>>()
         });
         User {
-            owner: owner_of(&subject),
+            owner: oidc_owner(&self.config.issuer, &subject),
             subject,
             admin,
             user_role,
