@@ -8,7 +8,7 @@ use tonic::Status;
 use super::names::{self, INFERENCE_ROUTE};
 use super::{Core, providers};
 use crate::auth::Principal;
-use crate::store::{Kind, Record};
+use crate::store::{Kind, Record, StoreError, Write};
 
 /// Sets the caller's route (compare-and-set when `resource_version` is given).
 pub(super) async fn set(
@@ -40,7 +40,7 @@ pub(super) async fn set(
                 )));
             }
             record.body = route.encode_to_vec();
-            record.version = core.store.update(&record).await?;
+            record.version = write_naming(core, Write::Update(&record), &route.provider).await?;
             record
         }
         None if request.resource_version != 0 => {
@@ -49,11 +49,24 @@ pub(super) async fn set(
         None => {
             let mut record = Record::new(Kind::InferenceRoute, &key, &key, who.owner());
             record.body = route.encode_to_vec();
-            record.version = core.store.create(&record).await?;
+            record.version = write_naming(core, Write::Create(&record), &route.provider).await?;
             record
         }
     };
     Ok(view(who, &record))
+}
+
+/// Writes a route while its provider still exists (one transaction with the check).
+async fn write_naming(core: &Core, write: Write<'_>, provider: &str) -> Result<u64, Status> {
+    core.store
+        .write_if_present(write, &[(Kind::Provider, provider)])
+        .await
+        .map_err(|error| match error {
+            StoreError::MissingReference { .. } => {
+                Status::not_found("the route's provider was deleted meanwhile")
+            }
+            other => other.into(),
+        })
 }
 
 /// The caller's route, else the global one.

@@ -104,30 +104,38 @@ pub(super) async fn update(
 /// inference route uses it.
 pub(super) async fn delete(core: &Core, who: &Principal, name: &str) -> Result<(), Status> {
     let record = find_owned(core, who, name).await?;
-    for sandbox_record in core.store.list(Kind::Sandbox, &Filter::default()).await? {
-        let sandbox = sandboxes::decode(&sandbox_record)?;
-        if sandbox.providers.contains(&record.key) {
-            return Err(Status::failed_precondition(format!(
-                "provider {name:?} is attached to sandbox {:?} ({}): detach it first",
-                sandbox.name, sandbox.id
-            )));
+    let key = record.key.clone();
+    let refers = move |referrer: &Record| match referrer.kind {
+        Kind::Sandbox => sandboxes::decode(referrer).is_ok_and(|s| s.providers.contains(&key)),
+        Kind::InferenceRoute => {
+            super::inference::decode(referrer).is_ok_and(|route| route.provider == key)
         }
-    }
-    for route_record in core
-        .store
-        .list(Kind::InferenceRoute, &Filter::default())
-        .await?
-    {
-        if super::inference::decode(&route_record)?.provider == record.key {
-            return Err(Status::failed_precondition(format!(
-                "provider {name:?} serves the inference route {:?}: point the route elsewhere first",
-                route_record.key
-            )));
-        }
-    }
+        Kind::Provider | Kind::Setting => false,
+    };
+    // The check and the delete are one transaction: an attach, a route or a sandbox
+    // create naming this provider either lands first and is found, or finds it gone.
     core.store
-        .delete(Kind::Provider, &record.key, Some(record.version))
-        .await?;
+        .delete_unless_referenced(
+            Kind::Provider,
+            &record.key,
+            record.version,
+            &[Kind::Sandbox, Kind::InferenceRoute],
+            &refers,
+        )
+        .await
+        .map_err(|error| match error {
+            StoreError::Referenced { by } if by.kind == Kind::Sandbox => {
+                Status::failed_precondition(format!(
+                    "provider {name:?} is attached to sandbox {:?} ({}): detach it first",
+                    by.name, by.key
+                ))
+            }
+            StoreError::Referenced { by } => Status::failed_precondition(format!(
+                "provider {name:?} serves the inference route {:?}: point the route elsewhere first",
+                by.key
+            )),
+            other => other.into(),
+        })?;
     tracing::info!(provider = %record.key, "provider deleted");
     Ok(())
 }

@@ -15,7 +15,7 @@ use super::names::{self, client_labels, dns_label};
 use super::{Core, providers};
 use crate::auth::{Claims, Principal};
 use crate::drivers::Change;
-use crate::store::{Filter, Kind, Record};
+use crate::store::{Filter, Kind, Record, StoreError, Write};
 
 /// Creates a sandbox.
 pub(super) async fn create(
@@ -48,15 +48,23 @@ pub(super) async fn create(
     let mut record = Record::new(Kind::Sandbox, &id, &request.name, who.owner());
     record.labels = sandbox.labels.clone().into_iter().collect();
     record.body = sandbox.encode_to_vec();
+    let requires: Vec<(Kind, &str)> = sandbox
+        .providers
+        .iter()
+        .map(|key| (Kind::Provider, key.as_str()))
+        .collect();
     record.version = core
         .store
-        .create(&record)
+        .write_if_present(Write::Create(&record), &requires)
         .await
         .map_err(|error| match error {
-            crate::store::StoreError::AlreadyExists { .. } => Status::already_exists(format!(
+            StoreError::AlreadyExists { .. } => Status::already_exists(format!(
                 "you already have a sandbox named {:?}",
                 request.name
             )),
+            StoreError::MissingReference { .. } => {
+                Status::not_found("a provider named in `providers` was deleted meanwhile")
+            }
             other => other.into(),
         })?;
     core.statuses.begin_create(&id);
@@ -163,8 +171,20 @@ pub(super) async fn attach(
     let key = providers::find(core, who, &request.provider).await?.key;
     let mut sandbox = decode(&record)?;
     if !sandbox.providers.contains(&key) {
-        sandbox.providers.push(key);
-        save(core, &mut record, &sandbox).await?;
+        sandbox.providers.push(key.clone());
+        record.body = sandbox.encode_to_vec();
+        // Written only while the provider still exists (one transaction with the check).
+        record.version = core
+            .store
+            .write_if_present(Write::Update(&record), &[(Kind::Provider, &key)])
+            .await
+            .map_err(|error| match error {
+                StoreError::MissingReference { .. } => {
+                    Status::not_found(format!("provider {:?} not found", request.provider))
+                }
+                other => other.into(),
+            })?;
+        core.statuses.announce(Change::Updated(record.key.clone()));
     }
     Ok(view(core, who, &record))
 }

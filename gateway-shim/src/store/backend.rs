@@ -2,6 +2,17 @@
 //! placeholders (numbered in order of first use), so one macro generates the
 //! statements for each pool type.
 
+/// Creates a record at version 1 unless its key or its owner's name is taken.
+pub(crate) const CREATE_SQL: &str =
+    "INSERT INTO objects (kind, key, name, owner, labels, body, version)
+     VALUES ($1, $2, $3, $4, $5, $6, 1)
+     ON CONFLICT DO NOTHING RETURNING version";
+/// Replaces a record if it is still at the version read.
+pub(crate) const UPDATE_SQL: &str =
+    "UPDATE objects SET name = $1, owner = $2, labels = $3, body = $4,
+         version = version + 1
+     WHERE kind = $5 AND key = $6 AND version = $7 RETURNING version";
+
 /// Generates the record operations for a store type holding `pool: $pool`.
 macro_rules! record_operations {
     ($store:ty) => {
@@ -11,19 +22,15 @@ macro_rules! record_operations {
                 record: &crate::store::Record,
                 labels: &str,
             ) -> Result<Option<u64>, sqlx::Error> {
-                let row: Option<(i64,)> = sqlx::query_as(
-                    "INSERT INTO objects (kind, key, name, owner, labels, body, version)
-                     VALUES ($1, $2, $3, $4, $5, $6, 1)
-                     ON CONFLICT DO NOTHING RETURNING version",
-                )
-                .bind(record.kind.as_str())
-                .bind(&record.key)
-                .bind(&record.name)
-                .bind(&record.owner)
-                .bind(labels)
-                .bind(&record.body)
-                .fetch_optional(&self.pool)
-                .await?;
+                let row: Option<(i64,)> = sqlx::query_as(crate::store::backend::CREATE_SQL)
+                    .bind(record.kind.as_str())
+                    .bind(&record.key)
+                    .bind(&record.name)
+                    .bind(&record.owner)
+                    .bind(labels)
+                    .bind(&record.body)
+                    .fetch_optional(&self.pool)
+                    .await?;
                 Ok(row.map(|(version,)| u64::try_from(version).unwrap_or_default()))
             }
 
@@ -32,20 +39,16 @@ macro_rules! record_operations {
                 record: &crate::store::Record,
                 labels: &str,
             ) -> Result<Option<u64>, sqlx::Error> {
-                let row: Option<(i64,)> = sqlx::query_as(
-                    "UPDATE objects SET name = $1, owner = $2, labels = $3, body = $4,
-                         version = version + 1
-                     WHERE kind = $5 AND key = $6 AND version = $7 RETURNING version",
-                )
-                .bind(&record.name)
-                .bind(&record.owner)
-                .bind(labels)
-                .bind(&record.body)
-                .bind(record.kind.as_str())
-                .bind(&record.key)
-                .bind(crate::store::db_version(record.version))
-                .fetch_optional(&self.pool)
-                .await?;
+                let row: Option<(i64,)> = sqlx::query_as(crate::store::backend::UPDATE_SQL)
+                    .bind(&record.name)
+                    .bind(&record.owner)
+                    .bind(labels)
+                    .bind(&record.body)
+                    .bind(record.kind.as_str())
+                    .bind(&record.key)
+                    .bind(crate::store::db_version(record.version))
+                    .fetch_optional(&self.pool)
+                    .await?;
                 Ok(row.map(|(version,)| u64::try_from(version).unwrap_or_default()))
             }
 

@@ -12,6 +12,7 @@
 //! migrations at start-up and pass the same test suite (`tests/store_suite.rs`).
 
 mod backend;
+mod guarded;
 mod migrations;
 mod postgres;
 mod sqlite;
@@ -94,6 +95,15 @@ impl Record {
     }
 }
 
+/// A write guarded by [`Store::write_if_present`].
+#[derive(Clone, Copy, Debug)]
+pub enum Write<'a> {
+    /// Must create.
+    Create(&'a Record),
+    /// Must match the version read.
+    Update(&'a Record),
+}
+
 /// Which records a list returns.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
@@ -133,6 +143,20 @@ pub enum StoreError {
         /// The version the writer had read.
         expected: u64,
     },
+    /// A guarded write needs a record that does not exist.
+    #[error("{kind} {key:?} does not exist")]
+    MissingReference {
+        /// Kind name.
+        kind: &'static str,
+        /// The key.
+        key: String,
+    },
+    /// A guarded delete found a record referring to it.
+    #[error("{} {:?} refers to it", by.kind.as_str(), by.key)]
+    Referenced {
+        /// The referring record.
+        by: Box<Record>,
+    },
     /// The `--db-url` is not one we can use.
     #[error("--db-url {0}")]
     BadUrl(String),
@@ -157,7 +181,10 @@ impl From<StoreError> for tonic::Status {
         let message = error.to_string();
         match error {
             StoreError::AlreadyExists { .. } => Self::already_exists(message),
-            StoreError::NotFound { .. } => Self::not_found(message),
+            StoreError::NotFound { .. } | StoreError::MissingReference { .. } => {
+                Self::not_found(message)
+            }
+            StoreError::Referenced { .. } => Self::failed_precondition(message),
             StoreError::Conflict { .. } => Self::aborted(message),
             StoreError::BadUrl(_) => Self::invalid_argument(message),
             StoreError::Database(_) | StoreError::CorruptLabels { .. } => {
@@ -319,6 +346,84 @@ impl Store {
             })
             .map(|row| row.into_record(kind))
             .collect()
+    }
+
+    /// `write` if every record in `requires` exists, checked and written in one
+    /// transaction (a concurrent delete of a required record either happens before,
+    /// and this fails, or waits and then sees this write). Returns the new version.
+    ///
+    /// # Errors
+    /// [`StoreError::MissingReference`] naming the first missing record, then as
+    /// [`Store::create`] or [`Store::update`].
+    pub async fn write_if_present(
+        &self,
+        write: Write<'_>,
+        requires: &[(Kind, &str)],
+    ) -> Result<u64, StoreError> {
+        let record = match write {
+            Write::Create(record) | Write::Update(record) => record,
+        };
+        let labels = encode_labels(&record.labels);
+        let written = match self {
+            Self::Sqlite(s) => s.write_if_present(write, &labels, requires).await,
+            Self::Postgres(s) => s.write_if_present(write, &labels, requires).await,
+        };
+        match written {
+            Ok(Ok(Some(version))) => Ok(version),
+            Ok(Ok(None)) => match write {
+                Write::Create(_) => Err(StoreError::AlreadyExists {
+                    kind: record.kind.as_str(),
+                    key: record.key.clone(),
+                }),
+                Write::Update(_) => Err(self.miss(record.kind, &record.key, record.version).await),
+            },
+            Ok(Err((kind, key))) => Err(StoreError::MissingReference {
+                kind: kind.as_str(),
+                key,
+            }),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Err(StoreError::AlreadyExists {
+                    kind: record.kind.as_str(),
+                    key: record.name.clone(),
+                })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Deletes `kind`/`key` at `version` unless a record of a kind in `by` refers to
+    /// it, checked and deleted in one transaction (a concurrent
+    /// [`Store::write_if_present`] naming it either lands first and is found, or
+    /// waits and then finds it gone).
+    ///
+    /// # Errors
+    /// [`StoreError::Referenced`] with the first referrer; [`StoreError::NotFound`] or
+    /// [`StoreError::Conflict`] when the record is gone or moved on.
+    pub async fn delete_unless_referenced(
+        &self,
+        kind: Kind,
+        key: &str,
+        version: u64,
+        by: &[Kind],
+        refers: &(dyn Fn(&Record) -> bool + Send + Sync),
+    ) -> Result<(), StoreError> {
+        let deleted = match self {
+            Self::Sqlite(s) => {
+                s.delete_unless_referenced(kind, key, version, by, refers)
+                    .await?
+            }
+            Self::Postgres(s) => {
+                s.delete_unless_referenced(kind, key, version, by, refers)
+                    .await?
+            }
+        };
+        match deleted {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.miss(kind, key, version).await),
+            Err(referrer) => Err(StoreError::Referenced {
+                by: Box::new(referrer),
+            }),
+        }
     }
 
     /// Applies `rewrite` to every record, once per `marker`: all changed records are

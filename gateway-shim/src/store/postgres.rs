@@ -5,6 +5,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::backend::record_operations;
+use super::guarded::guarded_operations;
 
 /// Advisory lock key that serializes migrations of replicas starting together.
 const MIGRATION_LOCK: i64 = 0x6f70_656e_7368_656c;
@@ -18,6 +19,8 @@ pub struct PostgresStore {
 impl PostgresStore {
     const NAME: &'static str = "postgres";
     const BLOB_TYPE: &'static str = "BYTEA";
+    const LOCK_SHARED: &'static str = " FOR SHARE";
+    const LOCK_EXCLUSIVE: &'static str = " FOR UPDATE";
 
     /// Connects to and migrates the database at `url`.
     pub(crate) async fn open(url: &str) -> Result<Self, sqlx::Error> {
@@ -29,6 +32,13 @@ impl PostgresStore {
         let store = Self { pool };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// A transaction for guarded writes (row locks do the serializing).
+    async fn begin_locked_for_writes(
+        pool: &PgPool,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        pool.begin().await
     }
 
     /// A transaction holding the migration lock (released at its commit or rollback).
@@ -45,3 +55,4 @@ impl PostgresStore {
 }
 
 record_operations!(PostgresStore);
+guarded_operations!(PostgresStore);

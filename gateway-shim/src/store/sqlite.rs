@@ -17,6 +17,7 @@ use nix::fcntl::{Flock, FlockArg};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use super::backend::record_operations;
+use super::guarded::guarded_operations;
 
 /// A SQLite database.
 #[derive(Clone, Debug)]
@@ -27,6 +28,9 @@ pub struct SqliteStore {
 impl SqliteStore {
     const NAME: &'static str = "sqlite";
     const BLOB_TYPE: &'static str = "BLOB";
+    // `BEGIN IMMEDIATE` already serializes writers: no row locks needed (or spelled).
+    const LOCK_SHARED: &'static str = "";
+    const LOCK_EXCLUSIVE: &'static str = "";
 
     /// Opens (creating if missing) and migrates the database at `url`.
     pub(crate) async fn open(url: &str) -> Result<Self, sqlx::Error> {
@@ -57,6 +61,13 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// A transaction for guarded writes: the write lock from its first statement.
+    async fn begin_locked_for_writes(
+        pool: &SqlitePool,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        Self::begin_locked(pool).await
+    }
+
     /// A transaction holding the database's write lock from its first statement
     /// (`BEGIN IMMEDIATE`, waiting out other writers up to the busy timeout), so two
     /// processes opening one file never interleave a check and a schema change.
@@ -68,6 +79,7 @@ impl SqliteStore {
 }
 
 record_operations!(SqliteStore);
+guarded_operations!(SqliteStore);
 
 /// How long a writer (or an opener) waits for another before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,0 +1,124 @@
+//! Writes guarded by other records, each check and its write in one transaction: a
+//! write that needs records to exist (a sandbox or route naming providers), and a delete
+//! that must find no record referring to it (a provider still attached or routed).
+//!
+//! PostgreSQL: the write takes `FOR SHARE` locks on the rows it needs, the delete a
+//! `FOR UPDATE` lock on its row *before* it looks for referrers, so whichever commits
+//! second sees the first: a delete waiting behind an attach then finds the reference;
+//! an attach waiting behind a delete finds the provider gone. SQLite: the transaction
+//! begins `IMMEDIATE`, which serializes writers outright.
+
+/// Generates the guarded operations for a store type with `pool`, `begin_locked`,
+/// `LOCK_SHARED` and `LOCK_EXCLUSIVE`.
+macro_rules! guarded_operations {
+    ($store:ty) => {
+        impl $store {
+            /// `write` if every record in `requires` exists. `Ok(Err(missing))` names
+            /// the first that does not; `Ok(Ok(None))` is a create that found its key
+            /// or name taken, or an update whose version moved on.
+            pub(crate) async fn write_if_present(
+                &self,
+                write: crate::store::Write<'_>,
+                labels: &str,
+                requires: &[(crate::store::Kind, &str)],
+            ) -> Result<Result<Option<u64>, (crate::store::Kind, String)>, sqlx::Error> {
+                let mut tx = Self::begin_locked_for_writes(&self.pool).await?;
+                for (kind, key) in requires {
+                    let sql = format!(
+                        "SELECT version FROM objects WHERE kind = $1 AND key = $2{}",
+                        Self::LOCK_SHARED
+                    );
+                    // Our own constant with the lock clause appended; no input reaches it.
+                    let found: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                        .bind(kind.as_str())
+                        .bind(*key)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if found.is_none() {
+                        return Ok(Err((*kind, (*key).to_owned())));
+                    }
+                }
+                let row: Option<(i64,)> = match write {
+                    crate::store::Write::Create(record) => {
+                        sqlx::query_as(crate::store::backend::CREATE_SQL)
+                            .bind(record.kind.as_str())
+                            .bind(&record.key)
+                            .bind(&record.name)
+                            .bind(&record.owner)
+                            .bind(labels)
+                            .bind(&record.body)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                    }
+                    crate::store::Write::Update(record) => {
+                        sqlx::query_as(crate::store::backend::UPDATE_SQL)
+                            .bind(&record.name)
+                            .bind(&record.owner)
+                            .bind(labels)
+                            .bind(&record.body)
+                            .bind(record.kind.as_str())
+                            .bind(&record.key)
+                            .bind(crate::store::db_version(record.version))
+                            .fetch_optional(&mut *tx)
+                            .await?
+                    }
+                };
+                tx.commit().await?;
+                Ok(Ok(row.map(|(version,)| {
+                    u64::try_from(version).unwrap_or_default()
+                })))
+            }
+
+            /// Deletes `kind`/`key` at `version` unless a record of one of `by` refers
+            /// to it (`refers`). `Ok(Err(referrer))` is the first referrer found;
+            /// `Ok(Ok(false))` means the record is gone or its version moved on.
+            pub(crate) async fn delete_unless_referenced(
+                &self,
+                kind: crate::store::Kind,
+                key: &str,
+                version: u64,
+                by: &[crate::store::Kind],
+                refers: &(dyn Fn(&crate::store::Record) -> bool + Send + Sync),
+            ) -> Result<Result<bool, crate::store::Record>, crate::store::StoreError> {
+                let mut tx = Self::begin_locked_for_writes(&self.pool).await?;
+                let sql = format!(
+                    "SELECT version FROM objects WHERE kind = $1 AND key = $2{}",
+                    Self::LOCK_EXCLUSIVE
+                );
+                // Our own constant with the lock clause appended; no input reaches it.
+                let current: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(kind.as_str())
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if current.is_none_or(|(v,)| v != crate::store::db_version(version)) {
+                    return Ok(Ok(false));
+                }
+                for referring in by {
+                    let rows: Vec<(String, String, String, String, Vec<u8>, i64)> = sqlx::query_as(
+                        "SELECT key, name, owner, labels, body, version FROM objects
+                             WHERE kind = $1",
+                    )
+                    .bind(referring.as_str())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for row in rows {
+                        let record = crate::store::Row::from(row).into_record(*referring)?;
+                        if refers(&record) {
+                            return Ok(Err(record));
+                        }
+                    }
+                }
+                sqlx::query("DELETE FROM objects WHERE kind = $1 AND key = $2")
+                    .bind(kind.as_str())
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Ok(true))
+            }
+        }
+    };
+}
+
+pub(crate) use guarded_operations;
