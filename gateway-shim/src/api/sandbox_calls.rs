@@ -111,6 +111,9 @@ async fn calling_sandbox(
         .ok_or_else(|| Status::permission_denied("this call is for sandboxes"))?;
     let record: Option<Record> = core.store.get(Kind::Sandbox, &identity.id).await?;
     match record {
+        Some(record) if sandboxes::is_stopped(&record) => Err(Status::unauthenticated(
+            "this sandbox is stopped: its token works again once it is started",
+        )),
         Some(record)
             if record.owner == identity.owner
                 || owner::legacy_form(&record.owner).as_deref() == Some(&identity.owner) =>

@@ -125,26 +125,68 @@ pub(super) async fn list(core: &Core, who: &Principal) -> Result<Vec<pb::Sandbox
         .collect())
 }
 
-/// Stops a sandbox (the driver keeps its state).
+/// Stops a sandbox (the driver keeps its state). Its token is refused from the moment
+/// the stop is recorded, before the driver is asked.
 pub(super) async fn stop(
     core: &Core,
     who: &Principal,
     reference: &pb::SandboxRef,
 ) -> Result<pb::Sandbox, Status> {
     let record = find(core, who, reference).await?;
+    let record = mark_stopped(core, record, true).await?;
     core.compute.stop(&record.key).await?;
     Ok(view(core, who, &record))
 }
 
-/// Starts a stopped sandbox.
+/// Starts a stopped sandbox; its token is accepted again.
 pub(super) async fn start(
     core: &Core,
     who: &Principal,
     reference: &pb::SandboxRef,
 ) -> Result<pb::Sandbox, Status> {
     let record = find(core, who, reference).await?;
+    let record = mark_stopped(core, record, false).await?;
     core.compute.start(&record.key).await?;
     Ok(view(core, who, &record))
+}
+
+/// Whether the sandbox of `record` was stopped by its owner (its token is refused).
+pub(super) fn is_stopped(record: &Record) -> bool {
+    record.labels.contains_key(STOPPED)
+}
+
+/// Record-level label (never in the sandbox's own labels) marking a stopped sandbox.
+const STOPPED: &str = "openshell.io/stopped";
+
+/// Sets or clears the stopped mark, re-reading on a concurrent write.
+async fn mark_stopped(core: &Core, mut record: Record, stopped: bool) -> Result<Record, Status> {
+    for _ in 0..5 {
+        if is_stopped(&record) == stopped {
+            return Ok(record);
+        }
+        if stopped {
+            record.labels.insert(STOPPED.to_owned(), "true".to_owned());
+        } else {
+            record.labels.remove(STOPPED);
+        }
+        match core.store.update(&record).await {
+            Ok(version) => {
+                record.version = version;
+                return Ok(record);
+            }
+            Err(StoreError::Conflict { .. }) => {
+                record = core
+                    .store
+                    .get(Kind::Sandbox, &record.key)
+                    .await?
+                    .ok_or_else(|| Status::not_found("the sandbox was deleted meanwhile"))?;
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(Status::aborted(
+        "the sandbox kept changing while being marked; try again",
+    ))
 }
 
 /// Deletes a sandbox from the driver, then its record.
