@@ -141,6 +141,13 @@ where
             PROBE_EVERY,
         )));
     }
+    // A create in flight takes at most three driver calls of --driver-call-timeout each:
+    // a pending create older than four is abandoned (by a crash) on any replica.
+    background.push(tokio::spawn(crate::api::sandbox_saga::repair_loop(
+        Arc::clone(&core),
+        args.reconcile_interval,
+        args.driver_call_timeout.saturating_mul(4),
+    )));
     let (health, health_service) = proto::Health::new(["openshell.gateway.v1.Gateway"]).await;
     background.push(tokio::spawn(track_readiness(
         health.clone(),

@@ -10,6 +10,7 @@ pub mod names;
 pub mod owner_migration;
 mod providers;
 mod sandbox_calls;
+pub mod sandbox_saga;
 mod sandboxes;
 mod watch;
 
@@ -96,6 +97,12 @@ fn caller<T>(request: &Request<T>) -> Result<Principal, Status> {
         .ok_or_else(|| Status::unauthenticated("this call needs `authorization: Bearer <token>`"))
 }
 
+/// When the caller stops waiting (its `grpc-timeout`), if it said.
+fn deadline_of<T>(request: &Request<T>) -> Option<tokio::time::Instant> {
+    proto::deadline::grpc_timeout(request.metadata())
+        .map(|timeout| tokio::time::Instant::now() + timeout)
+}
+
 type Reply<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
@@ -106,7 +113,8 @@ impl GatewayTrait for GatewayApi {
     ) -> Reply<pb::Sandbox> {
         let reply = async move {
             let who = caller(&request)?;
-            sandboxes::create(&self.core, &who, request.into_inner())
+            let deadline = deadline_of(&request);
+            sandboxes::create(&self.core, &who, request.into_inner(), deadline)
                 .await
                 .map(Response::new)
         }
@@ -141,7 +149,8 @@ impl GatewayTrait for GatewayApi {
     async fn stop_sandbox(&self, request: Request<pb::SandboxRef>) -> Reply<pb::Sandbox> {
         let reply = async move {
             let who = caller(&request)?;
-            sandboxes::stop(&self.core, &who, &request.into_inner())
+            let deadline = deadline_of(&request);
+            sandboxes::stop(&self.core, &who, &request.into_inner(), deadline)
                 .await
                 .map(Response::new)
         }
@@ -152,7 +161,8 @@ impl GatewayTrait for GatewayApi {
     async fn start_sandbox(&self, request: Request<pb::SandboxRef>) -> Reply<pb::Sandbox> {
         let reply = async move {
             let who = caller(&request)?;
-            sandboxes::start(&self.core, &who, &request.into_inner())
+            let deadline = deadline_of(&request);
+            sandboxes::start(&self.core, &who, &request.into_inner(), deadline)
                 .await
                 .map(Response::new)
         }

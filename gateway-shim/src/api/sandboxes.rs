@@ -4,6 +4,7 @@
 //! create; if the driver refuses, the record is removed and the driver's answer
 //! returned. Status is what the driver last reported ([`crate::drivers::Statuses`]).
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message as _;
@@ -12,16 +13,18 @@ use tonic::Status;
 
 use super::driver_spec::{driver_sandbox, status};
 use super::names::{self, client_labels, dns_label};
-use super::{Core, providers};
+use super::{Core, providers, sandbox_saga};
 use crate::auth::{Claims, Principal};
 use crate::drivers::Change;
 use crate::store::{Filter, Kind, Record, StoreError, Write};
 
-/// Creates a sandbox.
+/// Creates a sandbox: the record (marked pending), then the driver, in a saga that
+/// finishes or rolls back whatever the caller does ([`super::sandbox_saga`]).
 pub(super) async fn create(
-    core: &Core,
+    core: &Arc<Core>,
     who: &Principal,
     request: pb::CreateSandboxRequest,
+    deadline: Option<tokio::time::Instant>,
 ) -> Result<pb::Sandbox, Status> {
     dns_label("name", &request.name, 63)?;
     let spec = request.spec.unwrap_or_default();
@@ -47,6 +50,9 @@ pub(super) async fn create(
     };
     let mut record = Record::new(Kind::Sandbox, &id, &request.name, who.owner());
     record.labels = sandbox.labels.clone().into_iter().collect();
+    record
+        .labels
+        .insert(sandbox_saga::PENDING.to_owned(), "create".to_owned());
     record.body = sandbox.encode_to_vec();
     let requires: Vec<(Kind, &str)> = sandbox
         .providers
@@ -67,33 +73,18 @@ pub(super) async fn create(
             }
             other => other.into(),
         })?;
-    core.statuses.begin_create(&id);
-    core.statuses.announce(Change::Updated(id.clone()));
-
-    match create_on_driver(core, &sandbox, &workspace).await {
-        Ok(()) => {
-            core.statuses.end_create(&id, true);
-            tracing::info!(sandbox = %id, name = %request.name, owner = %who.owner(), "sandbox created");
-            Ok(view(core, who, &record))
-        }
-        Err(refusal) => {
-            core.statuses.end_create(&id, false);
-            if let Err(error) = core.store.delete(Kind::Sandbox, &id, None).await {
-                tracing::error!(sandbox = %id, %error, "could not remove the record of a refused create");
-            }
-            core.statuses.announce(Change::Deleted(id));
-            Err(refusal)
-        }
-    }
+    let driver = driver_request(core, &sandbox, &workspace);
+    let record = sandbox_saga::create(core, record, driver, deadline).await?;
+    tracing::info!(sandbox = %id, name = %request.name, owner = %who.owner(), "sandbox created");
+    Ok(view(core, who, &record))
 }
 
-async fn create_on_driver(
+/// What the driver is asked to create: the sandbox with its freshly minted token.
+fn driver_request(
     core: &Core,
     sandbox: &pb::Sandbox,
     workspace: &str,
-) -> Result<(), Status> {
-    core.compute.link().ensure_available().await?;
-    core.compute.ensure_workspace(workspace).await?;
+) -> proto::pb::compute::v1::DriverSandbox {
     let expires = SystemTime::now() + core.sandbox_token_ttl;
     let token = core.signer.mint(&Claims {
         sid: sandbox.id.clone(),
@@ -102,9 +93,7 @@ async fn create_on_driver(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     });
-    let request = driver_sandbox(sandbox, workspace, &token, &core.sandbox_endpoint);
-    core.compute.validate(&request).await?;
-    core.compute.create(&request).await
+    driver_sandbox(sandbox, workspace, &token, &core.sandbox_endpoint)
 }
 
 /// One sandbox the caller may see.
@@ -131,10 +120,11 @@ pub(super) async fn stop(
     core: &Core,
     who: &Principal,
     reference: &pb::SandboxRef,
+    deadline: Option<tokio::time::Instant>,
 ) -> Result<pb::Sandbox, Status> {
     let record = find(core, who, reference).await?;
     let record = mark_stopped(core, record, true).await?;
-    core.compute.stop(&record.key).await?;
+    core.compute.within(deadline).stop(&record.key).await?;
     Ok(view(core, who, &record))
 }
 
@@ -143,10 +133,11 @@ pub(super) async fn start(
     core: &Core,
     who: &Principal,
     reference: &pb::SandboxRef,
+    deadline: Option<tokio::time::Instant>,
 ) -> Result<pb::Sandbox, Status> {
     let record = find(core, who, reference).await?;
     let record = mark_stopped(core, record, false).await?;
-    core.compute.start(&record.key).await?;
+    core.compute.within(deadline).start(&record.key).await?;
     Ok(view(core, who, &record))
 }
 
@@ -189,18 +180,22 @@ async fn mark_stopped(core: &Core, mut record: Record, stopped: bool) -> Result<
     ))
 }
 
-/// Deletes a sandbox from the driver, then its record.
+/// Deletes a sandbox from the driver, then its record, in a saga that completes even
+/// if the caller stops waiting ([`super::sandbox_saga`]).
 pub(super) async fn delete(
-    core: &Core,
+    core: &Arc<Core>,
     who: &Principal,
     reference: &pb::SandboxRef,
 ) -> Result<bool, Status> {
-    let record = find(core, who, reference).await?;
-    core.compute.delete(&record.key).await?;
-    let removed = core.store.delete(Kind::Sandbox, &record.key, None).await?;
-    core.statuses.announce(Change::Deleted(record.key.clone()));
-    tracing::info!(sandbox = %record.key, name = %record.name, "sandbox deleted");
-    Ok(removed)
+    let task = tokio::spawn({
+        let (core, who, reference) = (Arc::clone(core), who.clone(), reference.clone());
+        async move {
+            let record = find(&core, &who, &reference).await?;
+            sandbox_saga::delete(&core, record).await
+        }
+    });
+    task.await
+        .map_err(|_| Status::internal("the sandbox delete task failed"))?
 }
 
 /// Attaches a provider the caller may use.

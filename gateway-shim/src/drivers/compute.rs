@@ -49,6 +49,14 @@ impl ComputeClient {
         &self.link
     }
 
+    /// This client with every call also bounded by the caller's `deadline`.
+    pub fn within(&self, deadline: Option<tokio::time::Instant>) -> Self {
+        Self {
+            link: self.link.within(deadline),
+            client: self.client.clone(),
+        }
+    }
+
     /// `GetCapabilities`.
     ///
     /// # Errors

@@ -40,6 +40,19 @@ impl DriverLink {
         }
     }
 
+    /// This link with every call also bounded by `deadline` (the caller's), when that
+    /// comes sooner than the configured deadline.
+    pub fn within(&self, deadline: Option<tokio::time::Instant>) -> Self {
+        let mut link = self.clone();
+        if let Some(deadline) = deadline {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            link.policy = link
+                .policy
+                .with_deadline(remaining.min(self.policy.deadline));
+        }
+        link
+    }
+
     /// The channel, for typed clients.
     pub fn channel(&self) -> Channel {
         self.channel.clone()

@@ -92,6 +92,11 @@ impl Statuses {
         }
     }
 
+    /// Whether a create of `id` is in flight in this process.
+    pub fn is_creating(&self, id: &str) -> bool {
+        self.lock().pending.contains(id)
+    }
+
     /// Applies one watch event.
     pub fn apply(&self, event: pb::WatchSandboxesEvent) {
         use pb::watch_sandboxes_event::Payload;

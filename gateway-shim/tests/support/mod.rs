@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod oidc;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -133,6 +134,17 @@ impl tonic::service::Interceptor for Bearer {
 }
 
 pub type Client = GatewayClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>;
+
+/// A client of the gateway at `addr` with bearer `token`.
+pub async fn client_at(addr: SocketAddr, token: &str) -> Client {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+    GatewayClient::with_interceptor(channel, Bearer(value))
+}
 
 pub fn create_request(name: &str) -> pb::CreateSandboxRequest {
     pb::CreateSandboxRequest {

@@ -33,8 +33,12 @@ pub(crate) async fn wait_for_exec(pid: i32, argv: &[String], limit: std::time::D
     loop {
         match std::fs::read(format!("/proc/{pid}/cmdline")) {
             Ok(cmdline) if cmdline == expected => return true,
-            Ok(cmdline) if cmdline.is_empty() => return true, // exited (zombie)
-            Err(_) => return true,                            // gone
+            // Empty while the process is a zombie (it exited), but also for a moment
+            // while it is inside execve (its memory being replaced): only the former
+            // ends the wait. Taking the latter for "exec'ed" reported Ready before the
+            // launcher had even started, limits not yet applied (seen under CPU load).
+            Ok(cmdline) if cmdline.is_empty() && start_ticks(pid).is_none() => return true,
+            Err(_) => return true, // gone
             Ok(_) => {}
         }
         if tokio::time::Instant::now() >= deadline {
