@@ -132,16 +132,44 @@ async fn delete_is_conditional(store: &Store) {
 }
 
 async fn list_filters_by_owner(store: &Store) {
-    for (key, owner) in [("a1", "alice"), ("b1", "bob"), ("a2", "alice"), ("s", "")] {
+    for (key, owner) in [
+        ("alice/a1", "alice"),
+        ("bob/b1", "bob"),
+        ("alice/a2", "alice"),
+        ("s", "root"),
+        ("bob's-own-100%_", "bob"),
+    ] {
         store.create(&record(key, key, owner, b"")).await.unwrap();
     }
     let keys = |records: Vec<Record>| records.into_iter().map(|r| r.key).collect::<Vec<_>>();
     let alice = Filter {
         owners: Some(vec!["alice".into(), String::new()]),
+        shared: false,
     };
     assert_eq!(
         keys(store.list(Kind::Provider, &alice).await.unwrap()),
-        ["a1", "a2", "s"]
+        ["alice/a1", "alice/a2"]
+    );
+    // Shared: also keys without `/` (the filter runs in SQL; `%` and `_` in keys are
+    // not wildcards of the query's own pattern).
+    let with_shared = Filter {
+        owners: Some(vec!["alice".into()]),
+        shared: true,
+    };
+    assert_eq!(
+        keys(store.list(Kind::Provider, &with_shared).await.unwrap()),
+        ["alice/a1", "alice/a2", "bob's-own-100%_", "s"]
+    );
+    let nobody = Filter {
+        owners: Some(Vec::new()),
+        shared: false,
+    };
+    assert!(
+        store
+            .list(Kind::Provider, &nobody)
+            .await
+            .unwrap()
+            .is_empty()
     );
     assert_eq!(
         keys(
@@ -150,8 +178,15 @@ async fn list_filters_by_owner(store: &Store) {
                 .await
                 .unwrap()
         ),
-        ["a1", "a2", "b1", "s"]
+        ["alice/a1", "alice/a2", "bob's-own-100%_", "bob/b1", "s"]
     );
+    for record in store.list(Kind::Provider, &with_shared).await.unwrap() {
+        assert!(
+            with_shared.admits(&record.key, &record.owner),
+            "{}",
+            record.key
+        );
+    }
 }
 
 /// Eight writers increment one counter 25 times each with read-modify-write; every

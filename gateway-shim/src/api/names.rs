@@ -101,19 +101,6 @@ pub fn owner_candidates(owner: &str, name: &str) -> Vec<String> {
     vec![format!("{owner}/{name}"), name.to_owned()]
 }
 
-/// Whether `principal` may use the provider stored under `key`.
-pub fn may_use_provider(principal: &Principal, key: &str) -> bool {
-    principal.is_admin() || may_owner_use_provider(principal.owner(), key)
-}
-
-/// Whether a sandbox of `owner` may use the provider stored under `key`.
-pub fn may_owner_use_provider(owner: &str, key: &str) -> bool {
-    match key.split_once('/') {
-        Some((key_owner, _)) => key_owner == owner,
-        None => true,
-    }
-}
-
 /// How `principal` sees the provider key `key`.
 pub fn visible_provider_name(principal: &Principal, key: &str) -> String {
     if principal.is_admin() {
@@ -209,8 +196,6 @@ mod tests {
         );
         assert_eq!(visible_provider_name(&alice, "alice/openai"), "openai");
         assert_eq!(visible_provider_name(&alice, "openai"), "openai");
-        assert!(may_use_provider(&alice, "openai"));
-        assert!(!may_use_provider(&alice, "bob/openai"));
     }
 
     #[test]
@@ -225,7 +210,6 @@ mod tests {
             visible_provider_name(&admin, "alice/openai"),
             "alice/openai"
         );
-        assert!(may_use_provider(&admin, "bob/openai"));
         assert_eq!(route_key(&admin), "inference.local");
         assert_eq!(route_key(&user("bob", false)), "inference.local/bob");
     }

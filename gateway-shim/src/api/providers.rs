@@ -9,7 +9,8 @@ use super::names::{self, client_labels};
 use super::sandboxes;
 use super::{Core, credential_access};
 use crate::auth::Principal;
-use crate::store::{Filter, Kind, Record, StoreError};
+use crate::authz::Access;
+use crate::store::{Kind, Record, StoreError};
 
 /// Creates a provider: the caller's own, or a shared one when the caller is an admin.
 pub(super) async fn create(
@@ -58,12 +59,11 @@ pub(super) async fn get(core: &Core, who: &Principal, name: &str) -> Result<pb::
 
 /// The caller's own providers and the shared ones (every one for admins).
 pub(super) async fn list(core: &Core, who: &Principal) -> Result<Vec<pb::Provider>, Status> {
-    let records = core.store.list(Kind::Provider, &Filter::default()).await?;
-    Ok(records
-        .iter()
-        .filter(|record| names::may_use_provider(who, &record.key))
-        .map(|record| view(who, record))
-        .collect())
+    let records = core
+        .store
+        .list(Kind::Provider, &Access::of(who).provider_filter())
+        .await?;
+    Ok(records.iter().map(|record| view(who, record)).collect())
 }
 
 /// Replaces a provider the caller owns (admins: any).
@@ -145,7 +145,7 @@ pub(super) async fn delete(core: &Core, who: &Principal, name: &str) -> Result<(
 pub(super) async fn find(core: &Core, who: &Principal, name: &str) -> Result<Record, Status> {
     for key in names::provider_candidates(who, name)? {
         if let Some(record) = core.store.get(Kind::Provider, &key).await?
-            && names::may_use_provider(who, &record.key)
+            && Access::of(who).may_use_provider(&record.key)
         {
             return Ok(record);
         }

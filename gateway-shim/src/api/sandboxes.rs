@@ -15,8 +15,9 @@ use super::driver_spec::{driver_sandbox, status};
 use super::names::{self, client_labels, dns_label};
 use super::{Core, providers, sandbox_saga};
 use crate::auth::{Claims, Principal};
+use crate::authz::Access;
 use crate::drivers::Change;
-use crate::store::{Filter, Kind, Record, StoreError, Write};
+use crate::store::{Kind, Record, StoreError, Write};
 
 /// Creates a sandbox: the record (marked pending), then the driver, in a saga that
 /// finishes or rolls back whatever the caller does ([`super::sandbox_saga`]).
@@ -107,7 +108,10 @@ pub(super) async fn get(
 
 /// The caller's sandboxes (everyone's for admins).
 pub(super) async fn list(core: &Core, who: &Principal) -> Result<Vec<pb::Sandbox>, Status> {
-    let records = core.store.list(Kind::Sandbox, &owner_filter(who)).await?;
+    let records = core
+        .store
+        .list(Kind::Sandbox, &Access::of(who).sandbox_filter())
+        .await?;
     Ok(records
         .iter()
         .map(|record| view(core, who, record))
@@ -261,7 +265,7 @@ pub(super) async fn find(
         core.store
             .get(Kind::Sandbox, &reference.id)
             .await?
-            .filter(|record| who.is_admin() || record.owner == who.owner())
+            .filter(|record| Access::of(who).owns(&record.owner))
     } else if !reference.name.is_empty() {
         core.store
             .get_by_name(Kind::Sandbox, who.owner(), &reference.name)
@@ -306,13 +310,6 @@ pub(super) fn view(core: &Core, who: &Principal, record: &Record) -> pb::Sandbox
         core.statuses.synced(),
     ));
     sandbox
-}
-
-/// The records `who` may list.
-pub(super) fn owner_filter(who: &Principal) -> Filter {
-    Filter {
-        owners: (!who.is_admin()).then(|| vec![who.owner().to_owned()]),
-    }
 }
 
 fn new_id() -> Result<String, Status> {

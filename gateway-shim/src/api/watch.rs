@@ -13,6 +13,7 @@ use tonic::Status;
 
 use super::{Core, sandboxes};
 use crate::auth::Principal;
+use crate::authz::Access;
 use crate::drivers::Change;
 use crate::store::Kind;
 
@@ -83,7 +84,7 @@ async fn snapshot(
 ) -> Result<(), ()> {
     let records = match core
         .store
-        .list(Kind::Sandbox, &sandboxes::owner_filter(who))
+        .list(Kind::Sandbox, &Access::of(who).sandbox_filter())
         .await
     {
         Ok(records) => records,
@@ -114,7 +115,7 @@ async fn updated(
     let Ok(Some(record)) = core.store.get(Kind::Sandbox, id).await else {
         return Ok(());
     };
-    if !(who.is_admin() || record.owner == who.owner()) {
+    if !Access::of(who).owns(&record.owner) {
         return Ok(());
     }
     seen.insert(record.key.clone());

@@ -76,6 +76,110 @@ pub fn authorize(entry: &MethodAuthEntry, principal: Option<&Principal>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::{Identity, Principal, SandboxIdentity, User};
+    use std::collections::BTreeSet;
+    use tonic::Code;
+
+    fn entry(mode: AuthMode, role: Role, scope: &'static str) -> MethodAuthEntry {
+        MethodAuthEntry {
+            path: "/openshell.gateway.v1.Gateway/Test",
+            mode: mode as i32,
+            role: role as i32,
+            scope,
+        }
+    }
+
+    fn user(admin: bool, user_role: bool, scopes: Option<&[&str]>) -> Principal {
+        Principal::new(Identity::User(User {
+            subject: "s".into(),
+            owner: "o".into(),
+            admin,
+            user_role,
+            scopes: scopes.map(|s| s.iter().map(|x| (*x).to_owned()).collect::<BTreeSet<_>>()),
+            bearer: None,
+        }))
+    }
+
+    fn sandbox() -> Principal {
+        Principal::new(Identity::Sandbox(SandboxIdentity {
+            id: "sb-1".into(),
+            owner: "o".into(),
+        }))
+    }
+
+    #[test]
+    fn decision_table() {
+        use AuthMode::{Either, Sandbox, Unauthenticated, Unspecified, User as UserMode};
+        let plain = user(false, true, None);
+        let admin = user(true, true, None);
+        let no_role = user(false, false, None);
+        let scoped = user(false, true, Some(&["sandbox:read"]));
+        let all = user(false, true, Some(&[ALL_SCOPES]));
+        let sb = sandbox();
+        let ok = None;
+        let denied = Some(Code::PermissionDenied);
+        let anonymous = Some(Code::Unauthenticated);
+        let rows: &[(MethodAuthEntry, Option<&Principal>, Option<Code>)] = &[
+            (entry(Unauthenticated, Role::Unspecified, ""), None, ok),
+            (entry(Unspecified, Role::User, "x"), Some(&admin), denied),
+            (entry(UserMode, Role::User, "sandbox:read"), None, anonymous),
+            (
+                entry(UserMode, Role::User, "sandbox:read"),
+                Some(&plain),
+                ok,
+            ),
+            (
+                entry(UserMode, Role::User, "sandbox:read"),
+                Some(&sb),
+                denied,
+            ),
+            (
+                entry(UserMode, Role::User, "sandbox:read"),
+                Some(&no_role),
+                denied,
+            ),
+            (
+                entry(UserMode, Role::User, "sandbox:read"),
+                Some(&admin),
+                ok,
+            ),
+            (
+                entry(UserMode, Role::Admin, "sandbox:read"),
+                Some(&plain),
+                denied,
+            ),
+            (
+                entry(UserMode, Role::Admin, "sandbox:read"),
+                Some(&admin),
+                ok,
+            ),
+            (
+                entry(UserMode, Role::User, "sandbox:read"),
+                Some(&scoped),
+                ok,
+            ),
+            (
+                entry(UserMode, Role::User, "sandbox:write"),
+                Some(&scoped),
+                denied,
+            ),
+            (entry(UserMode, Role::User, "sandbox:write"), Some(&all), ok),
+            (entry(Sandbox, Role::Unspecified, ""), Some(&sb), ok),
+            (entry(Sandbox, Role::Unspecified, ""), Some(&admin), denied),
+            (entry(Sandbox, Role::Unspecified, ""), None, anonymous),
+            (entry(Either, Role::User, "provider:read"), Some(&sb), ok),
+            (entry(Either, Role::User, "provider:read"), Some(&plain), ok),
+            (
+                entry(Either, Role::User, "provider:read"),
+                Some(&no_role),
+                denied,
+            ),
+        ];
+        for (i, (entry, principal, want)) in rows.iter().enumerate() {
+            let got = authorize(entry, *principal).err().map(|s| s.code());
+            assert_eq!(got, *want, "row {i}: {entry:?}");
+        }
+    }
 
     #[test]
     fn every_gateway_method_declares_its_auth() {

@@ -1,12 +1,16 @@
 //! Authorization decisions as pure functions, in one place.
 //!
+//! - [`access`]: who may see, use and change which record, and the same decisions as
+//!   store filters for listings.
 //! - [`credential_policy`]: which credentials the owner of a provider may reference
 //!   (the operator's policy), decided at create/update and again at every resolve.
 //! - [`policy_file`]: the policy's file, re-read when it changes (a change revokes at
 //!   once; a broken file denies users until fixed).
 
+pub mod access;
 pub mod credential_policy;
 pub mod policy_file;
 
+pub use access::Access;
 pub use credential_policy::{CredentialPolicy, Holder};
 pub use policy_file::PolicyFile;

@@ -117,14 +117,20 @@ macro_rules! record_operations {
             pub(crate) async fn list(
                 &self,
                 kind: crate::store::Kind,
+                filter: &crate::store::Filter,
             ) -> Result<Vec<crate::store::Row>, sqlx::Error> {
-                let rows: Vec<(String, String, String, String, Vec<u8>, i64)> = sqlx::query_as(
+                let sql = format!(
                     "SELECT key, name, owner, labels, body, version FROM objects
-                     WHERE kind = $1 ORDER BY key",
-                )
-                .bind(kind.as_str())
-                .fetch_all(&self.pool)
-                .await?;
+                     WHERE kind = $1{} ORDER BY key",
+                    filter.sql()
+                );
+                // Our own text: placeholders only, the values are bound.
+                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(kind.as_str());
+                for owner in filter.owners.iter().flatten() {
+                    query = query.bind(owner);
+                }
+                let rows: Vec<(String, String, String, String, Vec<u8>, i64)> =
+                    query.fetch_all(&self.pool).await?;
                 Ok(rows.into_iter().map(crate::store::Row::from).collect())
             }
 

@@ -104,12 +104,42 @@ pub enum Write<'a> {
     Update(&'a Record),
 }
 
-/// Which records a list returns.
+/// Which records a list returns, applied in the query (built by
+/// [`crate::authz::Access`]).
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
-    /// Only records of these owners (`None`: everyone's). The one place ownership
-    /// narrows a listing.
+    /// Only records of these owners (`None`: everyone's).
     pub owners: Option<Vec<String>>,
+    /// With `owners`: also shared records (keys without `/`).
+    pub shared: bool,
+}
+
+impl Filter {
+    /// Whether a record with `key` and `owner` passes (what the query's `WHERE` says).
+    pub fn admits(&self, key: &str, owner: &str) -> bool {
+        match &self.owners {
+            None => true,
+            Some(owners) => {
+                owners.iter().any(|o| o == owner) || (self.shared && !key.contains('/'))
+            }
+        }
+    }
+
+    /// The `WHERE` clause after `kind = $1`, with placeholders from `$2`.
+    pub(crate) fn sql(&self) -> String {
+        let Some(owners) = &self.owners else {
+            return String::new();
+        };
+        let placeholders: Vec<String> = (0..owners.len()).map(|i| format!("${}", i + 2)).collect();
+        let mut clause = format!("owner IN ({})", placeholders.join(", "));
+        if owners.is_empty() {
+            clause = "FALSE".to_owned();
+        }
+        if self.shared {
+            clause = format!("({clause} OR key NOT LIKE '%/%')");
+        }
+        format!(" AND {clause}")
+    }
 }
 
 /// Why a store call failed.
@@ -334,18 +364,10 @@ impl Store {
     /// [`StoreError::Database`].
     pub async fn list(&self, kind: Kind, filter: &Filter) -> Result<Vec<Record>, StoreError> {
         let rows = match self {
-            Self::Sqlite(s) => s.list(kind).await?,
-            Self::Postgres(s) => s.list(kind).await?,
+            Self::Sqlite(s) => s.list(kind, filter).await?,
+            Self::Postgres(s) => s.list(kind, filter).await?,
         };
-        rows.into_iter()
-            .filter(|row| {
-                filter
-                    .owners
-                    .as_ref()
-                    .is_none_or(|owners| owners.contains(&row.owner))
-            })
-            .map(|row| row.into_record(kind))
-            .collect()
+        rows.into_iter().map(|row| row.into_record(kind)).collect()
     }
 
     /// `write` if every record in `requires` exists, checked and written in one
