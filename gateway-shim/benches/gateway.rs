@@ -11,6 +11,8 @@
 //! `cargo bench -p gateway-shim --bench gateway` (`BENCH_SECONDS`, default 3).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+#[path = "common/measure.rs"]
+mod measure;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -19,66 +21,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use conformance::mock::{Faults, MockCompute};
+use measure::{measure, row, seconds};
 use proto::pb::credentials::v1::ResolveCredentialRequest;
 use proto::pb::credentials::v1::credentials_driver_client::CredentialsDriverClient;
 use proto::pb::gateway::v1 as pb;
-use tokio::time::Instant;
-
-fn seconds() -> Duration {
-    let secs = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-    Duration::from_secs(secs)
-}
-
-/// Runs `call` from `callers` tasks for `length` after a 0.5 s warm-up; returns p50,
-/// p99 and calls per second.
-async fn measure<F, Fut>(
-    callers: usize,
-    length: Duration,
-    call: F,
-) -> (usize, Duration, Duration, f64)
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let warm = Instant::now() + Duration::from_millis(500);
-    let stop = warm + length;
-    let mut tasks = Vec::new();
-    for _ in 0..callers {
-        let call = call.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut samples = Vec::new();
-            loop {
-                let started = Instant::now();
-                if started >= stop {
-                    return samples;
-                }
-                call().await;
-                if started >= warm {
-                    samples.push(started.elapsed());
-                }
-            }
-        }));
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap());
-    }
-    all.sort();
-    let p = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    (
-        all.len(),
-        p(0.50),
-        p(0.99),
-        all.len() as f64 / length.as_secs_f64(),
-    )
-}
-
-fn row(label: &str, callers: usize, (calls, p50, p99, rate): (usize, Duration, Duration, f64)) {
-    println!("| {label} | {callers} | {calls} | {p50:.1?} | {p99:.1?} | {rate:.0} |");
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
