@@ -55,6 +55,7 @@ pub fn sandbox(
     log_level(&spec.log_level)?;
     environment("sandbox.spec.environment", &spec.environment)?;
     command(&spec.command, command_required)?;
+    exec_size(&spec.command, &spec.environment)?;
     if spec.sandbox_token.chars().any(char::is_control) {
         return Err(invalid(
             "sandbox.spec.sandbox_token",
@@ -171,7 +172,7 @@ fn environment(field: &str, env: &HashMap<String, String>) -> Result<(), Invalid
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid_name {
             return Err(invalid(
-                format!("{field}[{:?}]", name.escape_debug().to_string()),
+                format!("{field}[{}]", shown(name)),
                 "variable names are letters, digits and '_', not starting with a digit",
             ));
         }
@@ -181,6 +182,58 @@ fn environment(field: &str, env: &HashMap<String, String>) -> Result<(), Invalid
                 "value must not contain NUL",
             ));
         }
+    }
+    Ok(())
+}
+
+/// The kernel's limit on one argument or `NAME=value` string, NUL included
+/// (`MAX_ARG_STRLEN`).
+const MAX_ARG_STRLEN: usize = 128 * 1024;
+/// Limit on argv and the environment together: well under a quarter of the default
+/// 8 MiB stack (the kernel's `ARG_MAX` rule), leaving room for what is added at launch.
+const MAX_EXEC_TOTAL: usize = 1024 * 1024;
+
+/// A caller's string in a field path: quoted when short and printable, else its size.
+fn shown(value: &str) -> String {
+    if value.len() <= 64 && !value.chars().any(char::is_control) {
+        format!("{value:?}")
+    } else {
+        format!("(a name of {} bytes)", value.len())
+    }
+}
+
+/// argv and the environment within what `execve` accepts (both backends: a pod's
+/// container runs the same `execve`).
+fn exec_size(argv: &[String], env: &HashMap<String, String>) -> Result<(), InvalidField> {
+    let mut total = 0;
+    for (i, arg) in argv.iter().enumerate() {
+        if arg.len() + 1 > MAX_ARG_STRLEN {
+            return Err(invalid(
+                format!("sandbox.spec.command[{i}]"),
+                format!(
+                    "{} bytes, over the kernel's limit of {} on one argument",
+                    arg.len(),
+                    MAX_ARG_STRLEN - 1
+                ),
+            ));
+        }
+        total += arg.len() + 1;
+    }
+    for (name, value) in env {
+        let size = name.len() + value.len() + 2;
+        if size > MAX_ARG_STRLEN {
+            return Err(invalid(
+                format!("sandbox.spec.environment[{}]", shown(name)),
+                format!("{size} bytes as NAME=value, over the kernel's limit of {MAX_ARG_STRLEN}"),
+            ));
+        }
+        total += size;
+    }
+    if total > MAX_EXEC_TOTAL {
+        return Err(invalid(
+            "sandbox.spec.command and sandbox.spec.environment",
+            format!("{total} bytes together, over the limit of {MAX_EXEC_TOTAL}"),
+        ));
     }
     Ok(())
 }

@@ -87,6 +87,12 @@ pub struct GatewayArgs {
     /// How often to reconcile with a full ListSandboxes (besides the watch stream).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub reconcile_interval: Duration,
+    /// Sandboxes one owner may have (RESOURCE_EXHAUSTED beyond).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_sandboxes_per_owner: usize,
+    /// Providers one owner may have (RESOURCE_EXHAUSTED beyond).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_providers_per_owner: usize,
     /// YAML file saying which credentials users may back their providers with (see
     /// the README, "Credential policy"); re-read when it changes. Unset: users may
     /// reference token-exchange credentials only; admins any.

@@ -101,6 +101,8 @@ pub async fn run_dev(dev: &DevArgs, log: &LogArgs) -> Result<(), Error> {
         driver_call_timeout: Duration::from_secs(10),
         reconcile_interval: Duration::from_secs(30),
         credential_policy: None,
+        max_sandboxes_per_owner: 1000,
+        max_providers_per_owner: 100,
         oidc: crate::OidcArgs::default(),
     };
     let result = match listen(gateway.listen).await {

@@ -102,6 +102,11 @@ where
         compute: compute.clone(),
         credentials: credentials.clone(),
         credential_policy,
+        limits: crate::api::limits::Limits {
+            max_sandboxes_per_owner: args.max_sandboxes_per_owner,
+            max_providers_per_owner: args.max_providers_per_owner,
+            ..Default::default()
+        },
         statuses: Arc::clone(&statuses),
         signer: signer.clone(),
         sandbox_token_ttl: args.sandbox_token_ttl,
@@ -160,10 +165,13 @@ where
 
     tracing::info!(listen = %local_addr, "gateway listening; NOT_SERVING until the drivers answer");
     let closing = core.closing.clone();
+    let max_request = core.limits.max_request_bytes;
     let server = Server::builder()
         .layer(AuthLayer::new(authenticator, metrics))
         .add_service(health_service)
-        .add_service(GatewayServer::new(GatewayApi::new(core)))
+        .add_service(
+            GatewayServer::new(GatewayApi::new(core)).max_decoding_message_size(max_request),
+        )
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
             closing.clone().cancelled_owned(),

@@ -32,6 +32,8 @@ fn gateway_args(
         driver_call_timeout: Duration::from_secs(5),
         reconcile_interval: Duration::from_secs(30),
         credential_policy: None,
+        max_sandboxes_per_owner: 1000,
+        max_providers_per_owner: 100,
         oidc: gateway_shim::OidcArgs::default(),
     }
 }

@@ -176,3 +176,25 @@ fn references_need_an_id_or_a_name() {
     assert_eq!(workspace("").unwrap_err().field, "workspace");
     assert!(workspace("team-a").is_ok());
 }
+
+#[test]
+fn argv_and_environment_beyond_the_kernel_limits_are_named_not_echoed() {
+    let huge = "z".repeat(200_000);
+    let field = rejected_field(|s| spec(s).command = vec!["sh".into(), huge.clone()]);
+    assert_eq!(field, "sandbox.spec.command[1]");
+    let field = rejected_field(|s| {
+        spec(s).environment.insert("BIG".into(), huge.clone());
+    });
+    assert_eq!(field, "sandbox.spec.environment[\"BIG\"]");
+    // Each piece fits, together they do not.
+    let piece = "z".repeat(100_000);
+    let field = rejected_field(|s| spec(s).command = vec![piece.clone(); 11]);
+    assert_eq!(field, "sandbox.spec.command and sandbox.spec.environment");
+    // A long bad name is shown by its size only.
+    let mut sandbox = valid();
+    spec(&mut sandbox)
+        .environment
+        .insert(format!("1{huge}"), "v".into());
+    let error = crate::validate::sandbox(&sandbox, true).unwrap_err();
+    assert!(!error.to_string().contains("zzzz"), "{error}");
+}

@@ -16,6 +16,7 @@ pub(super) async fn set(
     who: &Principal,
     request: pb::SetInferenceRouteRequest,
 ) -> Result<pb::InferenceRoute, Status> {
+    super::limits::text("model", &request.model, 256)?;
     if request.model.trim().is_empty() {
         return Err(Status::invalid_argument(
             "model: name the model the route serves",

@@ -6,6 +6,7 @@
 mod credential_access;
 pub mod driver_spec;
 mod inference;
+pub mod limits;
 pub mod names;
 pub mod owner_migration;
 mod providers;
@@ -38,6 +39,8 @@ pub struct Core {
     pub credentials: Option<CredentialsClient>,
     /// Which credentials users may reference.
     pub credential_policy: crate::authz::PolicyFile,
+    /// Input limits.
+    pub limits: limits::Limits,
     /// Driver-reported statuses and the change feed.
     pub statuses: Arc<Statuses>,
     /// Signs sandbox tokens.

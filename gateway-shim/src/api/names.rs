@@ -34,7 +34,8 @@ pub fn dns_label(field: &str, value: &str, max: usize) -> Result<(), Status> {
         Ok(())
     } else {
         Err(Status::invalid_argument(format!(
-            "{field} {value:?} is invalid: use 1 to {max} lowercase letters, digits or '-', starting and ending with a letter or digit"
+            "{field} {} is invalid: use 1 to {max} lowercase letters, digits or '-', starting and ending with a letter or digit",
+            super::limits::shown(value)
         )))
     }
 }
@@ -55,7 +56,8 @@ pub fn provider_name(field: &str, value: &str) -> Result<(), Status> {
         Ok(())
     } else {
         Err(Status::invalid_argument(format!(
-            "{field} {value:?} is invalid: use 1 to 63 letters, digits, '-', '_' or '.', starting with a letter or digit"
+            "{field} {} is invalid: use 1 to 63 letters, digits, '-', '_' or '.', starting with a letter or digit",
+            super::limits::shown(value)
         )))
     }
 }
@@ -87,7 +89,10 @@ pub fn provider_candidates(principal: &Principal, name: &str) -> Result<Vec<Stri
     }
     if name.contains('/') {
         // Another user's key: it does not exist for this caller.
-        return Err(Status::not_found(format!("provider {name:?} not found")));
+        return Err(Status::not_found(format!(
+            "provider {} not found",
+            super::limits::shown(name)
+        )));
     }
     provider_name("provider", name)?;
     Ok(vec![

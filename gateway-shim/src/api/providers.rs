@@ -7,7 +7,7 @@ use tonic::Status;
 
 use super::names::{self, client_labels};
 use super::sandboxes;
-use super::{Core, credential_access};
+use super::{Core, credential_access, limits};
 use crate::auth::Principal;
 use crate::authz::Access;
 use crate::store::{Kind, Record, StoreError};
@@ -20,6 +20,11 @@ pub(super) async fn create(
 ) -> Result<pb::Provider, Status> {
     names::provider_name("name", &provider.name)?;
     check_fields(&provider)?;
+    limits::count(
+        "providers",
+        core.store.count(Kind::Provider, who.owner()).await?,
+        core.limits.max_providers_per_owner,
+    )?;
     let key = names::provider_key(who, &provider.name);
     credential_access::check_at_write(
         core,
@@ -150,7 +155,10 @@ pub(super) async fn find(core: &Core, who: &Principal, name: &str) -> Result<Rec
             return Ok(record);
         }
     }
-    Err(Status::not_found(format!("provider {name:?} not found")))
+    Err(Status::not_found(format!(
+        "provider {} not found",
+        limits::shown(name)
+    )))
 }
 
 /// A provider the caller may change: their own (admins: any).
@@ -167,7 +175,10 @@ async fn find_owned(core: &Core, who: &Principal, name: &str) -> Result<Record, 
                 "provider {name:?} is shared: only an admin can change it"
             )))
         }
-        None => Err(Status::not_found(format!("provider {name:?} not found"))),
+        None => Err(Status::not_found(format!(
+            "provider {} not found",
+            limits::shown(name)
+        ))),
     }
 }
 
@@ -189,6 +200,7 @@ fn stored_name(who: &Principal, key: &str) -> String {
 }
 
 fn check_fields(provider: &pb::Provider) -> Result<(), Status> {
+    limits::provider(provider)?;
     if provider.credential.trim().is_empty() {
         return Err(Status::invalid_argument(
             "credential: name the credential in the credentials driver that backs this provider",

@@ -30,7 +30,10 @@ pub(super) async fn resolve(
                 .into_iter()
                 .find(|key| sandbox.providers.contains(key))
                 .ok_or_else(|| {
-                    Status::not_found(format!("provider {name:?} is not attached to this sandbox"))
+                    Status::not_found(format!(
+                        "provider {} is not attached to this sandbox",
+                        super::limits::shown(name)
+                    ))
                 })?;
             (load_provider(core, &key).await?, None)
         }

@@ -13,7 +13,7 @@ use tonic::Status;
 
 use super::driver_spec::{driver_sandbox, status};
 use super::names::{self, client_labels, dns_label};
-use super::{Core, providers, sandbox_saga};
+use super::{Core, limits, providers, sandbox_saga};
 use crate::auth::{Claims, Principal};
 use crate::authz::Access;
 use crate::drivers::Change;
@@ -28,6 +28,12 @@ pub(super) async fn create(
     deadline: Option<tokio::time::Instant>,
 ) -> Result<pb::Sandbox, Status> {
     dns_label("name", &request.name, 63)?;
+    limits::create(&request)?;
+    limits::count(
+        "sandboxes",
+        core.store.count(Kind::Sandbox, who.owner()).await?,
+        core.limits.max_sandboxes_per_owner,
+    )?;
     let spec = request.spec.unwrap_or_default();
     let workspace = names::workspace(who.owner(), &spec.workspace)?;
     let mut keys = Vec::new();
@@ -220,9 +226,10 @@ pub(super) async fn attach(
             .write_if_present(Write::Update(&record), &[(Kind::Provider, &key)])
             .await
             .map_err(|error| match error {
-                StoreError::MissingReference { .. } => {
-                    Status::not_found(format!("provider {:?} not found", request.provider))
-                }
+                StoreError::MissingReference { .. } => Status::not_found(format!(
+                    "provider {} not found",
+                    limits::shown(&request.provider)
+                )),
                 other => other.into(),
             })?;
         core.statuses.announce(Change::Updated(record.key.clone()));
@@ -274,12 +281,12 @@ pub(super) async fn find(
         return Err(Status::invalid_argument("sandbox: give its id or its name"));
     };
     found.ok_or_else(|| {
-        let shown = if reference.id.is_empty() {
+        let given = if reference.id.is_empty() {
             &reference.name
         } else {
             &reference.id
         };
-        Status::not_found(format!("sandbox {shown:?} not found"))
+        Status::not_found(format!("sandbox {} not found", limits::shown(given)))
     })
 }
 

@@ -22,8 +22,14 @@ pub(super) fn emit(
             serde_json::to_string_pretty(json).unwrap_or_default()
         ),
         Output::Table => {
+            // A cell is one line of printable text, whatever a record holds: another
+            // user's newline or escape sequence cannot forge rows or repaint the screen.
+            let rows: Vec<Vec<String>> = rows
+                .iter()
+                .map(|row| row.iter().map(|cell| printable(cell)).collect())
+                .collect();
             let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-            for row in rows {
+            for row in &rows {
                 for (width, cell) in widths.iter_mut().zip(row) {
                     *width = (*width).max(cell.chars().count());
                 }
@@ -37,11 +43,28 @@ pub(super) fn emit(
                 padded.join("  ").trim_end().to_owned()
             };
             writeln!(out, "{}", line(header.to_vec()))?;
-            for row in rows {
+            for row in &rows {
                 writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
             }
             Ok(())
         }
+    }
+}
+
+/// `cell` with control characters escaped (`\n`, `\u{1b}`, ...).
+fn printable(cell: &str) -> String {
+    if cell.chars().any(char::is_control) {
+        cell.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        cell.to_owned()
     }
 }
 
@@ -138,4 +161,17 @@ pub(super) fn route_json(r: &pb::InferenceRoute) -> Value {
         "name": r.name, "provider": r.provider, "model": r.model, "owner": r.owner,
         "resource_version": r.resource_version,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_in_cells_are_escaped() {
+        assert_eq!(printable("plain ü"), "plain ü");
+        assert_eq!(printable("a\nforged  row"), "a\\nforged  row");
+        assert_eq!(printable("\u{1b}[2J"), "\\u{1b}[2J");
+        assert!(!printable("x\r\ty\0").chars().any(char::is_control));
+    }
 }

@@ -36,11 +36,16 @@ macro_rules! rpc {
     }};
 }
 
+/// Largest ListSandboxes reply (and any other) the gateway accepts from the driver.
+const LIST_REPLY_MAX: usize = 256 * 1024 * 1024;
+
 impl ComputeClient {
     /// A client of the driver at `socket`.
     pub fn new(socket: &Path, policy: RetryPolicy) -> Self {
         let link = DriverLink::new("compute driver", socket, policy);
-        let client = ComputeDriverClient::new(link.channel());
+        // A full listing of many sandboxes is large: far above tonic's 4 MiB default.
+        let client =
+            ComputeDriverClient::new(link.channel()).max_decoding_message_size(LIST_REPLY_MAX);
         Self { link, client }
     }
 

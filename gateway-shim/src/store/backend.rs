@@ -134,6 +134,20 @@ macro_rules! record_operations {
                 Ok(rows.into_iter().map(crate::store::Row::from).collect())
             }
 
+            pub(crate) async fn count(
+                &self,
+                kind: crate::store::Kind,
+                owner: &str,
+            ) -> Result<i64, sqlx::Error> {
+                let (count,): (i64,) =
+                    sqlx::query_as("SELECT count(*) FROM objects WHERE kind = $1 AND owner = $2")
+                        .bind(kind.as_str())
+                        .bind(owner)
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(count)
+            }
+
             /// Rewrites every record `rewrite` changes, in one transaction holding the
             /// migration lock, unless the setting `marker` exists; records the marker.
             /// Returns how many records changed (0 when already done).

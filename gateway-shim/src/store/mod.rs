@@ -358,6 +358,18 @@ impl Store {
         row.map(|row| row.into_record(kind)).transpose()
     }
 
+    /// How many records of `kind` `owner` has.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn count(&self, kind: Kind, owner: &str) -> Result<usize, StoreError> {
+        let count = match self {
+            Self::Sqlite(s) => s.count(kind, owner).await?,
+            Self::Postgres(s) => s.count(kind, owner).await?,
+        };
+        Ok(usize::try_from(count).unwrap_or_default())
+    }
+
     /// Records of `kind` that pass `filter`, ordered by key.
     ///
     /// # Errors

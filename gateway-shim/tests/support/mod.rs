@@ -42,6 +42,8 @@ pub fn args(dir: &Path, compute: &Path, credentials: Option<&Path>) -> GatewayAr
         driver_call_timeout: Duration::from_secs(3),
         reconcile_interval: Duration::from_secs(30),
         credential_policy: None,
+        max_sandboxes_per_owner: 1000,
+        max_providers_per_owner: 100,
         oidc: gateway_shim::OidcArgs::default(),
     }
 }
