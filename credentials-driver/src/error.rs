@@ -23,6 +23,9 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A token-exchange credential was asked for without a subject token.
+    #[error("subject_token: required: credential {0:?} is a token exchange of the caller's token")]
+    SubjectTokenRequired(String),
     /// The caller's subject token has already expired.
     #[error("the subject token for credential {0:?} has expired")]
     SubjectExpired(String),

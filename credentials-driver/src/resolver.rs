@@ -166,12 +166,7 @@ impl Resolver {
             }
             Credential::TokenExchange(client) => {
                 if request.subject_token.is_empty() {
-                    return Err(Error::InvalidArgument {
-                        field: "subject_token",
-                        reason: format!(
-                            "required: credential {name:?} is a token exchange of the caller's token"
-                        ),
-                    });
+                    return Err(Error::SubjectTokenRequired(name.clone()));
                 }
                 let bound = subject_expiry(&request.subject_token)
                     .map(|remaining| remaining.ok_or_else(|| Error::SubjectExpired(name.clone())))

@@ -25,6 +25,10 @@ pub fn status(error: Error) -> Status {
     let message = error.to_string();
     match error {
         Error::InvalidArgument { .. } => Status::invalid_argument(message),
+        Error::SubjectTokenRequired(_) => proto::reason::with_reason(
+            Status::invalid_argument(message),
+            proto::reason::SUBJECT_TOKEN_REQUIRED,
+        ),
         Error::NotFound(_) => Status::not_found(message),
         Error::Misconfigured { .. } => Status::failed_precondition(message),
         Error::SubjectExpired(_) => Status::unauthenticated(message),
@@ -121,6 +125,22 @@ impl CredentialsDriver for CredentialsDriverService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_subject_token_is_signalled_by_reason_not_only_by_text() {
+        let refused = status(Error::SubjectTokenRequired("kc".into()));
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert!(refused.message().starts_with("subject_token:"));
+        assert_eq!(
+            proto::reason::reason_of(&refused),
+            Some(proto::reason::SUBJECT_TOKEN_REQUIRED)
+        );
+        let other = status(Error::InvalidArgument {
+            field: "name",
+            reason: "required".into(),
+        });
+        assert_eq!(proto::reason::reason_of(&other), None);
+    }
 
     #[test]
     fn each_error_maps_to_its_table_row() {

@@ -13,6 +13,7 @@
 //! - [`deadline`]: the caller's `grpc-timeout`, for server streams.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` over HTTP.
 //! - [`phase`]: the sandbox phase derived from driver conditions (the contract's rule).
+//! - [`reason`]: machine-readable reasons on error statuses.
 //! - [`cli`] (feature `cli`): flag and logging helpers shared by the binaries.
 //! - `testing` (feature `test-util`): spawn a driver binary in tests.
 
@@ -20,6 +21,7 @@ pub mod admin;
 pub mod deadline;
 pub mod pb;
 pub mod phase;
+pub mod reason;
 pub mod retry;
 mod secret;
 pub mod uds;

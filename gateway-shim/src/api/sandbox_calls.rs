@@ -53,12 +53,12 @@ pub(super) async fn resolve(
     })
 }
 
-/// A token-exchange credential resolved without a subject token: the caller cannot
-/// fix the request, the set-up is wrong for this caller.
+/// A token-exchange credential resolved without a subject token (the driver says so by
+/// its machine-readable reason, not by message text): the caller cannot fix the
+/// request, the set-up is wrong for this caller.
 fn explain_missing_subject(status: Status, provider: &pb::Provider, no_subject: bool) -> Status {
     if no_subject
-        && status.code() == tonic::Code::InvalidArgument
-        && status.message().contains("subject_token")
+        && proto::reason::reason_of(&status) == Some(proto::reason::SUBJECT_TOKEN_REQUIRED)
     {
         return Status::failed_precondition(format!(
             "provider {:?} uses credential {:?}, a token exchange that needs its owner's own token; \

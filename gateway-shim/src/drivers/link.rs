@@ -129,9 +129,11 @@ impl DriverLink {
                 self.set_available(false);
                 Err(self.unavailable(status.message()))
             }
-            Err(status) => Err(Status::new(
+            // The code and metadata (machine-readable reasons) stay the driver's.
+            Err(status) => Err(Status::with_metadata(
                 status.code(),
                 format!("{}: {}", self.name, status.message()),
+                status.metadata().clone(),
             )),
         }
     }

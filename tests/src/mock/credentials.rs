@@ -86,8 +86,12 @@ impl CredentialsDriver for MockCredentials {
             .ok_or_else(|| Status::not_found(format!("no credential named {:?}", r.name)))?;
         let token = if credential.exchange {
             if r.subject_token.is_empty() {
-                return Err(Status::invalid_argument(
-                    "subject_token: required for a token exchange credential",
+                // As the contract says: the code, and the machine-readable reason.
+                return Err(proto::reason::with_reason(
+                    Status::invalid_argument(
+                        "subject_token: required for a token exchange credential",
+                    ),
+                    proto::reason::SUBJECT_TOKEN_REQUIRED,
                 ));
             }
             let Some(user) = r.subject_token.strip_prefix("valid-") else {
