@@ -519,3 +519,60 @@ async fn ten_megabytes_of_labels_leave_everyone_else_working() {
     );
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_record_shows_as_such_and_the_rest_still_list() {
+    use gateway_shim::store::{Kind, Record, Store};
+    use prost::Message as _;
+    let dir = proto::testing::short_dir();
+    let url = format!("sqlite:{}", dir.path().join("gw.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let good = pb::Sandbox {
+        id: "sb-00000000000000aa".into(),
+        name: "good".into(),
+        owner: "local".into(),
+        ..Default::default()
+    };
+    let mut record = Record::new(Kind::Sandbox, &good.id, "good", "local");
+    record.body = good.encode_to_vec();
+    store.create(&record).await.unwrap();
+    let mut broken = Record::new(Kind::Sandbox, "sb-00000000000000bb", "broken", "local");
+    broken.body = vec![0xff; 16];
+    store.create(&broken).await.unwrap();
+    drop(store);
+
+    let compute_socket = dir.path().join("c.sock");
+    let _compute =
+        support::serve_mock_compute(&compute_socket, MockCompute::new(Faults::default())).await;
+    let mut gateway_args = args(dir.path(), &compute_socket, None);
+    gateway_args.db_url = url;
+    let gateway = Gateway::start(gateway_args).await;
+    gateway.wait_health(ServingStatus::Serving).await;
+    let mut client = gateway.client().await;
+    let listed = client
+        .list_sandboxes(pb::ListSandboxesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .sandboxes;
+    let names: Vec<&str> = listed.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["good", "broken"]);
+    let shown = &listed[1];
+    let status = shown.status.clone().unwrap();
+    assert_eq!(status.phase, "Error");
+    assert_eq!(status.conditions[0].reason, "CorruptRecord");
+    assert_eq!(
+        shown.id, "sb-00000000000000bb",
+        "shown with what the store knows"
+    );
+    // It can be deleted; the good one stays.
+    client.delete_sandbox(by_name("broken")).await.unwrap();
+    let left = client
+        .list_sandboxes(pb::ListSandboxesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .sandboxes;
+    assert_eq!(left.len(), 1);
+    gateway.stop().await;
+}

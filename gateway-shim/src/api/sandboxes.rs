@@ -305,7 +305,9 @@ async fn save(core: &Core, record: &mut Record, sandbox: &pb::Sandbox) -> Result
 
 /// What `who` sees of a record: current status, providers by the names they use.
 pub(super) fn view(core: &Core, who: &Principal, record: &Record) -> pb::Sandbox {
-    let mut sandbox = decode(record).unwrap_or_default();
+    let Ok(mut sandbox) = decode(record) else {
+        return corrupt(record);
+    };
     sandbox.resource_version = record.version;
     sandbox.providers = sandbox
         .providers
@@ -317,6 +319,30 @@ pub(super) fn view(core: &Core, who: &Principal, record: &Record) -> pb::Sandbox
         core.statuses.synced(),
     ));
     sandbox
+}
+
+/// A record whose body does not decode, shown as such (what the store knows of it and
+/// an Error phase), never as an empty sandbox; lists and watches carry on around it.
+fn corrupt(record: &Record) -> pb::Sandbox {
+    tracing::error!(sandbox = %record.key, "sandbox record is corrupt");
+    pb::Sandbox {
+        id: record.key.clone(),
+        name: record.name.clone(),
+        owner: record.owner.clone(),
+        resource_version: record.version,
+        status: Some(pb::SandboxStatus {
+            phase: "Error".into(),
+            conditions: vec![pb::Condition {
+                r#type: "Ready".into(),
+                status: "False".into(),
+                reason: "CorruptRecord".into(),
+                message: "the gateway's record of this sandbox cannot be read; delete it".into(),
+                last_transition_time: String::new(),
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 fn new_id() -> Result<String, Status> {

@@ -80,12 +80,13 @@ impl DriverLink {
         }
     }
 
-    /// UNAVAILABLE naming the driver and its socket.
+    /// UNAVAILABLE naming the driver; the socket path and the transport's detail go to
+    /// the log (for the operator), not to the caller.
     pub fn unavailable(&self, why: &str) -> Status {
+        tracing::warn!(driver = self.name, socket = %self.socket.display(), %why, "driver call failed: unavailable");
         Status::unavailable(format!(
-            "the {} at {} is unavailable ({why}); the gateway keeps its records and catches up when it is back: retry later",
+            "the {} is unavailable; the gateway keeps its records and catches up when it is back: retry later",
             self.name,
-            self.socket.display()
         ))
     }
 
