@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use conformance::mock::{Faults, MockCompute, MockCredentials, serve_credentials};
+use conformance::mock::{Faults, MockCompute};
 use proto::pb::gateway::v1 as pb;
 use proto::pb::health::health_check_response::ServingStatus;
 use support::{Client, Gateway, args, by_name, create_request, wait_phase};
@@ -425,10 +425,7 @@ async fn gateway(max_providers: usize) -> (Gateway, MockCompute, tempfile::TempD
     let mock = MockCompute::new(Faults::default());
     let compute = support::serve_mock_compute(&compute_socket, mock.clone()).await;
     std::mem::forget(compute);
-    let credentials_socket = dir.path().join("k.sock");
-    let config = support::socket(&credentials_socket);
-    let driver = MockCredentials::with_defaults(Faults::default());
-    tokio::spawn(async move { serve_credentials(&config, driver, std::future::pending()).await });
+    let credentials_socket = support::serve_mock_credentials(dir.path());
     let mut gateway_args = args(dir.path(), &compute_socket, Some(&credentials_socket));
     gateway_args.max_providers_per_owner = max_providers;
     let gateway = Gateway::start(gateway_args).await;

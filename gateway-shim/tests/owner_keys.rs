@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use conformance::mock::{Faults, MockCompute, MockCredentials, MockServer, serve_credentials};
+use conformance::mock::{Faults, MockCompute, MockServer};
 use gateway_shim::auth::{Claims, SigningKey};
 use gateway_shim::store::{Kind, Record, Store};
 use prost::Message as _;
@@ -31,12 +31,7 @@ impl Suite {
         let compute_socket = dir.path().join("c.sock");
         let mock = MockCompute::new(Faults::default());
         let compute = support::serve_mock_compute(&compute_socket, mock.clone()).await;
-        let credentials = dir.path().join("k.sock");
-        let config = support::socket(&credentials);
-        let driver = MockCredentials::with_defaults(Faults::default());
-        tokio::spawn(
-            async move { serve_credentials(&config, driver, std::future::pending()).await },
-        );
+        let credentials = support::serve_mock_credentials(dir.path());
         Self {
             mock,
             _compute: compute,

@@ -6,7 +6,7 @@
 
 mod support;
 
-use conformance::mock::{Faults, MockCompute, MockCredentials, serve_credentials};
+use conformance::mock::{Faults, MockCompute};
 use conformance::postgres::PostgresPeer;
 use proto::pb::gateway::v1 as pb;
 use proto::pb::health::health_check_response::ServingStatus;
@@ -92,10 +92,7 @@ async fn races(db_url: String) {
     let compute_socket = dir.path().join("c.sock");
     let _compute =
         support::serve_mock_compute(&compute_socket, MockCompute::new(Faults::default())).await;
-    let credentials_socket = dir.path().join("k.sock");
-    let config = support::socket(&credentials_socket);
-    let driver = MockCredentials::with_defaults(Faults::default());
-    tokio::spawn(async move { serve_credentials(&config, driver, std::future::pending()).await });
+    let credentials_socket = support::serve_mock_credentials(dir.path());
     let mut gateway_args = args(dir.path(), &compute_socket, Some(&credentials_socket));
     gateway_args.db_url = db_url;
     let gateway = Gateway::start(gateway_args).await;

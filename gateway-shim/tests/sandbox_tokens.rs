@@ -5,7 +5,7 @@
 
 mod support;
 
-use conformance::mock::{Faults, MockCompute, MockCredentials, serve_credentials};
+use conformance::mock::{Faults, MockCompute};
 use proto::pb::gateway::v1 as pb;
 use proto::pb::health::health_check_response::ServingStatus;
 use support::{Client, Gateway, args, by_name, create_request};
@@ -26,10 +26,7 @@ async fn a_stopped_or_deleted_sandbox_s_token_is_refused() {
     let compute_socket = dir.path().join("c.sock");
     let mock = MockCompute::new(Faults::default());
     let _compute = support::serve_mock_compute(&compute_socket, mock.clone()).await;
-    let credentials_socket = dir.path().join("k.sock");
-    let config = support::socket(&credentials_socket);
-    let driver = MockCredentials::with_defaults(Faults::default());
-    tokio::spawn(async move { serve_credentials(&config, driver, std::future::pending()).await });
+    let credentials_socket = support::serve_mock_credentials(dir.path());
     let gateway =
         Gateway::start(args(dir.path(), &compute_socket, Some(&credentials_socket))).await;
     gateway.wait_health(ServingStatus::Serving).await;

@@ -133,15 +133,26 @@ async fn remove(core: &Core, record: &Record) -> Result<(), Status> {
     Ok(())
 }
 
-/// Sets (`Some`) or clears (`None`) the pending mark, re-reading on a concurrent write.
-async fn mark(core: &Core, mut record: Record, pending: Option<&str>) -> Result<Record, Status> {
+/// Sets (`Some`) or clears (`None`) the pending mark.
+async fn mark(core: &Core, record: Record, pending: Option<&str>) -> Result<Record, Status> {
+    set_mark(core, record, PENDING, pending).await
+}
+
+/// Sets (`Some`) or clears (`None`) the record-level label `label` of a sandbox,
+/// re-reading it on a concurrent write.
+pub(super) async fn set_mark(
+    core: &Core,
+    mut record: Record,
+    label: &str,
+    value: Option<&str>,
+) -> Result<Record, Status> {
     for _ in 0..5 {
-        if record.labels.get(PENDING).map(String::as_str) == pending {
+        if record.labels.get(label).map(String::as_str) == value {
             return Ok(record);
         }
-        match pending {
-            Some(value) => record.labels.insert(PENDING.to_owned(), value.to_owned()),
-            None => record.labels.remove(PENDING),
+        match value {
+            Some(value) => record.labels.insert(label.to_owned(), value.to_owned()),
+            None => record.labels.remove(label),
         };
         match core.store.update(&record).await {
             Ok(version) => {

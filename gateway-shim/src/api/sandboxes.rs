@@ -159,35 +159,9 @@ pub(super) fn is_stopped(record: &Record) -> bool {
 /// Record-level label (never in the sandbox's own labels) marking a stopped sandbox.
 const STOPPED: &str = "openshell.io/stopped";
 
-/// Sets or clears the stopped mark, re-reading on a concurrent write.
-async fn mark_stopped(core: &Core, mut record: Record, stopped: bool) -> Result<Record, Status> {
-    for _ in 0..5 {
-        if is_stopped(&record) == stopped {
-            return Ok(record);
-        }
-        if stopped {
-            record.labels.insert(STOPPED.to_owned(), "true".to_owned());
-        } else {
-            record.labels.remove(STOPPED);
-        }
-        match core.store.update(&record).await {
-            Ok(version) => {
-                record.version = version;
-                return Ok(record);
-            }
-            Err(StoreError::Conflict { .. }) => {
-                record = core
-                    .store
-                    .get(Kind::Sandbox, &record.key)
-                    .await?
-                    .ok_or_else(|| Status::not_found("the sandbox was deleted meanwhile"))?;
-            }
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Err(Status::aborted(
-        "the sandbox kept changing while being marked; try again",
-    ))
+/// Sets or clears the stopped mark.
+async fn mark_stopped(core: &Core, record: Record, stopped: bool) -> Result<Record, Status> {
+    sandbox_saga::set_mark(core, record, STOPPED, stopped.then_some("true")).await
 }
 
 /// Deletes a sandbox from the driver, then its record, in a saga that completes even

@@ -249,6 +249,19 @@ pub fn socket(path: &Path) -> proto::SocketConfig {
     }
 }
 
+/// Serves the mock credentials driver (`mock-static`, `mock-exchange`) on `dir/k.sock`
+/// for the rest of the test; returns the socket.
+pub fn serve_mock_credentials(dir: &Path) -> PathBuf {
+    let socket_path = dir.join("k.sock");
+    let config = socket(&socket_path);
+    let driver =
+        conformance::mock::MockCredentials::with_defaults(conformance::mock::Faults::default());
+    tokio::spawn(async move {
+        conformance::mock::serve_credentials(&config, driver, std::future::pending()).await
+    });
+    socket_path
+}
+
 /// Serves the mock compute driver `mock` on `path`.
 pub async fn serve_mock_compute(
     path: &Path,
