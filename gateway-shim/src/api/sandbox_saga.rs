@@ -72,9 +72,15 @@ async fn create_detached(
             match mark(&core, record.clone(), None).await {
                 Ok(record) => Ok(record),
                 Err(error) => {
-                    // The sandbox exists at the driver; repair rolls it back if the
-                    // mark cannot be cleared, so say it failed.
+                    // The sandbox exists at the driver. Its record deleted meanwhile (a
+                    // delete raced the create): undo it at the driver now. Otherwise
+                    // repair rolls it back once the mark is old, so say it failed.
                     tracing::warn!(sandbox = %id, %error, "created, but the record could not be finalised");
+                    if error.code() == Code::NotFound
+                        && let Err(status) = core.compute.delete(&id).await
+                    {
+                        tracing::warn!(sandbox = %id, error = %status.message(), "could not delete the orphan at the driver");
+                    }
                     Err(error)
                 }
             }
