@@ -107,7 +107,10 @@ async fn two_writers_of_one_version_one_is_aborted(store: &Store) {
     second.body = b"second".to_vec();
     store.update(&first).await.unwrap();
     let lost = store.update(&second).await.unwrap_err();
-    assert_eq!(tonic::Status::from(lost).code(), tonic::Code::Aborted);
+    assert_eq!(
+        gateway_shim::api::error::ApiError::from(lost).code(),
+        tonic::Code::Aborted
+    );
     assert_eq!(
         store.get(Kind::Provider, "k").await.unwrap().unwrap().body,
         b"first"

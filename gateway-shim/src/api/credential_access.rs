@@ -4,7 +4,7 @@
 //! change revokes at once). Shared providers (stored unprefixed; only admins create
 //! them) are decided as an admin's.
 
-use tonic::Status;
+use super::error::ApiError;
 
 use super::Core;
 use crate::authz::Holder;
@@ -27,7 +27,7 @@ pub(super) async fn check_at_write(
     core: &Core,
     holder: Holder<'_>,
     credential: &str,
-) -> Result<(), Status> {
+) -> Result<(), ApiError> {
     let catalog = core.credentials()?.list().await?;
     let policy = core.credential_policy.current();
     match catalog.get(credential) {
@@ -44,12 +44,12 @@ pub(super) async fn check_at_write(
             } else {
                 usable.join(", ")
             };
-            Err(Status::invalid_argument(format!(
+            Err(ApiError::invalid(format!(
                 "credential: the credentials driver serves no credential by that name; credentials this provider may use: {usable}"
             )))
         }
         Some(exchange) if policy.allows(holder, credential, Some(*exchange)) => Ok(()),
-        Some(_) => Err(Status::permission_denied(
+        Some(_) => Err(ApiError::denied(
             "credential: the gateway's credential policy does not let this provider's owner use it; ask an admin to grant it (--credential-policy)",
         )),
     }
@@ -66,7 +66,7 @@ pub(super) async fn check_at_resolve(
     holder: Holder<'_>,
     name: &str,
     credential: &str,
-) -> Result<(), Status> {
+) -> Result<(), ApiError> {
     let policy = core.credential_policy.current();
     if policy.grants(holder, credential) {
         return Ok(());
@@ -77,7 +77,7 @@ pub(super) async fn check_at_resolve(
             return Ok(());
         }
     }
-    Err(Status::permission_denied(format!(
+    Err(ApiError::denied(format!(
         "provider {name:?}: the gateway's credential policy does not let its owner use its credential; ask an admin to grant it, or point the provider at another credential"
     )))
 }

@@ -1,9 +1,9 @@
 //! Inference routes: each user may set their own (`inference.local/<owner>`); an
 //! admin's is the global one. Reads fall back from the caller's own to the global.
 
+use super::error::ApiError;
 use prost::Message as _;
 use proto::pb::gateway::v1 as pb;
-use tonic::Status;
 
 use super::names::{self, INFERENCE_ROUTE};
 use super::{Core, providers};
@@ -15,12 +15,10 @@ pub(super) async fn set(
     core: &Core,
     who: &Principal,
     request: pb::SetInferenceRouteRequest,
-) -> Result<pb::InferenceRoute, Status> {
+) -> Result<pb::InferenceRoute, ApiError> {
     super::limits::text("model", &request.model, 256)?;
     if request.model.trim().is_empty() {
-        return Err(Status::invalid_argument(
-            "model: name the model the route serves",
-        ));
+        return Err(ApiError::invalid("model: name the model the route serves"));
     }
     let provider = providers::find(core, who, &request.provider).await?;
     let key = names::route_key(who);
@@ -35,7 +33,7 @@ pub(super) async fn set(
     let record = match existing {
         Some(mut record) => {
             if request.resource_version != 0 && request.resource_version != record.version {
-                return Err(Status::aborted(format!(
+                return Err(ApiError::conflict(format!(
                     "the route is at version {}, not {}: read it again and retry",
                     record.version, request.resource_version
                 )));
@@ -45,7 +43,9 @@ pub(super) async fn set(
             record
         }
         None if request.resource_version != 0 => {
-            return Err(Status::aborted("the route was deleted since you read it"));
+            return Err(ApiError::conflict(
+                "the route was deleted since you read it",
+            ));
         }
         None => {
             let mut record = Record::new(Kind::InferenceRoute, &key, &key, who.owner());
@@ -58,20 +58,20 @@ pub(super) async fn set(
 }
 
 /// Writes a route while its provider still exists (one transaction with the check).
-async fn write_naming(core: &Core, write: Write<'_>, provider: &str) -> Result<u64, Status> {
+async fn write_naming(core: &Core, write: Write<'_>, provider: &str) -> Result<u64, ApiError> {
     core.store
         .write_if_present(write, &[(Kind::Provider, provider)])
         .await
         .map_err(|error| match error {
             StoreError::MissingReference { .. } => {
-                Status::not_found("the route's provider was deleted meanwhile")
+                ApiError::not_found("the route's provider was deleted meanwhile")
             }
             other => other.into(),
         })
 }
 
 /// The caller's route, else the global one.
-pub(super) async fn get(core: &Core, who: &Principal) -> Result<pb::InferenceRoute, Status> {
+pub(super) async fn get(core: &Core, who: &Principal) -> Result<pb::InferenceRoute, ApiError> {
     let mut keys = vec![names::route_key(who)];
     if !who.is_admin() {
         keys.push(INFERENCE_ROUTE.to_owned());
@@ -81,13 +81,13 @@ pub(super) async fn get(core: &Core, who: &Principal) -> Result<pb::InferenceRou
             return Ok(view(who, &record));
         }
     }
-    Err(Status::not_found(
+    Err(ApiError::not_found(
         "no inference route: set one with `gateway-shim inference set --provider <name> --model <model>` (or ask an admin for a global one)",
     ))
 }
 
 /// Deletes the caller's own route.
-pub(super) async fn delete(core: &Core, who: &Principal) -> Result<(), Status> {
+pub(super) async fn delete(core: &Core, who: &Principal) -> Result<(), ApiError> {
     if core
         .store
         .delete(Kind::InferenceRoute, &names::route_key(who), None)
@@ -95,14 +95,16 @@ pub(super) async fn delete(core: &Core, who: &Principal) -> Result<(), Status> {
     {
         Ok(())
     } else {
-        Err(Status::not_found("you have no inference route of your own"))
+        Err(ApiError::not_found(
+            "you have no inference route of your own",
+        ))
     }
 }
 
 /// Decodes a route record's body.
-pub(super) fn decode(record: &Record) -> Result<pb::InferenceRoute, Status> {
+pub(super) fn decode(record: &Record) -> Result<pb::InferenceRoute, ApiError> {
     pb::InferenceRoute::decode(record.body.as_slice())
-        .map_err(|_| Status::internal(format!("route record {:?} is corrupt", record.key)))
+        .map_err(|_| ApiError::internal(format!("route record {:?} is corrupt", record.key)))
 }
 
 fn view(who: &Principal, record: &Record) -> pb::InferenceRoute {

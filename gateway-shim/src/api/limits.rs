@@ -19,8 +19,8 @@
 
 use std::collections::HashMap;
 
+use super::error::ApiError;
 use proto::pb::gateway::v1 as pb;
-use tonic::Status;
 
 /// The limits in force.
 #[derive(Clone, Debug)]
@@ -65,15 +65,15 @@ pub fn shown(value: &str) -> String {
     }
 }
 
-fn invalid(field: &str, why: &str) -> Status {
-    Status::invalid_argument(format!("{field}: {why}"))
+fn invalid(field: &str, why: &str) -> ApiError {
+    ApiError::invalid(format!("{field}: {why}"))
 }
 
 /// A string of at most `max` bytes without control characters.
 ///
 /// # Errors
 /// INVALID_ARGUMENT naming `field` and the limit.
-pub fn text(field: &str, value: &str, max: usize) -> Result<(), Status> {
+pub fn text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.len() > max {
         return Err(invalid(
             field,
@@ -92,7 +92,7 @@ fn map(
     entries: &HashMap<String, String>,
     max_entries: usize,
     max_value: usize,
-) -> Result<(), Status> {
+) -> Result<(), ApiError> {
     if entries.len() > max_entries {
         return Err(invalid(
             field,
@@ -113,7 +113,7 @@ fn map(
 ///
 /// # Errors
 /// INVALID_ARGUMENT naming the label and the limit.
-pub fn labels(labels: &HashMap<String, String>) -> Result<(), Status> {
+pub fn labels(labels: &HashMap<String, String>) -> Result<(), ApiError> {
     map("labels", labels, MAX_LABELS, MAX_LABEL_VALUE)
 }
 
@@ -121,7 +121,7 @@ pub fn labels(labels: &HashMap<String, String>) -> Result<(), Status> {
 ///
 /// # Errors
 /// INVALID_ARGUMENT naming the field and the limit.
-pub fn provider(provider: &pb::Provider) -> Result<(), Status> {
+pub fn provider(provider: &pb::Provider) -> Result<(), ApiError> {
     text("type", &provider.r#type, MAX_TEXT)?;
     text("credential", &provider.credential, MAX_TEXT)?;
     text("endpoint", &provider.endpoint, MAX_ENDPOINT)?;
@@ -144,7 +144,7 @@ pub fn provider(provider: &pb::Provider) -> Result<(), Status> {
 ///
 /// # Errors
 /// INVALID_ARGUMENT naming the field and the limit.
-pub fn create(request: &pb::CreateSandboxRequest) -> Result<(), Status> {
+pub fn create(request: &pb::CreateSandboxRequest) -> Result<(), ApiError> {
     labels(&request.labels)?;
     if request.providers.len() > MAX_PROVIDERS {
         return Err(invalid(
@@ -173,7 +173,7 @@ pub fn create(request: &pb::CreateSandboxRequest) -> Result<(), Status> {
 }
 
 /// argv and the environment within what `execve` accepts.
-fn arguments(command: &[String], environment: &HashMap<String, String>) -> Result<(), Status> {
+fn arguments(command: &[String], environment: &HashMap<String, String>) -> Result<(), ApiError> {
     for (field, count) in [
         ("spec.command", command.len()),
         ("spec.environment", environment.len()),
@@ -224,9 +224,9 @@ fn arguments(command: &[String], environment: &HashMap<String, String>) -> Resul
 ///
 /// # Errors
 /// RESOURCE_EXHAUSTED naming what and the limit.
-pub fn count(what: &str, have: usize, max: usize) -> Result<(), Status> {
+pub fn count(what: &str, have: usize, max: usize) -> Result<(), ApiError> {
     if have >= max {
-        return Err(Status::resource_exhausted(format!(
+        return Err(ApiError::limit(format!(
             "you have {have} {what}, the limit per owner is {max}: delete some first"
         )));
     }
@@ -244,11 +244,14 @@ mod tests {
         assert_eq!(shown("a\u{1b}[31m"), "(a value of 6 bytes)");
         let huge = "y".repeat(200_000);
         let error = arguments(std::slice::from_ref(&huge), &HashMap::new()).unwrap_err();
-        assert!(error.message().starts_with("spec.command[0]:"), "{error:?}");
-        assert!(!error.message().contains("yyyy"), "{error:?}");
+        assert!(
+            error.to_string().starts_with("spec.command[0]:"),
+            "{error:?}"
+        );
+        assert!(!error.to_string().contains("yyyy"), "{error:?}");
         let error = labels(&HashMap::from([(huge.clone(), "v".into())])).unwrap_err();
-        assert!(error.message().starts_with("labels key:"), "{error:?}");
-        assert!(!error.message().contains("yyyy"), "{error:?}");
+        assert!(error.to_string().starts_with("labels key:"), "{error:?}");
+        assert!(!error.to_string().contains("yyyy"), "{error:?}");
     }
 
     #[test]
@@ -258,7 +261,7 @@ mod tests {
         let error = arguments(&command, &HashMap::new()).unwrap_err();
         assert!(
             error
-                .message()
+                .to_string()
                 .starts_with("spec.command and spec.environment"),
             "{error:?}"
         );
@@ -266,7 +269,7 @@ mod tests {
         let env = HashMap::from([("BIG".to_owned(), "v".repeat(MAX_ARG_STRLEN))]);
         let error = arguments(&[], &env).unwrap_err();
         assert!(
-            error.message().starts_with("spec.environment[\"BIG\"]"),
+            error.to_string().starts_with("spec.environment[\"BIG\"]"),
             "{error:?}"
         );
     }

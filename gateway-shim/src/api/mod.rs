@@ -5,6 +5,7 @@
 
 mod credential_access;
 pub mod driver_spec;
+pub mod error;
 mod inference;
 pub mod limits;
 pub mod names;
@@ -60,9 +61,9 @@ impl Core {
     ///
     /// # Errors
     /// FAILED_PRECONDITION.
-    pub fn credentials(&self) -> Result<&CredentialsClient, Status> {
+    pub fn credentials(&self) -> Result<&CredentialsClient, error::ApiError> {
         self.credentials.as_ref().ok_or_else(|| {
-            Status::failed_precondition(
+            error::ApiError::precondition(
                 "no credentials driver is configured (--credentials-driver-socket): providers cannot resolve credentials",
             )
         })
@@ -117,9 +118,9 @@ impl GatewayTrait for GatewayApi {
         let reply = async move {
             let who = caller(&request)?;
             let deadline = deadline_of(&request);
-            sandboxes::create(&self.core, &who, request.into_inner(), deadline)
-                .await
-                .map(Response::new)
+            Ok(Response::new(
+                sandboxes::create(&self.core, &who, request.into_inner(), deadline).await?,
+            ))
         }
         .await;
         self.observe("CreateSandbox", reply)
@@ -128,9 +129,9 @@ impl GatewayTrait for GatewayApi {
     async fn get_sandbox(&self, request: Request<pb::SandboxRef>) -> Reply<pb::Sandbox> {
         let reply = async move {
             let who = caller(&request)?;
-            sandboxes::get(&self.core, &who, &request.into_inner())
-                .await
-                .map(Response::new)
+            Ok(Response::new(
+                sandboxes::get(&self.core, &who, &request.into_inner()).await?,
+            ))
         }
         .await;
         self.observe("GetSandbox", reply)
@@ -153,9 +154,9 @@ impl GatewayTrait for GatewayApi {
         let reply = async move {
             let who = caller(&request)?;
             let deadline = deadline_of(&request);
-            sandboxes::stop(&self.core, &who, &request.into_inner(), deadline)
-                .await
-                .map(Response::new)
+            Ok(Response::new(
+                sandboxes::stop(&self.core, &who, &request.into_inner(), deadline).await?,
+            ))
         }
         .await;
         self.observe("StopSandbox", reply)
@@ -165,9 +166,9 @@ impl GatewayTrait for GatewayApi {
         let reply = async move {
             let who = caller(&request)?;
             let deadline = deadline_of(&request);
-            sandboxes::start(&self.core, &who, &request.into_inner(), deadline)
-                .await
-                .map(Response::new)
+            Ok(Response::new(
+                sandboxes::start(&self.core, &who, &request.into_inner(), deadline).await?,
+            ))
         }
         .await;
         self.observe("StartSandbox", reply)
@@ -208,9 +209,9 @@ impl GatewayTrait for GatewayApi {
     async fn create_provider(&self, request: Request<pb::Provider>) -> Reply<pb::Provider> {
         let reply = async move {
             let who = caller(&request)?;
-            providers::create(&self.core, &who, request.into_inner())
-                .await
-                .map(Response::new)
+            Ok(Response::new(
+                providers::create(&self.core, &who, request.into_inner()).await?,
+            ))
         }
         .await;
         self.observe("CreateProvider", reply)
@@ -219,9 +220,9 @@ impl GatewayTrait for GatewayApi {
     async fn get_provider(&self, request: Request<pb::ProviderRef>) -> Reply<pb::Provider> {
         let reply = async move {
             let who = caller(&request)?;
-            providers::get(&self.core, &who, &request.into_inner().name)
-                .await
-                .map(Response::new)
+            Ok(Response::new(
+                providers::get(&self.core, &who, &request.into_inner().name).await?,
+            ))
         }
         .await;
         self.observe("GetProvider", reply)
@@ -243,9 +244,9 @@ impl GatewayTrait for GatewayApi {
     async fn update_provider(&self, request: Request<pb::Provider>) -> Reply<pb::Provider> {
         let reply = async move {
             let who = caller(&request)?;
-            providers::update(&self.core, &who, request.into_inner())
-                .await
-                .map(Response::new)
+            Ok(Response::new(
+                providers::update(&self.core, &who, request.into_inner()).await?,
+            ))
         }
         .await;
         self.observe("UpdateProvider", reply)
@@ -267,9 +268,9 @@ impl GatewayTrait for GatewayApi {
     async fn attach_provider(&self, request: Request<pb::AttachmentRequest>) -> Reply<pb::Sandbox> {
         let reply = async move {
             let who = caller(&request)?;
-            sandboxes::attach(&self.core, &who, request.into_inner())
-                .await
-                .map(Response::new)
+            Ok(Response::new(
+                sandboxes::attach(&self.core, &who, request.into_inner()).await?,
+            ))
         }
         .await;
         self.observe("AttachProvider", reply)
@@ -278,9 +279,9 @@ impl GatewayTrait for GatewayApi {
     async fn detach_provider(&self, request: Request<pb::AttachmentRequest>) -> Reply<pb::Sandbox> {
         let reply = async move {
             let who = caller(&request)?;
-            sandboxes::detach(&self.core, &who, request.into_inner())
-                .await
-                .map(Response::new)
+            Ok(Response::new(
+                sandboxes::detach(&self.core, &who, request.into_inner()).await?,
+            ))
         }
         .await;
         self.observe("DetachProvider", reply)
@@ -292,9 +293,9 @@ impl GatewayTrait for GatewayApi {
     ) -> Reply<pb::InferenceRoute> {
         let reply = async move {
             let who = caller(&request)?;
-            inference::set(&self.core, &who, request.into_inner())
-                .await
-                .map(Response::new)
+            Ok(Response::new(
+                inference::set(&self.core, &who, request.into_inner()).await?,
+            ))
         }
         .await;
         self.observe("SetInferenceRoute", reply)
@@ -306,7 +307,7 @@ impl GatewayTrait for GatewayApi {
     ) -> Reply<pb::InferenceRoute> {
         let reply = async move {
             let who = caller(&request)?;
-            inference::get(&self.core, &who).await.map(Response::new)
+            Ok(Response::new(inference::get(&self.core, &who).await?))
         }
         .await;
         self.observe("GetInferenceRoute", reply)
@@ -331,9 +332,9 @@ impl GatewayTrait for GatewayApi {
     ) -> Reply<pb::InferenceBundle> {
         let reply = async move {
             let who = caller(&request)?;
-            sandbox_calls::bundle(&self.core, &who)
-                .await
-                .map(Response::new)
+            Ok(Response::new(
+                sandbox_calls::bundle(&self.core, &who).await?,
+            ))
         }
         .await;
         self.observe("GetInferenceBundle", reply)
@@ -345,9 +346,9 @@ impl GatewayTrait for GatewayApi {
     ) -> Reply<pb::ResolveProviderCredentialResponse> {
         let reply = async move {
             let who = caller(&request)?;
-            sandbox_calls::resolve(&self.core, &who, &request.into_inner().provider)
-                .await
-                .map(Response::new)
+            Ok(Response::new(
+                sandbox_calls::resolve(&self.core, &who, &request.into_inner().provider).await?,
+            ))
         }
         .await;
         self.observe("ResolveProviderCredential", reply)

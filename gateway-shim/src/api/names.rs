@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::error::ApiError;
 use sha2::{Digest, Sha256};
-use tonic::Status;
 
 use crate::auth::Principal;
 
@@ -21,7 +21,7 @@ pub const INFERENCE_ROUTE: &str = "inference.local";
 ///
 /// # Errors
 /// INVALID_ARGUMENT naming `field`.
-pub fn dns_label(field: &str, value: &str, max: usize) -> Result<(), Status> {
+pub fn dns_label(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     let bytes = value.as_bytes();
     let ok = !value.is_empty()
         && value.len() <= max
@@ -33,7 +33,7 @@ pub fn dns_label(field: &str, value: &str, max: usize) -> Result<(), Status> {
     if ok {
         Ok(())
     } else {
-        Err(Status::invalid_argument(format!(
+        Err(ApiError::invalid(format!(
             "{field} {} is invalid: use 1 to {max} lowercase letters, digits or '-', starting and ending with a letter or digit",
             super::limits::shown(value)
         )))
@@ -44,7 +44,7 @@ pub fn dns_label(field: &str, value: &str, max: usize) -> Result<(), Status> {
 ///
 /// # Errors
 /// INVALID_ARGUMENT naming `field`.
-pub fn provider_name(field: &str, value: &str) -> Result<(), Status> {
+pub fn provider_name(field: &str, value: &str) -> Result<(), ApiError> {
     let bytes = value.as_bytes();
     let ok = !value.is_empty()
         && value.len() <= 63
@@ -55,7 +55,7 @@ pub fn provider_name(field: &str, value: &str) -> Result<(), Status> {
     if ok {
         Ok(())
     } else {
-        Err(Status::invalid_argument(format!(
+        Err(ApiError::invalid(format!(
             "{field} {} is invalid: use 1 to 63 letters, digits, '-', '_' or '.', starting with a letter or digit",
             super::limits::shown(value)
         )))
@@ -75,12 +75,12 @@ pub fn provider_key(principal: &Principal, name: &str) -> String {
 ///
 /// # Errors
 /// INVALID_ARGUMENT for a malformed name (users may not address scoped keys).
-pub fn provider_candidates(principal: &Principal, name: &str) -> Result<Vec<String>, Status> {
+pub fn provider_candidates(principal: &Principal, name: &str) -> Result<Vec<String>, ApiError> {
     if principal.is_admin() {
         if let Some((owner, plain)) = name.split_once('/') {
             provider_name("provider", plain)?;
             if owner.is_empty() {
-                return Err(Status::invalid_argument("provider key has an empty owner"));
+                return Err(ApiError::invalid("provider key has an empty owner"));
             }
             return Ok(vec![name.to_owned()]);
         }
@@ -89,7 +89,7 @@ pub fn provider_candidates(principal: &Principal, name: &str) -> Result<Vec<Stri
     }
     if name.contains('/') {
         // Another user's key: it does not exist for this caller.
-        return Err(Status::not_found(format!(
+        return Err(ApiError::not_found(format!(
             "provider {} not found",
             super::limits::shown(name)
         )));
@@ -145,7 +145,7 @@ pub fn route_candidates_for_owner(owner: &str) -> [String; 2] {
 ///
 /// # Errors
 /// INVALID_ARGUMENT for a malformed name.
-pub fn workspace(owner: &str, name: &str) -> Result<String, Status> {
+pub fn workspace(owner: &str, name: &str) -> Result<String, ApiError> {
     let digest = Sha256::digest(owner.as_bytes());
     let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
     if name.is_empty() {
@@ -222,7 +222,7 @@ mod tests {
     #[test]
     fn names_are_validated_with_the_field_named() {
         let error = dns_label("name", "Bad_Name", 63).unwrap_err();
-        assert!(error.message().starts_with("name \"Bad_Name\""));
+        assert!(error.to_string().starts_with("name \"Bad_Name\""));
         assert!(provider_name("provider", "").is_err());
         assert!(workspace("alice", "x/y").is_err());
         assert_ne!(

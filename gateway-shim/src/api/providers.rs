@@ -1,9 +1,9 @@
 //! Providers: a named credential in the credentials driver plus its type, endpoint and
 //! config. Credential values are never stored or returned, only the credential's name.
 
+use super::error::ApiError;
 use prost::Message as _;
 use proto::pb::gateway::v1 as pb;
-use tonic::Status;
 
 use super::names::{self, client_labels};
 use super::sandboxes;
@@ -17,7 +17,7 @@ pub(super) async fn create(
     core: &Core,
     who: &Principal,
     provider: pb::Provider,
-) -> Result<pb::Provider, Status> {
+) -> Result<pb::Provider, ApiError> {
     names::provider_name("name", &provider.name)?;
     check_fields(&provider)?;
     limits::count(
@@ -47,7 +47,7 @@ pub(super) async fn create(
         .create(&record)
         .await
         .map_err(|error| match error {
-            StoreError::AlreadyExists { .. } => Status::already_exists(format!(
+            StoreError::AlreadyExists { .. } => ApiError::already_exists(format!(
                 "provider {:?} already exists",
                 stored_name(who, &key)
             )),
@@ -58,12 +58,16 @@ pub(super) async fn create(
 }
 
 /// A provider the caller may use, by the name they give.
-pub(super) async fn get(core: &Core, who: &Principal, name: &str) -> Result<pb::Provider, Status> {
+pub(super) async fn get(
+    core: &Core,
+    who: &Principal,
+    name: &str,
+) -> Result<pb::Provider, ApiError> {
     Ok(view(who, &find(core, who, name).await?))
 }
 
 /// The caller's own providers and the shared ones (every one for admins).
-pub(super) async fn list(core: &Core, who: &Principal) -> Result<Vec<pb::Provider>, Status> {
+pub(super) async fn list(core: &Core, who: &Principal) -> Result<Vec<pb::Provider>, ApiError> {
     let records = core
         .store
         .list(Kind::Provider, &Access::of(who).provider_filter())
@@ -76,11 +80,11 @@ pub(super) async fn update(
     core: &Core,
     who: &Principal,
     provider: pb::Provider,
-) -> Result<pb::Provider, Status> {
+) -> Result<pb::Provider, ApiError> {
     check_fields(&provider)?;
     let mut record = find_owned(core, who, &provider.name).await?;
     if provider.resource_version != 0 && provider.resource_version != record.version {
-        return Err(Status::aborted(format!(
+        return Err(ApiError::conflict(format!(
             "provider {:?} is at version {}, not {}: read it again and retry",
             provider.name, record.version, provider.resource_version
         )));
@@ -107,7 +111,7 @@ pub(super) async fn update(
 
 /// Deletes a provider the caller owns, unless a sandbox has it attached or an
 /// inference route uses it.
-pub(super) async fn delete(core: &Core, who: &Principal, name: &str) -> Result<(), Status> {
+pub(super) async fn delete(core: &Core, who: &Principal, name: &str) -> Result<(), ApiError> {
     let record = find_owned(core, who, name).await?;
     let key = record.key.clone();
     let refers = move |referrer: &Record| match referrer.kind {
@@ -130,12 +134,12 @@ pub(super) async fn delete(core: &Core, who: &Principal, name: &str) -> Result<(
         .await
         .map_err(|error| match error {
             StoreError::Referenced { by } if by.kind == Kind::Sandbox => {
-                Status::failed_precondition(format!(
+                ApiError::precondition(format!(
                     "provider {name:?} is attached to sandbox {:?} ({}): detach it first",
                     by.name, by.key
                 ))
             }
-            StoreError::Referenced { by } => Status::failed_precondition(format!(
+            StoreError::Referenced { by } => ApiError::precondition(format!(
                 "provider {name:?} serves the inference route {:?}: point the route elsewhere first",
                 by.key
             )),
@@ -147,7 +151,7 @@ pub(super) async fn delete(core: &Core, who: &Principal, name: &str) -> Result<(
 
 /// The provider `name` means to `who`: their own first, then a shared one. Another
 /// user's provider is NOT_FOUND.
-pub(super) async fn find(core: &Core, who: &Principal, name: &str) -> Result<Record, Status> {
+pub(super) async fn find(core: &Core, who: &Principal, name: &str) -> Result<Record, ApiError> {
     for key in names::provider_candidates(who, name)? {
         if let Some(record) = core.store.get(Kind::Provider, &key).await?
             && Access::of(who).may_use_provider(&record.key)
@@ -155,14 +159,14 @@ pub(super) async fn find(core: &Core, who: &Principal, name: &str) -> Result<Rec
             return Ok(record);
         }
     }
-    Err(Status::not_found(format!(
+    Err(ApiError::not_found(format!(
         "provider {} not found",
         limits::shown(name)
     )))
 }
 
 /// A provider the caller may change: their own (admins: any).
-async fn find_owned(core: &Core, who: &Principal, name: &str) -> Result<Record, Status> {
+async fn find_owned(core: &Core, who: &Principal, name: &str) -> Result<Record, ApiError> {
     if who.is_admin() {
         return find(core, who, name).await;
     }
@@ -170,12 +174,10 @@ async fn find_owned(core: &Core, who: &Principal, name: &str) -> Result<Record, 
     let key = names::provider_key(who, name);
     match core.store.get(Kind::Provider, &key).await? {
         Some(record) => Ok(record),
-        None if core.store.get(Kind::Provider, name).await?.is_some() => {
-            Err(Status::permission_denied(format!(
-                "provider {name:?} is shared: only an admin can change it"
-            )))
-        }
-        None => Err(Status::not_found(format!(
+        None if core.store.get(Kind::Provider, name).await?.is_some() => Err(ApiError::denied(
+            format!("provider {name:?} is shared: only an admin can change it"),
+        )),
+        None => Err(ApiError::not_found(format!(
             "provider {} not found",
             limits::shown(name)
         ))),
@@ -183,9 +185,9 @@ async fn find_owned(core: &Core, who: &Principal, name: &str) -> Result<Record, 
 }
 
 /// Decodes a provider record's body.
-pub(super) fn decode(record: &Record) -> Result<pb::Provider, Status> {
+pub(super) fn decode(record: &Record) -> Result<pb::Provider, ApiError> {
     pb::Provider::decode(record.body.as_slice())
-        .map_err(|_| Status::internal(format!("provider record {:?} is corrupt", record.key)))
+        .map_err(|_| ApiError::internal(format!("provider record {:?} is corrupt", record.key)))
 }
 
 fn view(who: &Principal, record: &Record) -> pb::Provider {
@@ -199,15 +201,15 @@ fn stored_name(who: &Principal, key: &str) -> String {
     names::visible_provider_name(who, key)
 }
 
-fn check_fields(provider: &pb::Provider) -> Result<(), Status> {
+fn check_fields(provider: &pb::Provider) -> Result<(), ApiError> {
     limits::provider(provider)?;
     if provider.credential.trim().is_empty() {
-        return Err(Status::invalid_argument(
+        return Err(ApiError::invalid(
             "credential: name the credential in the credentials driver that backs this provider",
         ));
     }
     if provider.r#type.trim().is_empty() {
-        return Err(Status::invalid_argument(
+        return Err(ApiError::invalid(
             "type: say what the provider is, e.g. openai",
         ));
     }

@@ -2,12 +2,13 @@
 //! a provider's credential, and fetch the inference bundle (the owner's route, else the global one,
 //! always presented as `inference.local`).
 
+use super::error::ApiError;
 use proto::pb::gateway::v1 as pb;
-use tonic::Status;
 
 use super::names::{self, INFERENCE_ROUTE};
 use super::{Core, credential_access, inference, providers, sandboxes};
 use crate::auth::{Principal, SandboxIdentity, owner};
+use crate::drivers::DriverError;
 use crate::store::{Kind, Record};
 
 /// Resolves a provider's credential: for a sandbox, one attached to it (no subject
@@ -17,7 +18,7 @@ pub(super) async fn resolve(
     core: &Core,
     who: &Principal,
     name: &str,
-) -> Result<pb::ResolveProviderCredentialResponse, Status> {
+) -> Result<pb::ResolveProviderCredentialResponse, ApiError> {
     let (record, subject) = match who.user() {
         Some(user) => (
             providers::find(core, who, name).await?,
@@ -30,7 +31,7 @@ pub(super) async fn resolve(
                 .into_iter()
                 .find(|key| sandbox.providers.contains(key))
                 .ok_or_else(|| {
-                    Status::not_found(format!(
+                    ApiError::not_found(format!(
                         "provider {} is not attached to this sandbox",
                         super::limits::shown(name)
                     ))
@@ -43,7 +44,7 @@ pub(super) async fn resolve(
         .credentials()?
         .resolve(&provider.credential, subject)
         .await
-        .map_err(|status| explain_missing_subject(status, &provider, subject.is_none()))?;
+        .map_err(|error| explain_missing_subject(error, &provider, subject.is_none()))?;
     Ok(pb::ResolveProviderCredentialResponse {
         token: token.token,
         token_type: token.token_type,
@@ -56,22 +57,24 @@ pub(super) async fn resolve(
 /// A token-exchange credential resolved without a subject token (the driver says so by
 /// its machine-readable reason, not by message text): the caller cannot fix the
 /// request, the set-up is wrong for this caller.
-fn explain_missing_subject(status: Status, provider: &pb::Provider, no_subject: bool) -> Status {
-    if no_subject
-        && proto::reason::reason_of(&status) == Some(proto::reason::SUBJECT_TOKEN_REQUIRED)
-    {
-        return Status::failed_precondition(format!(
+fn explain_missing_subject(
+    error: DriverError,
+    provider: &pb::Provider,
+    no_subject: bool,
+) -> ApiError {
+    if no_subject && error.reason() == Some(proto::reason::SUBJECT_TOKEN_REQUIRED) {
+        return ApiError::precondition(format!(
             "provider {:?} uses credential {:?}, a token exchange that needs its owner's own token; \
              a sandbox (or the local token) holds none: resolve it as the user with an OIDC token, \
              or back the provider with a static or client_credentials credential",
             provider.name, provider.credential
         ));
     }
-    status
+    error.into()
 }
 
 /// The inference bundle of the calling sandbox (empty when no route is set).
-pub(super) async fn bundle(core: &Core, who: &Principal) -> Result<pb::InferenceBundle, Status> {
+pub(super) async fn bundle(core: &Core, who: &Principal) -> Result<pb::InferenceBundle, ApiError> {
     let (identity, _) = calling_sandbox(core, who).await?;
     let mut route_record = None;
     for key in names::route_candidates_for_owner(&identity.owner) {
@@ -107,14 +110,14 @@ pub(super) async fn bundle(core: &Core, who: &Principal) -> Result<pb::Inference
 async fn calling_sandbox(
     core: &Core,
     who: &Principal,
-) -> Result<(SandboxIdentity, pb::Sandbox), Status> {
+) -> Result<(SandboxIdentity, pb::Sandbox), ApiError> {
     let mut identity = who
         .sandbox()
         .cloned()
-        .ok_or_else(|| Status::permission_denied("this call is for sandboxes"))?;
+        .ok_or_else(|| ApiError::denied("this call is for sandboxes"))?;
     let record: Option<Record> = core.store.get(Kind::Sandbox, &identity.id).await?;
     match record {
-        Some(record) if sandboxes::is_stopped(&record) => Err(Status::unauthenticated(
+        Some(record) if sandboxes::is_stopped(&record) => Err(ApiError::unauthenticated(
             "this sandbox is stopped: its token works again once it is started",
         )),
         Some(record)
@@ -124,20 +127,20 @@ async fn calling_sandbox(
             identity.owner = record.owner.clone();
             Ok((identity, sandboxes::decode(&record)?))
         }
-        _ => Err(Status::unauthenticated("this sandbox no longer exists")),
+        _ => Err(ApiError::unauthenticated("this sandbox no longer exists")),
     }
 }
 
-async fn load_provider(core: &Core, key: &str) -> Result<Record, Status> {
+async fn load_provider(core: &Core, key: &str) -> Result<Record, ApiError> {
     core.store.get(Kind::Provider, key).await?.ok_or_else(|| {
-        Status::failed_precondition(format!(
+        ApiError::precondition(format!(
             "provider {key:?} was deleted; ask the sandbox's owner to fix it"
         ))
     })
 }
 
 /// The provider in `record`, once its credential is checked against the policy.
-async fn authorized(core: &Core, record: &Record) -> Result<pb::Provider, Status> {
+async fn authorized(core: &Core, record: &Record) -> Result<pb::Provider, ApiError> {
     let provider = providers::decode(record)?;
     credential_access::check_at_resolve(
         core,

@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proto::pb::gateway::v1 as pb;
-use tonic::{Code, Status};
+use tonic::Code;
+
+use super::error::ApiError;
 
 use super::Core;
 use crate::drivers::Change;
@@ -40,10 +42,10 @@ pub(super) async fn create(
     record: Record,
     driver: proto::pb::compute::v1::DriverSandbox,
     deadline: Option<tokio::time::Instant>,
-) -> Result<Record, Status> {
+) -> Result<Record, ApiError> {
     let task = tokio::spawn(create_detached(Arc::clone(core), record, driver, deadline));
     task.await
-        .map_err(|_| Status::internal("the sandbox create task failed"))?
+        .map_err(|_| ApiError::internal("the sandbox create task failed"))?
 }
 
 async fn create_detached(
@@ -51,7 +53,7 @@ async fn create_detached(
     record: Record,
     driver: proto::pb::compute::v1::DriverSandbox,
     deadline: Option<tokio::time::Instant>,
-) -> Result<Record, Status> {
+) -> Result<Record, ApiError> {
     let id = record.key.clone();
     core.statuses.begin_create(&id);
     core.statuses.announce(Change::Updated(id.clone()));
@@ -79,7 +81,7 @@ async fn create_detached(
                     if error.code() == Code::NotFound
                         && let Err(status) = core.compute.delete(&id).await
                     {
-                        tracing::warn!(sandbox = %id, error = %status.message(), "could not delete the orphan at the driver");
+                        tracing::warn!(sandbox = %id, error = %status, "could not delete the orphan at the driver");
                     }
                     Err(error)
                 }
@@ -91,7 +93,7 @@ async fn create_detached(
                 tracing::warn!(sandbox = %id, %error, "rollback of a failed create left for repair");
             }
             core.statuses.announce(Change::Deleted(id));
-            Err(refusal)
+            Err(refusal.into())
         }
     }
 }
@@ -99,7 +101,7 @@ async fn create_detached(
 /// Removes a sandbox whose create failed: marked `rollback`, deleted at the driver
 /// (with the configured timeout: the caller's may be spent) if CreateSandbox was
 /// `sent`, then the record.
-async fn roll_back(core: &Core, record: Record, sent: bool) -> Result<(), Status> {
+async fn roll_back(core: &Core, record: Record, sent: bool) -> Result<(), ApiError> {
     if !sent {
         core.store
             .delete(Kind::Sandbox, &record.key, Some(record.version))
@@ -115,23 +117,23 @@ async fn roll_back(core: &Core, record: Record, sent: bool) -> Result<(), Status
 /// # Errors
 /// UNAVAILABLE and the like from the driver (the delete is finished later by
 /// [`repair`]), store errors.
-pub(super) async fn delete(core: &Arc<Core>, record: Record) -> Result<bool, Status> {
+pub(super) async fn delete(core: &Arc<Core>, record: Record) -> Result<bool, ApiError> {
     let record = mark(core, record, Some("delete")).await?;
     let task = tokio::spawn({
         let core = Arc::clone(core);
         async move { remove(&core, &record).await }
     });
     task.await
-        .map_err(|_| Status::internal("the sandbox delete task failed"))??;
+        .map_err(|_| ApiError::internal("the sandbox delete task failed"))??;
     Ok(true)
 }
 
 /// Deletes the sandbox at the driver (NOT_FOUND counts as done), then its record.
-async fn remove(core: &Core, record: &Record) -> Result<(), Status> {
+async fn remove(core: &Core, record: &Record) -> Result<(), ApiError> {
     match core.compute.delete(&record.key).await {
         Ok(_) => {}
         Err(status) if status.code() == Code::NotFound => {}
-        Err(status) => return Err(status),
+        Err(error) => return Err(error.into()),
     }
     core.store.delete(Kind::Sandbox, &record.key, None).await?;
     core.statuses.announce(Change::Deleted(record.key.clone()));
@@ -140,7 +142,7 @@ async fn remove(core: &Core, record: &Record) -> Result<(), Status> {
 }
 
 /// Sets (`Some`) or clears (`None`) the pending mark.
-async fn mark(core: &Core, record: Record, pending: Option<&str>) -> Result<Record, Status> {
+async fn mark(core: &Core, record: Record, pending: Option<&str>) -> Result<Record, ApiError> {
     set_mark(core, record, PENDING, pending).await
 }
 
@@ -151,7 +153,7 @@ pub(super) async fn set_mark(
     mut record: Record,
     label: &str,
     value: Option<&str>,
-) -> Result<Record, Status> {
+) -> Result<Record, ApiError> {
     for _ in 0..5 {
         if record.labels.get(label).map(String::as_str) == value {
             return Ok(record);
@@ -170,12 +172,12 @@ pub(super) async fn set_mark(
                     .store
                     .get(Kind::Sandbox, &record.key)
                     .await?
-                    .ok_or_else(|| Status::not_found("the sandbox was deleted meanwhile"))?;
+                    .ok_or_else(|| ApiError::not_found("the sandbox was deleted meanwhile"))?;
             }
             Err(other) => return Err(other.into()),
         }
     }
-    Err(Status::aborted(
+    Err(ApiError::conflict(
         "the sandbox kept changing while being updated; try again",
     ))
 }
@@ -186,7 +188,7 @@ pub(super) async fn set_mark(
 ///
 /// # Errors
 /// The first store or driver error (the rest wait for the next run).
-pub async fn repair(core: &Core, min_age: Duration) -> Result<usize, Status> {
+pub async fn repair(core: &Core, min_age: Duration) -> Result<usize, ApiError> {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -218,7 +220,7 @@ pub async fn repair_loop(core: Arc<Core>, every: Duration, min_age: Duration) {
         match repair(&core, min_age).await {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "repair: interrupted sandbox sagas finished"),
-            Err(status) => tracing::debug!(error = %status.message(), "repair: will retry"),
+            Err(error) => tracing::debug!(%error, "repair: will retry"),
         }
     }
 }

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::error::ApiError;
 use prost::Message as _;
 use proto::pb::gateway::v1 as pb;
-use tonic::Status;
 
 use super::driver_spec::{driver_sandbox, status};
 use super::names::{self, client_labels, dns_label};
@@ -26,7 +26,7 @@ pub(super) async fn create(
     who: &Principal,
     request: pb::CreateSandboxRequest,
     deadline: Option<tokio::time::Instant>,
-) -> Result<pb::Sandbox, Status> {
+) -> Result<pb::Sandbox, ApiError> {
     dns_label("name", &request.name, 63)?;
     limits::create(&request)?;
     limits::count(
@@ -71,12 +71,12 @@ pub(super) async fn create(
         .write_if_present(Write::Create(&record), &requires)
         .await
         .map_err(|error| match error {
-            StoreError::AlreadyExists { .. } => Status::already_exists(format!(
+            StoreError::AlreadyExists { .. } => ApiError::already_exists(format!(
                 "you already have a sandbox named {:?}",
                 request.name
             )),
             StoreError::MissingReference { .. } => {
-                Status::not_found("a provider named in `providers` was deleted meanwhile")
+                ApiError::not_found("a provider named in `providers` was deleted meanwhile")
             }
             other => other.into(),
         })?;
@@ -108,12 +108,12 @@ pub(super) async fn get(
     core: &Core,
     who: &Principal,
     reference: &pb::SandboxRef,
-) -> Result<pb::Sandbox, Status> {
+) -> Result<pb::Sandbox, ApiError> {
     Ok(view(core, who, &find(core, who, reference).await?))
 }
 
 /// The caller's sandboxes (everyone's for admins).
-pub(super) async fn list(core: &Core, who: &Principal) -> Result<Vec<pb::Sandbox>, Status> {
+pub(super) async fn list(core: &Core, who: &Principal) -> Result<Vec<pb::Sandbox>, ApiError> {
     let records = core
         .store
         .list(Kind::Sandbox, &Access::of(who).sandbox_filter())
@@ -131,7 +131,7 @@ pub(super) async fn stop(
     who: &Principal,
     reference: &pb::SandboxRef,
     deadline: Option<tokio::time::Instant>,
-) -> Result<pb::Sandbox, Status> {
+) -> Result<pb::Sandbox, ApiError> {
     let record = find(core, who, reference).await?;
     let record = mark_stopped(core, record, true).await?;
     core.compute.within(deadline).stop(&record.key).await?;
@@ -144,7 +144,7 @@ pub(super) async fn start(
     who: &Principal,
     reference: &pb::SandboxRef,
     deadline: Option<tokio::time::Instant>,
-) -> Result<pb::Sandbox, Status> {
+) -> Result<pb::Sandbox, ApiError> {
     let record = find(core, who, reference).await?;
     let record = mark_stopped(core, record, false).await?;
     core.compute.within(deadline).start(&record.key).await?;
@@ -160,7 +160,7 @@ pub(super) fn is_stopped(record: &Record) -> bool {
 const STOPPED: &str = "openshell.io/stopped";
 
 /// Sets or clears the stopped mark.
-async fn mark_stopped(core: &Core, record: Record, stopped: bool) -> Result<Record, Status> {
+async fn mark_stopped(core: &Core, record: Record, stopped: bool) -> Result<Record, ApiError> {
     sandbox_saga::set_mark(core, record, STOPPED, stopped.then_some("true")).await
 }
 
@@ -170,7 +170,7 @@ pub(super) async fn delete(
     core: &Arc<Core>,
     who: &Principal,
     reference: &pb::SandboxRef,
-) -> Result<bool, Status> {
+) -> Result<bool, ApiError> {
     let task = tokio::spawn({
         let (core, who, reference) = (Arc::clone(core), who.clone(), reference.clone());
         async move {
@@ -179,7 +179,7 @@ pub(super) async fn delete(
         }
     });
     task.await
-        .map_err(|_| Status::internal("the sandbox delete task failed"))?
+        .map_err(|_| ApiError::internal("the sandbox delete task failed"))?
 }
 
 /// Attaches a provider the caller may use.
@@ -187,7 +187,7 @@ pub(super) async fn attach(
     core: &Core,
     who: &Principal,
     request: pb::AttachmentRequest,
-) -> Result<pb::Sandbox, Status> {
+) -> Result<pb::Sandbox, ApiError> {
     let mut record = find(core, who, &request.sandbox.unwrap_or_default()).await?;
     let key = providers::find(core, who, &request.provider).await?.key;
     let mut sandbox = decode(&record)?;
@@ -200,7 +200,7 @@ pub(super) async fn attach(
             .write_if_present(Write::Update(&record), &[(Kind::Provider, &key)])
             .await
             .map_err(|error| match error {
-                StoreError::MissingReference { .. } => Status::not_found(format!(
+                StoreError::MissingReference { .. } => ApiError::not_found(format!(
                     "provider {} not found",
                     limits::shown(&request.provider)
                 )),
@@ -217,7 +217,7 @@ pub(super) async fn detach(
     core: &Core,
     who: &Principal,
     request: pb::AttachmentRequest,
-) -> Result<pb::Sandbox, Status> {
+) -> Result<pb::Sandbox, ApiError> {
     let mut record = find(core, who, &request.sandbox.unwrap_or_default()).await?;
     let mut sandbox = decode(&record)?;
     let candidates = names::provider_candidates(who, &request.provider)?;
@@ -225,7 +225,7 @@ pub(super) async fn detach(
         .iter()
         .find(|key| sandbox.providers.contains(key))
     else {
-        return Err(Status::not_found(format!(
+        return Err(ApiError::not_found(format!(
             "provider {:?} is not attached to sandbox {:?}",
             request.provider, sandbox.name
         )));
@@ -241,7 +241,7 @@ pub(super) async fn find(
     core: &Core,
     who: &Principal,
     reference: &pb::SandboxRef,
-) -> Result<Record, Status> {
+) -> Result<Record, ApiError> {
     let found = if !reference.id.is_empty() {
         core.store
             .get(Kind::Sandbox, &reference.id)
@@ -252,7 +252,7 @@ pub(super) async fn find(
             .get_by_name(Kind::Sandbox, who.owner(), &reference.name)
             .await?
     } else {
-        return Err(Status::invalid_argument("sandbox: give its id or its name"));
+        return Err(ApiError::invalid("sandbox: give its id or its name"));
     };
     found.ok_or_else(|| {
         let given = if reference.id.is_empty() {
@@ -260,17 +260,17 @@ pub(super) async fn find(
         } else {
             &reference.id
         };
-        Status::not_found(format!("sandbox {} not found", limits::shown(given)))
+        ApiError::not_found(format!("sandbox {} not found", limits::shown(given)))
     })
 }
 
 /// Decodes a sandbox record's body.
-pub(super) fn decode(record: &Record) -> Result<pb::Sandbox, Status> {
+pub(super) fn decode(record: &Record) -> Result<pb::Sandbox, ApiError> {
     pb::Sandbox::decode(record.body.as_slice())
-        .map_err(|_| Status::internal(format!("sandbox record {:?} is corrupt", record.key)))
+        .map_err(|_| ApiError::internal(format!("sandbox record {:?} is corrupt", record.key)))
 }
 
-async fn save(core: &Core, record: &mut Record, sandbox: &pb::Sandbox) -> Result<(), Status> {
+async fn save(core: &Core, record: &mut Record, sandbox: &pb::Sandbox) -> Result<(), ApiError> {
     record.body = sandbox.encode_to_vec();
     record.version = core.store.update(record).await?;
     core.statuses.announce(Change::Updated(record.key.clone()));
@@ -319,9 +319,10 @@ fn corrupt(record: &Record) -> pb::Sandbox {
     }
 }
 
-fn new_id() -> Result<String, Status> {
+fn new_id() -> Result<String, ApiError> {
     let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).map_err(|_| Status::internal("no randomness for a sandbox id"))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|_| ApiError::internal("no randomness for a sandbox id"))?;
     Ok(format!(
         "sb-{}",
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()

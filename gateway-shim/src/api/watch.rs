@@ -89,7 +89,9 @@ async fn snapshot(
     {
         Ok(records) => records,
         Err(error) => {
-            let _ = tx.send(Err(error.into())).await;
+            let _ = tx
+                .send(Err(super::error::ApiError::from(error).into()))
+                .await;
             return Err(());
         }
     };

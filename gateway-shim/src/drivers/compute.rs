@@ -7,10 +7,10 @@ use proto::pb::compute::v1 as pb;
 use proto::pb::compute::v1::compute_driver_client::ComputeDriverClient;
 use proto::{Backoff, Idempotency, RetryPolicy, WatchEvent};
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
 
-use super::link::DriverLink;
+use super::link::{DriverError, DriverLink};
 
 /// The compute driver, as the gateway calls it.
 #[derive(Clone, Debug)]
@@ -66,7 +66,7 @@ impl ComputeClient {
     ///
     /// # Errors
     /// The driver's status.
-    pub async fn capabilities(&self) -> Result<pb::GetCapabilitiesResponse, Status> {
+    pub async fn capabilities(&self) -> Result<pb::GetCapabilitiesResponse, DriverError> {
         rpc!(
             self,
             Idempotency::Idempotent,
@@ -79,7 +79,7 @@ impl ComputeClient {
     ///
     /// # Errors
     /// The driver's status.
-    pub async fn ensure_workspace(&self, workspace: &str) -> Result<(), Status> {
+    pub async fn ensure_workspace(&self, workspace: &str) -> Result<(), DriverError> {
         let result = rpc!(
             self,
             Idempotency::Idempotent,
@@ -89,7 +89,7 @@ impl ComputeClient {
             }
         );
         match result {
-            Err(status) if status.code() == Code::Unimplemented => Ok(()),
+            Err(error) if error.code() == Code::Unimplemented => Ok(()),
             other => other.map(|_| ()),
         }
     }
@@ -98,7 +98,7 @@ impl ComputeClient {
     ///
     /// # Errors
     /// The driver's status (INVALID_ARGUMENT naming the field, ...).
-    pub async fn validate(&self, sandbox: &pb::DriverSandbox) -> Result<(), Status> {
+    pub async fn validate(&self, sandbox: &pb::DriverSandbox) -> Result<(), DriverError> {
         rpc!(
             self,
             Idempotency::Idempotent,
@@ -114,7 +114,7 @@ impl ComputeClient {
     ///
     /// # Errors
     /// The driver's status.
-    pub async fn create(&self, sandbox: &pb::DriverSandbox) -> Result<(), Status> {
+    pub async fn create(&self, sandbox: &pb::DriverSandbox) -> Result<(), DriverError> {
         rpc!(
             self,
             Idempotency::Idempotent,
@@ -130,7 +130,7 @@ impl ComputeClient {
     ///
     /// # Errors
     /// The driver's status.
-    pub async fn stop(&self, id: &str) -> Result<(), Status> {
+    pub async fn stop(&self, id: &str) -> Result<(), DriverError> {
         rpc!(
             self,
             Idempotency::Idempotent,
@@ -147,7 +147,7 @@ impl ComputeClient {
     ///
     /// # Errors
     /// The driver's status (UNIMPLEMENTED when the driver cannot restart sandboxes).
-    pub async fn start(&self, id: &str) -> Result<(), Status> {
+    pub async fn start(&self, id: &str) -> Result<(), DriverError> {
         rpc!(
             self,
             Idempotency::Idempotent,
@@ -164,7 +164,7 @@ impl ComputeClient {
     ///
     /// # Errors
     /// The driver's status.
-    pub async fn delete(&self, id: &str) -> Result<bool, Status> {
+    pub async fn delete(&self, id: &str) -> Result<bool, DriverError> {
         rpc!(
             self,
             Idempotency::Idempotent,
@@ -181,7 +181,7 @@ impl ComputeClient {
     ///
     /// # Errors
     /// The driver's status.
-    pub async fn list(&self) -> Result<Vec<pb::DriverSandbox>, Status> {
+    pub async fn list(&self) -> Result<Vec<pb::DriverSandbox>, DriverError> {
         rpc!(
             self,
             Idempotency::Idempotent,

@@ -10,10 +10,9 @@ use std::time::Duration;
 use proto::pb::credentials::v1 as pb;
 use proto::pb::credentials::v1::credentials_driver_client::CredentialsDriverClient;
 use proto::{Idempotency, RetryPolicy, Secret};
-use tonic::Status;
 use tonic::transport::Channel;
 
-use super::link::DriverLink;
+use super::link::{DriverError, DriverLink};
 
 /// How long a fetched credential list answers "is it a token exchange?".
 const CATALOG_TTL: Duration = Duration::from_secs(2);
@@ -48,7 +47,7 @@ impl CredentialsClient {
     ///
     /// # Errors
     /// The driver's status.
-    pub async fn list(&self) -> Result<Arc<Catalog>, Status> {
+    pub async fn list(&self) -> Result<Arc<Catalog>, DriverError> {
         let mut cached = self.catalog.lock().await;
         self.fetch(&mut cached).await
     }
@@ -57,7 +56,7 @@ impl CredentialsClient {
     ///
     /// # Errors
     /// The driver's status.
-    pub async fn catalog(&self) -> Result<Arc<Catalog>, Status> {
+    pub async fn catalog(&self) -> Result<Arc<Catalog>, DriverError> {
         let mut cached = self.catalog.lock().await;
         if let Some((at, catalog)) = cached.as_ref()
             && at.elapsed() < CATALOG_TTL
@@ -67,7 +66,7 @@ impl CredentialsClient {
         self.fetch(&mut cached).await
     }
 
-    async fn fetch(&self, cached: &mut CachedCatalog) -> Result<Arc<Catalog>, Status> {
+    async fn fetch(&self, cached: &mut CachedCatalog) -> Result<Arc<Catalog>, DriverError> {
         let client = self.client.clone();
         let listed = self
             .link
@@ -104,7 +103,7 @@ impl CredentialsClient {
         &self,
         name: &str,
         subject_token: Option<&Secret>,
-    ) -> Result<pb::ResolveCredentialResponse, Status> {
+    ) -> Result<pb::ResolveCredentialResponse, DriverError> {
         let client = self.client.clone();
         let request = || pb::ResolveCredentialRequest {
             name: name.to_owned(),

@@ -18,6 +18,51 @@ use tonic::{Code, Request, Response, Status};
 /// Bound on the probe made before calling a driver marked unavailable.
 pub(super) const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Why a driver call failed, as the gateway's callers may learn it: the driver's own
+/// refusal (its code, message and machine-readable reason), or that it cannot be
+/// reached (the socket and transport detail are logged, not carried).
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The driver does not answer.
+    #[error(
+        "the {driver} is unavailable; the gateway keeps its records and catches up when it is back: retry later"
+    )]
+    Unavailable {
+        /// Which driver.
+        driver: &'static str,
+    },
+    /// The driver answered with an error.
+    #[error("{driver}: {message}")]
+    Refused {
+        /// Which driver.
+        driver: &'static str,
+        /// The driver's code.
+        code: Code,
+        /// The driver's message.
+        message: String,
+        /// Its `openshell-reason`, if any.
+        reason: Option<String>,
+    },
+}
+
+impl DriverError {
+    /// The gRPC code callers get.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::Unavailable { .. } => Code::Unavailable,
+            Self::Refused { code, .. } => *code,
+        }
+    }
+
+    /// The driver's machine-readable reason, if it gave one.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Unavailable { .. } => None,
+            Self::Refused { reason, .. } => reason.as_deref(),
+        }
+    }
+}
+
 /// A driver behind a socket.
 #[derive(Clone, Debug)]
 pub struct DriverLink {
@@ -82,19 +127,16 @@ impl DriverLink {
 
     /// UNAVAILABLE naming the driver; the socket path and the transport's detail go to
     /// the log (for the operator), not to the caller.
-    pub fn unavailable(&self, why: &str) -> Status {
+    pub fn unavailable(&self, why: &str) -> DriverError {
         tracing::warn!(driver = self.name, socket = %self.socket.display(), %why, "driver call failed: unavailable");
-        Status::unavailable(format!(
-            "the {} is unavailable; the gateway keeps its records and catches up when it is back: retry later",
-            self.name,
-        ))
+        DriverError::Unavailable { driver: self.name }
     }
 
     /// Ok when the driver is marked available or answers a quick health probe now.
     ///
     /// # Errors
     /// UNAVAILABLE naming the driver.
-    pub async fn ensure_available(&self) -> Result<(), Status> {
+    pub async fn ensure_available(&self) -> Result<(), DriverError> {
         if self.is_available() {
             return Ok(());
         }
@@ -117,7 +159,7 @@ impl DriverLink {
         idempotency: Idempotency,
         message: B,
         send: S,
-    ) -> Result<T, Status>
+    ) -> Result<T, DriverError>
     where
         B: FnMut() -> M,
         S: FnMut(Request<M>) -> Fut,
@@ -130,12 +172,13 @@ impl DriverLink {
                 self.set_available(false);
                 Err(self.unavailable(status.message()))
             }
-            // The code and metadata (machine-readable reasons) stay the driver's.
-            Err(status) => Err(Status::with_metadata(
-                status.code(),
-                format!("{}: {}", self.name, status.message()),
-                status.metadata().clone(),
-            )),
+            // The code and the machine-readable reason stay the driver's.
+            Err(status) => Err(DriverError::Refused {
+                driver: self.name,
+                code: status.code(),
+                message: status.message().to_owned(),
+                reason: proto::reason::reason_of(&status).map(str::to_owned),
+            }),
         }
     }
 }

@@ -9,5 +9,5 @@ mod sync;
 
 pub use compute::ComputeClient;
 pub use credentials::{Catalog, CredentialsClient};
-pub use link::DriverLink;
+pub use link::{DriverError, DriverLink};
 pub use sync::{Change, Statuses, follow, monitor};

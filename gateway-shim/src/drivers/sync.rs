@@ -220,7 +220,7 @@ pub async fn follow(
 async fn reconcile(compute: &ComputeClient, statuses: &Statuses) {
     match compute.list().await {
         Ok(sandboxes) => statuses.reconcile(sandboxes),
-        Err(status) => tracing::warn!(error = %status.message(), "reconcile: ListSandboxes failed"),
+        Err(error) => tracing::warn!(%error, "reconcile: ListSandboxes failed"),
     }
 }
 
@@ -236,8 +236,8 @@ async fn describe(compute: &ComputeClient) -> bool {
             );
             true
         }
-        Err(status) => {
-            tracing::warn!(error = %status.message(), "compute driver: GetCapabilities failed");
+        Err(error) => {
+            tracing::warn!(%error, "compute driver: GetCapabilities failed");
             false
         }
     }

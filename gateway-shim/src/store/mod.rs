@@ -206,25 +206,6 @@ pub enum StoreError {
     },
 }
 
-impl From<StoreError> for tonic::Status {
-    fn from(error: StoreError) -> Self {
-        let message = error.to_string();
-        match error {
-            StoreError::AlreadyExists { .. } => Self::already_exists(message),
-            StoreError::NotFound { .. } | StoreError::MissingReference { .. } => {
-                Self::not_found(message)
-            }
-            StoreError::Referenced { .. } => Self::failed_precondition(message),
-            StoreError::Conflict { .. } => Self::aborted(message),
-            StoreError::BadUrl(_) => Self::invalid_argument(message),
-            StoreError::Database(_) | StoreError::CorruptLabels { .. } => {
-                tracing::error!(%message, "store failure");
-                Self::unavailable("the gateway's store is unavailable; try again")
-            }
-        }
-    }
-}
-
 /// The store: one of the two backends.
 #[derive(Clone, Debug)]
 pub enum Store {
