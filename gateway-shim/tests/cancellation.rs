@@ -153,7 +153,15 @@ async fn a_gateway_killed_during_creates_leaves_nothing_stuck_after_restart() {
     let db = format!("sqlite:{}", dir.path().join("gw.db").display());
     let token_file = dir.path().join("gateway.token");
     let socket = compute.socket().to_str().unwrap().to_owned();
+    // The new flags as a user types them (the policy file and the per-owner limit).
+    let policy = support::credential_policy(dir.path(), "grants: [{credentials: [\"team-*\"]}]");
     let extra = [
+        "--credential-policy",
+        policy.to_str().unwrap(),
+        "--max-sandboxes-per-owner",
+        "25",
+        "--max-providers-per-owner",
+        "5",
         "--compute-driver-socket",
         &socket,
         "--db-url",

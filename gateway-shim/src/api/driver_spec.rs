@@ -14,6 +14,8 @@ use super::names::RESERVED_LABEL_PREFIX;
 pub const ENV_GATEWAY_ENDPOINT: &str = "OPENSHELL_GATEWAY_ENDPOINT";
 /// The sandbox's id.
 pub const ENV_SANDBOX_ID: &str = "OPENSHELL_SANDBOX_ID";
+/// The label on every driver sandbox the gateway makes: the sandbox's name.
+pub const SANDBOX_NAME_LABEL: &str = "openshell.io/sandbox-name";
 /// The sandbox's name.
 pub const ENV_SANDBOX_NAME: &str = "OPENSHELL_SANDBOX_NAME";
 
@@ -30,10 +32,7 @@ pub fn driver_sandbox(
     environment.insert(ENV_SANDBOX_ID.into(), sandbox.id.clone());
     environment.insert(ENV_SANDBOX_NAME.into(), sandbox.name.clone());
     let mut labels: HashMap<String, String> = sandbox.labels.clone();
-    labels.insert(
-        format!("{RESERVED_LABEL_PREFIX}sandbox-name"),
-        sandbox.name.clone(),
-    );
+    labels.insert(SANDBOX_NAME_LABEL.to_owned(), sandbox.name.clone());
     labels.insert(
         format!("{RESERVED_LABEL_PREFIX}owner"),
         sandbox.owner.clone(),

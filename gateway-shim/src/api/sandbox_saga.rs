@@ -26,6 +26,7 @@ use tonic::Code;
 use super::error::ApiError;
 
 use super::Core;
+use super::driver_spec::SANDBOX_NAME_LABEL;
 use crate::drivers::Change;
 use crate::store::{Filter, Kind, Record, StoreError};
 
@@ -193,8 +194,24 @@ pub async fn repair(core: &Core, min_age: Duration) -> Result<usize, ApiError> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let min_age_ms = i64::try_from(min_age.as_millis()).unwrap_or(i64::MAX);
+    // The driver's listing first, then the records: every sandbox the driver lists had
+    // its record written before it was created, so one without a record now is an
+    // orphan (a create that reached the driver after its rollback's delete).
+    let at_driver = core.compute.list().await?;
+    let records = core.store.list(Kind::Sandbox, &Filter::default()).await?;
     let mut removed = 0;
-    for record in core.store.list(Kind::Sandbox, &Filter::default()).await? {
+    for orphan in orphans(&at_driver, &records) {
+        if core.statuses.is_creating(orphan) {
+            continue;
+        }
+        tracing::info!(sandbox = %orphan, "repair: deleting a sandbox the driver has but no record names");
+        match core.compute.delete(orphan).await {
+            Ok(_) => removed += 1,
+            Err(error) if error.code() == Code::NotFound => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    for record in records {
         let Some(pending) = record.labels.get(PENDING) else {
             continue;
         };
@@ -212,6 +229,27 @@ pub async fn repair(core: &Core, min_age: Duration) -> Result<usize, ApiError> {
     Ok(removed)
 }
 
+/// Ids the driver lists, made by this gateway (its sandbox-name label), that no record
+/// names.
+fn orphans<'a>(
+    at_driver: &'a [proto::pb::compute::v1::DriverSandbox],
+    records: &[Record],
+) -> Vec<&'a str> {
+    let known: std::collections::HashSet<&str> = records.iter().map(|r| r.key.as_str()).collect();
+    at_driver
+        .iter()
+        .filter(|sandbox| {
+            sandbox
+                .spec
+                .as_ref()
+                .and_then(|spec| spec.template.as_ref())
+                .is_some_and(|template| template.labels.contains_key(SANDBOX_NAME_LABEL))
+        })
+        .map(|sandbox| sandbox.id.as_str())
+        .filter(|id| !known.contains(id))
+        .collect()
+}
+
 /// Runs [`repair`] now and then every `every`.
 pub async fn repair_loop(core: Arc<Core>, every: Duration, min_age: Duration) {
     let mut tick = tokio::time::interval(every);
@@ -222,5 +260,45 @@ pub async fn repair_loop(core: Arc<Core>, every: Duration, min_age: Duration) {
             Ok(removed) => tracing::info!(removed, "repair: interrupted sandbox sagas finished"),
             Err(error) => tracing::debug!(%error, "repair: will retry"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::pb::compute::v1 as driver;
+
+    fn at_driver(id: &str, ours: bool) -> driver::DriverSandbox {
+        let labels = if ours {
+            [(SANDBOX_NAME_LABEL.to_owned(), "n".to_owned())].into()
+        } else {
+            Default::default()
+        };
+        driver::DriverSandbox {
+            id: id.into(),
+            spec: Some(driver::DriverSandboxSpec {
+                template: Some(driver::DriverSandboxTemplate {
+                    labels,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn orphans_are_ours_without_a_record() {
+        let listed = [
+            at_driver("sb-1", true),
+            at_driver("sb-2", true),
+            at_driver("other", false),
+        ];
+        let records = [Record::new(Kind::Sandbox, "sb-1", "a", "local")];
+        assert_eq!(orphans(&listed, &records), ["sb-2"]);
+        assert!(
+            orphans(&listed, &[]).len() == 2,
+            "another gateway's sandbox is never ours"
+        );
     }
 }
