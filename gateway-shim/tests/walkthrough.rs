@@ -257,6 +257,26 @@ fn cli_errors_say_what_to_do() {
         "{stderr}"
     );
     assert!(stderr.contains("gateway-shim dev"), "{stderr}");
+
+    // An address without a scheme is named as such, not as a gateway that is down.
+    let out = Command::new(GATEWAY)
+        .args([
+            "sandbox",
+            "list",
+            "--token",
+            "x",
+            "--gateway",
+            "127.0.0.1:8080",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("has no scheme: write http://127.0.0.1:8080"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("is it running"), "{stderr}");
 }
 
 #[test]

@@ -37,6 +37,9 @@ pub enum ClientError {
     /// The gateway address is not a URL.
     #[error("--gateway {0:?} is not a URL like http://127.0.0.1:8080")]
     BadAddress(String),
+    /// The gateway address has no `http://` or `https://`.
+    #[error("--gateway {0:?} has no scheme: write http://{0} (or https://{0})")]
+    NoScheme(String),
     /// The gateway could not be reached.
     #[error("cannot reach the gateway at {addr}: {why}; is it running (`gateway-shim dev`)?")]
     Unreachable {
@@ -100,6 +103,9 @@ pub async fn connect(args: &ClientArgs) -> Result<Client, ClientError> {
         .clone()
         .or_else(|| std::env::var(crate::api::driver_spec::ENV_GATEWAY_ENDPOINT).ok())
         .unwrap_or_else(|| DEFAULT_GATEWAY.to_owned());
+    if !(addr.starts_with("http://") || addr.starts_with("https://")) {
+        return Err(ClientError::NoScheme(addr));
+    }
     let endpoint = Endpoint::from_shared(addr.clone())
         .map_err(|_| ClientError::BadAddress(addr.clone()))?
         .connect_timeout(args.timeout);
