@@ -15,7 +15,7 @@ use proto::pb::gateway::v1 as pb;
 use proto::pb::health::health_check_response::ServingStatus;
 use sha2::{Digest, Sha256};
 use support::oidc::{self, OidcPeer};
-use support::{Client, Gateway, args, by_name, create_request};
+use support::{Gateway, args, by_name, create_request, sandbox_names};
 use tonic::Code;
 
 struct Suite {
@@ -50,18 +50,6 @@ impl Suite {
         ));
         args
     }
-}
-
-async fn sandbox_names(client: &mut Client) -> Vec<String> {
-    client
-        .list_sandboxes(pb::ListSandboxesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .sandboxes
-        .into_iter()
-        .map(|s| s.name)
-        .collect()
 }
 
 fn provider(name: &str) -> pb::Provider {
@@ -242,15 +230,7 @@ async fn a_store_from_before_owner_namespaces_is_migrated_once() {
             .into_inner();
         assert_eq!(route.model, "alice-model");
         let mut admin = gateway.client_with(&oidc::admin(&peer).await).await;
-        let keys: Vec<String> = admin
-            .list_providers(pb::ListProvidersRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .providers
-            .into_iter()
-            .map(|p| p.name)
-            .collect();
+        let keys = support::provider_names(&mut admin).await;
         assert_eq!(keys, std::slice::from_ref(&alice_key), "start {start}");
 
         // A sandbox token minted before the migration still resolves its provider.

@@ -26,15 +26,7 @@ fn provider(name: &str) -> pb::Provider {
 
 /// Every provider a sandbox or the route names exists.
 async fn assert_no_dangling(client: &mut Client, round: usize) {
-    let providers: Vec<String> = client
-        .list_providers(pb::ListProvidersRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .providers
-        .into_iter()
-        .map(|p| p.name)
-        .collect();
+    let providers = support::provider_names(client).await;
     for sandbox in client
         .list_sandboxes(pb::ListSandboxesRequest {})
         .await

@@ -148,6 +148,32 @@ pub async fn client_at(addr: SocketAddr, token: &str) -> Client {
     GatewayClient::with_interceptor(channel, Bearer(value))
 }
 
+/// The names of the sandboxes `client` lists.
+pub async fn sandbox_names(client: &mut Client) -> Vec<String> {
+    client
+        .list_sandboxes(pb::ListSandboxesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .sandboxes
+        .into_iter()
+        .map(|s| s.name)
+        .collect()
+}
+
+/// The names (keys, for admins) of the providers `client` lists.
+pub async fn provider_names(client: &mut Client) -> Vec<String> {
+    client
+        .list_providers(pb::ListProvidersRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .providers
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
+}
+
 pub fn create_request(name: &str) -> pb::CreateSandboxRequest {
     pb::CreateSandboxRequest {
         name: name.into(),
