@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use proto::cli::{LogArgs, SocketArgs, parse_duration};
+use proto::cli::{CheckArgs, LogArgs, SocketArgs, parse_duration};
 
 /// Serves the ComputeDriver gRPC contract (and grpc.health.v1) on a Unix socket.
 #[derive(Parser, Clone, Debug)]
@@ -24,6 +24,9 @@ pub struct Args {
     /// After SIGTERM to a sandbox's processes on Stop/Delete, how long before SIGKILL.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub stop_grace: Duration,
+    /// Process backend flags.
+    #[command(flatten)]
+    pub process: ProcessArgs,
     /// Kubernetes backend flags.
     #[command(flatten)]
     pub kube: KubeArgs,
@@ -33,6 +36,23 @@ pub struct Args {
     /// Logging flags.
     #[command(flatten)]
     pub log: LogArgs,
+    /// `--check-config`.
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+/// Flags of the process backend (`--backend process`).
+#[derive(clap::Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Process backend")]
+pub struct ProcessArgs {
+    /// Host paths no sandbox may see (a directory or a file; repeat or separate with
+    /// commas): the gateway's store and token files, other services' sockets. The
+    /// driver's own socket and state directory are always hidden.
+    #[arg(long, value_name = "PATH", value_delimiter = ',')]
+    pub hide_path: Vec<PathBuf>,
+    /// Let sandboxes share the host's /tmp (default: each gets a private one).
+    #[arg(long)]
+    pub shared_tmp: bool,
 }
 
 /// A compute backend.

@@ -13,6 +13,8 @@
 //!   empty tmpfs and bind back only the `PATH`s given (the sandbox's working directory
 //!   and token file), so a sandbox sees neither other workspaces nor other sandboxes'
 //!   tokens.
+//! - `--hide PATH`...: host paths covered whole (a directory by an empty tmpfs, a file or socket by `/dev/null`): the driver's socket, a gateway's files.
+//! - `--private-tmp`: a fresh tmpfs on `/tmp`.
 
 mod isolate;
 
@@ -43,12 +45,32 @@ pub fn limit_args(limits: &Limits) -> Vec<OsString> {
     args
 }
 
-/// Launcher flags that confine a sandbox to `keep` inside the hidden `state_dir`.
-pub fn isolation_args(state_dir: &std::path::Path, keep: &[PathBuf]) -> Vec<OsString> {
-    let mut args: Vec<OsString> = vec!["--isolate".into(), state_dir.into()];
-    for path in keep {
+/// What one sandbox may not see.
+#[derive(Clone, Debug, Default)]
+pub struct Isolation {
+    /// The state directory, hidden but for `keep`.
+    pub root: PathBuf,
+    /// What the sandbox keeps under `root` (its working directory and token file).
+    pub keep: Vec<PathBuf>,
+    /// Host paths hidden whole.
+    pub hide: Vec<PathBuf>,
+    /// A private `/tmp`.
+    pub private_tmp: bool,
+}
+
+/// Launcher flags that apply `isolation`.
+pub fn isolation_args(isolation: &Isolation) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["--isolate".into(), isolation.root.clone().into()];
+    for path in &isolation.keep {
         args.push("--keep".into());
         args.push(path.into());
+    }
+    for path in &isolation.hide {
+        args.push("--hide".into());
+        args.push(path.into());
+    }
+    if isolation.private_tmp {
+        args.push("--private-tmp".into());
     }
     args
 }
@@ -56,9 +78,14 @@ pub fn isolation_args(state_dir: &std::path::Path, keep: &[PathBuf]) -> Vec<OsSt
 #[derive(Debug, Default)]
 struct Plan {
     rlimit_as: Option<u64>,
-    isolate: Option<PathBuf>,
-    keep: Vec<PathBuf>,
+    isolate: Option<isolate::Confinement>,
     argv: Vec<OsString>,
+}
+
+impl Plan {
+    fn confinement(&mut self) -> &mut isolate::Confinement {
+        self.isolate.get_or_insert_with(Default::default)
+    }
 }
 
 fn parse(args: Vec<OsString>) -> Result<Plan, String> {
@@ -76,8 +103,10 @@ fn parse(args: Vec<OsString>) -> Result<Plan, String> {
                         .ok_or("bad --rlimit-as")?,
                 );
             }
-            Some("--isolate") => plan.isolate = Some(value()?.into()),
-            Some("--keep") => plan.keep.push(value()?.into()),
+            Some("--isolate") => plan.confinement().root = value()?.into(),
+            Some("--keep") => plan.confinement().keep.push(value()?.into()),
+            Some("--hide") => plan.confinement().hide.push(value()?.into()),
+            Some("--private-tmp") => plan.confinement().private_tmp = true,
             Some("--") => break,
             other => return Err(format!("unexpected argument {other:?}")),
         }
@@ -106,9 +135,11 @@ fn confine_and_exec(args: Vec<OsString>) -> Result<std::convert::Infallible, Str
         setrlimit(Resource::RLIMIT_AS, bytes, bytes)
             .map_err(|e| format!("cannot set the memory limit: {e}"))?;
     }
-    if let Some(root) = &plan.isolate {
-        isolate::confine(root, &plan.keep)
-            .map_err(|e| format!("cannot isolate the sandbox: {e}"))?;
+    if let Some(confinement) = &plan.isolate {
+        if confinement.root.as_os_str().is_empty() {
+            return Err("--keep, --hide and --private-tmp need --isolate".into());
+        }
+        isolate::confine(confinement).map_err(|e| format!("cannot isolate the sandbox: {e}"))?;
     }
     let (program, rest) = plan.argv.split_first().ok_or("no program given")?;
     let error = std::process::Command::new(program).args(rest).exec();

@@ -6,6 +6,7 @@
 //! - [`launcher`]: how the process backend starts a sandbox (limits, then `exec`).
 
 pub mod backend;
+mod check;
 mod cli;
 mod error;
 pub mod launcher;
@@ -16,7 +17,8 @@ pub mod validate;
 
 use std::sync::Arc;
 
-pub use cli::{Args, BackendKind, KubeArgs, NamespaceLayout, PullPolicy};
+pub use check::check;
+pub use cli::{Args, BackendKind, KubeArgs, NamespaceLayout, ProcessArgs, PullPolicy};
 pub use error::{Error as ComputeError, Result};
 pub use metrics::{Metrics, PhaseCollector};
 pub use service::ComputeDriverService;
@@ -73,6 +75,14 @@ where
                 state_dir: args.state_dir(),
                 stop_grace: args.stop_grace,
                 launcher: std::env::current_exe()?,
+                hide: args
+                    .process
+                    .hide_path
+                    .iter()
+                    .cloned()
+                    .chain([std::path::absolute(&args.socket.socket)?])
+                    .collect(),
+                private_tmp: !args.process.shared_tmp,
             })
             .await?,
         ),

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use compute_driver::{Args, ENV_PREFIX, launcher, run};
+use compute_driver::{Args, ENV_PREFIX, check, launcher, run};
 
 fn main() -> ExitCode {
     let mut raw = std::env::args_os();
@@ -14,10 +14,6 @@ fn main() -> ExitCode {
         return launcher::main(raw.collect());
     }
     let args: Args = proto::cli::parse(ENV_PREFIX);
-    if let Err(error) = args.log.init() {
-        eprintln!("compute-driver: {error}");
-        return ExitCode::from(2);
-    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -25,11 +21,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.check.check_config {
+        return runtime.block_on(check(&args)).finish("compute-driver");
+    }
+    if let Err(error) = args.log.init() {
+        eprintln!("compute-driver: {error}");
+        return ExitCode::from(2);
+    }
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "compute-driver stopped");
-            eprintln!("compute-driver: {error}");
             ExitCode::FAILURE
         }
     }

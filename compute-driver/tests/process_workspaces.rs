@@ -141,20 +141,23 @@ async fn isolation_also_holds_for_a_driver_that_is_not_root() {
     }
     let dir = short_dir();
     std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+    // The other user may not reach the build's binary (a checkout under a 0700
+    // directory such as /root): give it a copy it can run.
+    let binary_copy = dir.path().join("compute-driver");
+    std::fs::copy(BINARY, &binary_copy).unwrap();
+    std::fs::set_permissions(
+        &binary_copy,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let state = dir.path().join("state");
     let state_arg = state.to_str().unwrap();
     let binary = std::path::Path::new("/usr/bin/setpriv");
     let socket = dir.path().join("nobody.sock");
     let _driver = KillOnDrop(
         std::process::Command::new(binary)
-            .args([
-                "--reuid",
-                "65534",
-                "--regid",
-                "65534",
-                "--clear-groups",
-                BINARY,
-            ])
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(&binary_copy)
             .args([
                 "--socket",
                 socket.to_str().unwrap(),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use proto::cli::{LogArgs, SocketArgs, parse_duration};
+use proto::cli::{CheckArgs, LogArgs, SocketArgs, parse_duration};
 
 /// Serves the CredentialsDriver gRPC contract (and grpc.health.v1) on a Unix socket.
 #[derive(Parser, Clone, Debug)]
@@ -52,4 +52,7 @@ pub struct Args {
     /// Logging flags.
     #[command(flatten)]
     pub log: LogArgs,
+    /// `--check-config`.
+    #[command(flatten)]
+    pub check: CheckArgs,
 }

@@ -8,6 +8,7 @@
 //! - [`service`]: the thin tonic adapter and the status-code mapping.
 
 pub mod cache;
+mod check;
 mod cli;
 pub mod config;
 mod error;
@@ -20,6 +21,7 @@ pub mod service;
 
 use std::sync::Arc;
 
+pub use check::check;
 pub use cli::Args;
 pub use error::Error as CredentialsError;
 pub use service::CredentialsDriverService;

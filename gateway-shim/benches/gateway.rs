@@ -126,7 +126,7 @@ async fn main() {
 async fn authentication(length: Duration) {
     let peer = support::oidc::OidcPeer::start_with(support::oidc::peer_config()).await;
     let token = support::oidc::alice(&peer).await;
-    let config = support::oidc::oidc_args(&peer).config().unwrap().unwrap();
+    let config = support::oidc::oidc_args(&peer).unwrap();
     let verifier = Arc::new(gateway_shim::auth::Oidc::discover(config).await.unwrap());
     println!("\n## authentication ({length:?} per level)\n");
     println!("| what | callers | calls | p50 | p99 | calls/s |\n|---|---:|---:|---:|---:|---:|");

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use proto::cli::{LogArgs, parse_duration};
+use proto::cli::{CheckArgs, LogArgs, parse_duration};
+
+use crate::config::{GatewayConfig, defaults};
 
 use crate::client::cli::{CredentialCommand, InferenceCommand, ProviderCommand, SandboxCommand};
 
@@ -57,11 +59,12 @@ pub struct GatewayArgs {
     #[arg(long, value_name = "PATH", env = "OPENSHELL_CREDENTIALS_DRIVER_SOCKET")]
     pub credentials_driver_socket: Option<PathBuf>,
     /// TCP address of the gateway's gRPC API.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(long, value_name = "ADDR", default_value = defaults::LISTEN)]
     pub listen: SocketAddr,
     /// Where records live: sqlite:<path>, sqlite::memory: (tests) or
-    /// postgres://user:password@host/db (for more than one replica).
-    #[arg(long, value_name = "URL", default_value = "sqlite:gateway.db")]
+    /// postgres://user:password@host/db (for more than one replica). A SQLite file is
+    /// created 0600 in a directory only this user controls (created 0700 if missing).
+    #[arg(long, value_name = "URL", default_value = defaults::DB_URL)]
     pub db_url: String,
     /// `/metrics`, `/healthz` and `/readyz` on this address (off when unset).
     #[arg(long, value_name = "ADDR")]
@@ -75,23 +78,27 @@ pub struct GatewayArgs {
     #[arg(long, value_name = "PATH")]
     pub sandbox_token_key_file: Option<PathBuf>,
     /// Lifetime of the per-sandbox tokens.
-    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = defaults::SANDBOX_TOKEN_TTL, value_parser = parse_duration)]
     pub sandbox_token_ttl: Duration,
     /// The gateway address sandboxes are told (OPENSHELL_GATEWAY_ENDPOINT); default
     /// http://<listen>.
     #[arg(long, value_name = "URL")]
     pub sandbox_endpoint: Option<String>,
     /// Overall deadline of one driver call, retries included.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = defaults::DRIVER_CALL_TIMEOUT, value_parser = parse_duration)]
     pub driver_call_timeout: Duration,
     /// How often to reconcile with a full ListSandboxes (besides the watch stream).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = defaults::RECONCILE_INTERVAL, value_parser = parse_duration)]
     pub reconcile_interval: Duration,
+    /// After SIGTERM/SIGINT, how long open calls may run before they are cut (watches
+    /// end at once).
+    #[arg(long, value_name = "DURATION", default_value = defaults::SHUTDOWN_GRACE, value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
     /// Sandboxes one owner may have (RESOURCE_EXHAUSTED beyond).
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_SANDBOXES_PER_OWNER)]
     pub max_sandboxes_per_owner: usize,
     /// Providers one owner may have (RESOURCE_EXHAUSTED beyond).
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_PROVIDERS_PER_OWNER)]
     pub max_providers_per_owner: usize,
     /// YAML file saying which credentials users may back their providers with (see
     /// the README, "Credential policy"); re-read when it changes. Unset: users may
@@ -101,6 +108,49 @@ pub struct GatewayArgs {
     /// OIDC authentication of users.
     #[command(flatten)]
     pub oidc: OidcArgs,
+    /// `--check-config`.
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+impl GatewayArgs {
+    /// The configuration these flags describe.
+    ///
+    /// # Errors
+    /// One line per problem, each naming the flag to fix.
+    pub fn config(&self) -> Result<GatewayConfig, String> {
+        let (compute, oidc) = match (self.compute_driver_socket.clone(), self.oidc.config()) {
+            (Some(compute), Ok(oidc)) => (compute, oidc),
+            (compute, oidc) => {
+                let missing = compute.is_none().then(|| {
+                    "--compute-driver-socket (or OPENSHELL_COMPUTE_DRIVER_SOCKET) is required; or run `gateway-shim dev` to start the drivers too".to_owned()
+                });
+                return Err(missing
+                    .into_iter()
+                    .chain(oidc.err())
+                    .collect::<Vec<_>>()
+                    .join("\n"));
+            }
+        };
+        Ok(GatewayConfig {
+            credentials_driver_socket: self.credentials_driver_socket.clone(),
+            listen: self.listen,
+            db_url: self.db_url.clone(),
+            metrics_addr: self.metrics_addr,
+            local_token_file: self.local_token_file.clone(),
+            sandbox_token_key_file: self.sandbox_token_key_file.clone(),
+            sandbox_token_ttl: self.sandbox_token_ttl,
+            sandbox_endpoint: self.sandbox_endpoint.clone(),
+            driver_call_timeout: self.driver_call_timeout,
+            reconcile_interval: self.reconcile_interval,
+            shutdown_grace: self.shutdown_grace,
+            max_sandboxes_per_owner: self.max_sandboxes_per_owner,
+            max_providers_per_owner: self.max_providers_per_owner,
+            credential_policy: self.credential_policy.clone(),
+            oidc,
+            ..GatewayConfig::new(compute)
+        })
+    }
 }
 
 /// OIDC flags, spelled as deployed gateways spell them.

@@ -10,26 +10,30 @@ pub mod auth;
 pub mod authz;
 mod cli;
 pub mod client;
+pub mod config;
 pub mod dev;
 pub mod drivers;
 pub mod server;
 pub mod store;
 
 pub use cli::{Args, Command, DevArgs, GatewayArgs, OidcArgs};
+pub use config::GatewayConfig;
 pub use dev::run_dev;
 pub use server::run_gateway;
 
 /// Prefix of the environment variables of flags without a deployed name.
 pub const ENV_PREFIX: &str = "GATEWAY";
 
+/// The subcommands whose flags read `GATEWAY_*` env vars; client subcommands read
+/// only the `OPENSHELL_*` variables they declare.
+pub const SERVER_COMMANDS: &[&str] = &["serve", "dev"];
+
 /// Why the gateway stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No compute driver socket was given.
-    #[error(
-        "--compute-driver-socket (or OPENSHELL_COMPUTE_DRIVER_SOCKET) is required; or run `gateway-shim dev` to start the drivers too"
-    )]
-    MissingComputeSocket,
+    /// A flag's value cannot be used.
+    #[error("{0}")]
+    Config(String),
     /// The store could not be opened.
     #[error("store: {0}")]
     Store(#[from] store::StoreError),
@@ -56,6 +60,18 @@ pub enum Error {
     Client(#[from] client::ClientError),
 }
 
+/// `serve --check-config`: the flags, then everything start-up would load.
+pub fn check_serve(gateway: &GatewayArgs) -> proto::cli::ConfigCheck {
+    match gateway.config() {
+        Ok(config) => config::check::check(&config),
+        Err(problems) => {
+            let mut report = proto::cli::ConfigCheck::default();
+            problems.lines().for_each(|line| report.problem(line));
+            report
+        }
+    }
+}
+
 /// Runs what `args` asks for; servers run until SIGTERM or SIGINT.
 ///
 /// # Errors
@@ -63,8 +79,9 @@ pub enum Error {
 pub async fn run(args: Args) -> Result<(), Error> {
     match &args.command {
         Command::Serve(gateway) => {
-            let listener = server::listen(gateway.listen).await?;
-            run_gateway(gateway, listener, proto::shutdown_signal()).await
+            let config = gateway.config().map_err(Error::Config)?;
+            let listener = server::listen(config.listen).await?;
+            run_gateway(&config, listener, proto::shutdown_signal()).await
         }
         Command::Dev(dev) => run_dev(dev, &args.log).await,
         other => match client::run_client(other).await {

@@ -23,14 +23,12 @@ use crate::auth::{AuthLayer, Authenticator, LocalToken, SigningKey};
 use crate::authz::PolicyFile;
 use crate::drivers::{ComputeClient, CredentialsClient, Statuses, follow, monitor};
 use crate::store::{Kind, Record, Store, StoreError};
-use crate::{Error, GatewayArgs};
+use crate::{Error, GatewayConfig};
 
 /// How often health is recomputed from the drivers' state.
 const READINESS_EVERY: Duration = Duration::from_millis(250);
 /// How often an optional driver is probed.
 const PROBE_EVERY: Duration = Duration::from_secs(2);
-/// How long open calls get to finish at shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Store key of the marker of the owner-key migration.
 const OWNER_KEYS_MARKER: &str = "owner-keys-namespaced";
 /// Store key of the sandbox-token signing key.
@@ -49,20 +47,17 @@ pub async fn listen(addr: SocketAddr) -> Result<TcpListener, Error> {
 /// Serves the gateway on `listener` until `shutdown` completes.
 ///
 /// # Errors
-/// [`Error::MissingComputeSocket`], [`Error::Store`], [`Error::Setup`],
+/// [`Error::Store`], [`Error::Setup`],
 /// [`Error::Serve`].
 pub async fn run_gateway<F>(
-    args: &GatewayArgs,
+    args: &GatewayConfig,
     listener: TcpListener,
     shutdown: F,
 ) -> Result<(), Error>
 where
     F: Future<Output = ()>,
 {
-    let compute_socket = args
-        .compute_driver_socket
-        .clone()
-        .ok_or(Error::MissingComputeSocket)?;
+    let compute_socket = args.compute_driver_socket.clone();
     let store = Store::open(&args.db_url).await?;
     tracing::info!(backend = store.backend(), "store open");
     migrate_owner_keys(args, &store).await?;
@@ -117,7 +112,7 @@ where
             .unwrap_or_else(|| format!("http://{local_addr}")),
         closing: tokio_util::sync::CancellationToken::new(),
     });
-    let oidc = match args.oidc.config().map_err(Error::Setup)? {
+    let oidc = match args.oidc.clone() {
         Some(config) => Some(Arc::new(
             crate::auth::Oidc::discover(config)
                 .await
@@ -189,10 +184,10 @@ where
     let served = tokio::select! {
         served = &mut server => served,
         () = shutdown => {
-            tracing::info!(grace = ?SHUTDOWN_GRACE, "shutting down: ending watches, draining calls");
+            tracing::info!(grace = ?args.shutdown_grace, "shutting down: ending watches, draining calls");
             closing.cancel();
             health.set_not_serving().await;
-            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+            match tokio::time::timeout(args.shutdown_grace, &mut server).await {
                 Ok(served) => served,
                 Err(_) => {
                     tracing::warn!("grace period over; closing the remaining connections");
@@ -240,8 +235,8 @@ async fn track_readiness(
 /// Owner keys stamped before they were namespaced by authenticator were OIDC subjects
 /// (or `local`): once OIDC is configured, they move into its issuer's namespace, in one
 /// transaction, once per store.
-async fn migrate_owner_keys(args: &GatewayArgs, store: &Store) -> Result<(), Error> {
-    let Some(config) = args.oidc.config().map_err(Error::Setup)? else {
+async fn migrate_owner_keys(args: &GatewayConfig, store: &Store) -> Result<(), Error> {
+    let Some(config) = &args.oidc else {
         return Ok(());
     };
     let namespace = crate::auth::owner::oidc_namespace(&config.issuer);
@@ -258,17 +253,10 @@ async fn migrate_owner_keys(args: &GatewayArgs, store: &Store) -> Result<(), Err
 
 /// The sandbox-token key: from `--sandbox-token-key-file`, else the one kept in the
 /// store (created by the first replica to start).
-async fn signing_key(args: &GatewayArgs, store: &Store) -> Result<SigningKey, Error> {
+async fn signing_key(args: &GatewayConfig, store: &Store) -> Result<SigningKey, Error> {
     if let Some(path) = &args.sandbox_token_key_file {
-        let bytes = std::fs::read(path).map_err(|e| {
-            Error::Setup(format!("--sandbox-token-key-file {}: {e}", path.display()))
-        })?;
-        return SigningKey::from_bytes(bytes).ok_or_else(|| {
-            Error::Setup(format!(
-                "--sandbox-token-key-file {}: the key must be at least 32 bytes (e.g. `head -c 32 /dev/urandom > key`)",
-                path.display()
-            ))
-        });
+        return SigningKey::read_file(path)
+            .map_err(|e| Error::Setup(format!("--sandbox-token-key-file: {e}")));
     }
     if let Some(record) = store.get(Kind::Setting, SIGNING_KEY).await? {
         return SigningKey::from_bytes(record.body)

@@ -40,7 +40,7 @@ impl Suite {
         }
     }
 
-    fn args(&self, peer: &OidcPeer) -> gateway_shim::GatewayArgs {
+    fn args(&self, peer: &OidcPeer) -> gateway_shim::GatewayConfig {
         let dir = self.dir.path();
         let mut args = args(dir, &dir.join("c.sock"), Some(&self.credentials));
         args.oidc = oidc::oidc_args(peer);
@@ -196,6 +196,11 @@ async fn a_store_from_before_owner_namespaces_is_migrated_once() {
     legacy_store(&url).await;
     let key_file = suite.dir.path().join("signing.key");
     std::fs::write(&key_file, [7u8; 32]).unwrap();
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let legacy_token = SigningKey::from_bytes(vec![7u8; 32])
         .unwrap()
         .mint(&Claims {

@@ -19,11 +19,24 @@ use crate::uds::{BindError, Health, ServeError, ServeOptions, SocketConfig, bind
 
 /// The command for `T` with an env var on every flag (see the module docs).
 pub fn command<T: CommandFactory>(env_prefix: &str) -> Command {
-    with_env_vars(T::command(), env_prefix)
+    with_env_vars(T::command(), env_prefix, &|_| true)
 }
 
-fn with_env_vars(command: Command, env_prefix: &str) -> Command {
-    let command = command.mut_subcommands(|sub| with_env_vars(sub, env_prefix));
+/// The command for `T` with env vars on the top-level flags and on the flags of the
+/// subcommands `servers` names only: a client subcommand's flags are set on its command
+/// line (or by the env vars they declare themselves), never by a generic variable.
+pub fn command_with_env_on<T: CommandFactory>(env_prefix: &str, servers: &[&str]) -> Command {
+    with_env_vars(T::command(), env_prefix, &|name| servers.contains(&name))
+}
+
+fn with_env_vars(command: Command, env_prefix: &str, include: &dyn Fn(&str) -> bool) -> Command {
+    let command = command.mut_subcommands(|sub| {
+        if include(sub.get_name()) {
+            with_env_vars(sub, env_prefix, &|_| true)
+        } else {
+            sub
+        }
+    });
     command.mut_args(|arg| {
         let id = arg.get_id().as_str();
         if arg.get_env().is_some() || arg.is_positional() || matches!(id, "help" | "version") {
@@ -37,8 +50,83 @@ fn with_env_vars(command: Command, env_prefix: &str) -> Command {
 /// Parses `T` from the process arguments and environment; exits with clap's message
 /// on bad input.
 pub fn parse<T: Parser>(env_prefix: &str) -> T {
-    let matches = command::<T>(env_prefix).get_matches();
+    from_command(command::<T>(env_prefix))
+}
+
+/// [`parse`] with env vars on the flags of `servers` only (see [`command_with_env_on`]).
+pub fn parse_with_env_on<T: Parser>(env_prefix: &str, servers: &[&str]) -> T {
+    from_command(command_with_env_on::<T>(env_prefix, servers))
+}
+
+fn from_command<T: Parser>(command: Command) -> T {
+    let matches = command.get_matches();
     T::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+}
+
+/// `--check-config`: load everything start-up would, report, exit.
+#[derive(Args, Clone, Debug, Default)]
+pub struct CheckArgs {
+    /// Load and check everything start-up would (flags, config files, secrets,
+    /// kubeconfig, URLs) without serving; exit 0 when it would start, 1 naming each
+    /// problem otherwise. Usable as an init step.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// What `--check-config` found.
+#[derive(Debug, Default)]
+pub struct ConfigCheck {
+    problems: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl ConfigCheck {
+    /// Records a problem (a message naming the flag and the fix).
+    pub fn problem(&mut self, message: impl Into<String>) {
+        self.problems.push(message.into());
+    }
+
+    /// Records something checked and found good.
+    pub fn note(&mut self, message: impl Into<String>) {
+        self.notes.push(message.into());
+    }
+
+    /// Records `result`'s error as a problem prefixed with `flag`, or `ok` as a note.
+    pub fn expect<T>(&mut self, flag: &str, result: Result<T, String>, ok: &str) -> Option<T> {
+        match result {
+            Ok(value) => {
+                self.note(format!("{flag}: {ok}"));
+                Some(value)
+            }
+            Err(error) => {
+                self.problem(format!("{flag}: {error}"));
+                None
+            }
+        }
+    }
+
+    /// The problems found so far.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+
+    /// Prints the report (notes to stdout, problems to stderr) and gives the exit code.
+    pub fn finish(self, binary: &str) -> std::process::ExitCode {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        for note in &self.notes {
+            let _ = writeln!(out, "{binary}: ok: {note}");
+        }
+        if self.problems.is_empty() {
+            let _ = writeln!(out, "{binary}: configuration OK");
+            return std::process::ExitCode::SUCCESS;
+        }
+        let mut err = std::io::stderr().lock();
+        for problem in &self.problems {
+            let _ = writeln!(err, "{binary}: config error: {problem}");
+        }
+        std::process::ExitCode::FAILURE
+    }
 }
 
 /// Where a driver serves and who may connect.
@@ -72,6 +160,14 @@ impl SocketArgs {
             allowed_uids: self.allowed_uids.clone(),
             allowed_gids: self.allowed_gids.clone(),
         }
+    }
+
+    /// Checks these flags as binding would, without binding (see [`crate::uds::check`]).
+    ///
+    /// # Errors
+    /// A message naming the flag.
+    pub fn check(&self) -> Result<(), String> {
+        crate::uds::check(&self.socket_config()).map_err(|e| e.to_string())
     }
 
     /// The shutdown behaviour these flags describe.

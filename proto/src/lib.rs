@@ -13,6 +13,7 @@
 //! - [`deadline`]: the caller's `grpc-timeout`, for server streams.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` over HTTP.
 //! - [`phase`]: the sandbox phase derived from driver conditions (the contract's rule).
+//! - [`private`]: the rules for files and directories that hold secrets.
 //! - [`reason`]: machine-readable reasons on error statuses.
 //! - [`cli`] (feature `cli`): flag and logging helpers shared by the binaries.
 //! - `testing` (feature `test-util`): spawn a driver binary in tests.
@@ -21,6 +22,7 @@ pub mod admin;
 pub mod deadline;
 pub mod pb;
 pub mod phase;
+pub mod private;
 pub mod reason;
 pub mod retry;
 mod secret;

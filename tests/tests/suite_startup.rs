@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use gateway_shim::{GatewayArgs, run_gateway};
+use gateway_shim::{GatewayConfig, run_gateway};
 use proto::pb::health::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -14,27 +14,19 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 fn gateway_args(
-    compute: Option<std::path::PathBuf>,
+    compute: std::path::PathBuf,
     credentials: Option<std::path::PathBuf>,
     listen: std::net::SocketAddr,
     dir: &std::path::Path,
-) -> GatewayArgs {
-    GatewayArgs {
-        compute_driver_socket: compute,
+) -> GatewayConfig {
+    GatewayConfig {
         credentials_driver_socket: credentials,
         listen,
         db_url: "sqlite::memory:".into(),
-        metrics_addr: None,
         local_token_file: Some(dir.join("gateway.token")),
-        sandbox_token_key_file: None,
         sandbox_token_ttl: Duration::from_secs(3600),
-        sandbox_endpoint: None,
         driver_call_timeout: Duration::from_secs(5),
-        reconcile_interval: Duration::from_secs(30),
-        credential_policy: None,
-        max_sandboxes_per_owner: 1000,
-        max_providers_per_owner: 100,
-        oidc: gateway_shim::OidcArgs::default(),
+        ..GatewayConfig::new(compute)
     }
 }
 
@@ -67,7 +59,7 @@ async fn the_gateway_waits_for_drivers_that_start_after_it() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let args = gateway_args(
-        Some(compute_socket.clone()),
+        compute_socket.clone(),
         Some(credentials_socket.clone()),
         addr,
         dir.path(),
@@ -122,16 +114,18 @@ async fn the_gateway_waits_for_drivers_that_start_after_it() {
     assert!(!compute_socket.exists() && !credentials_socket.exists());
 }
 
-#[tokio::test]
-async fn the_gateway_without_a_compute_socket_says_which_flag_is_missing() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dir = short_dir();
-    let args = gateway_args(None, None, listener.local_addr().unwrap(), dir.path());
-    let error = run_gateway(&args, listener, std::future::pending())
-        .await
-        .unwrap_err();
-    assert!(
-        error.to_string().contains("--compute-driver-socket"),
-        "{error}"
-    );
+#[test]
+fn serve_without_a_compute_socket_says_which_flag_is_missing() {
+    let matches = proto::cli::command_with_env_on::<gateway_shim::Args>(
+        gateway_shim::ENV_PREFIX,
+        gateway_shim::SERVER_COMMANDS,
+    )
+    .try_get_matches_from(["gateway-shim", "serve"])
+    .unwrap();
+    let args = <gateway_shim::Args as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
+    let gateway_shim::Command::Serve(serve) = args.command else {
+        panic!("not serve");
+    };
+    let error = serve.config().unwrap_err();
+    assert!(error.contains("--compute-driver-socket"), "{error}");
 }

@@ -1,6 +1,9 @@
 //! Filesystem isolation for one sandbox: a private mount namespace (inside a user
 //! namespace when the driver is not root) in which the driver's state directory is an
-//! empty tmpfs holding only what this sandbox may see, bound back by file descriptor.
+//! empty tmpfs holding only what this sandbox may see, bound back by file descriptor;
+//! the configured host paths (the driver's socket, a gateway's runtime directory) are
+//! covered too (a directory by an empty tmpfs, a file by `/dev/null`), and `/tmp` can
+//! be a fresh tmpfs of the sandbox's own.
 
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
@@ -13,8 +16,27 @@ use nix::unistd::{Gid, Uid};
 
 type Result<T> = std::result::Result<T, String>;
 
-/// Hides `root` except for `keep` (directories or files under it).
-pub(super) fn confine(root: &Path, keep: &[PathBuf]) -> Result<()> {
+/// What a sandbox must not see.
+#[derive(Debug, Default)]
+pub(super) struct Confinement {
+    /// The state directory: covered, then `keep` bound back.
+    pub(super) root: PathBuf,
+    /// Directories or files under `root` the sandbox keeps.
+    pub(super) keep: Vec<PathBuf>,
+    /// Host paths covered whole.
+    pub(super) hide: Vec<PathBuf>,
+    /// A fresh `/tmp`.
+    pub(super) private_tmp: bool,
+}
+
+/// Applies `confinement` to this process (before it execs the sandbox's program).
+pub(super) fn confine(confinement: &Confinement) -> Result<()> {
+    let Confinement {
+        root,
+        keep,
+        hide,
+        private_tmp,
+    } = confinement;
     let cwd = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
     enter_namespaces()?;
     mount(
@@ -36,14 +58,15 @@ pub(super) fn confine(root: &Path, keep: &[PathBuf]) -> Result<()> {
                 .map_err(|e| format!("open {}: {e}", path.display()))
         })
         .collect::<Result<_>>()?;
-    mount(
-        Some("tmpfs"),
-        root,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=0755"),
-    )
-    .map_err(|e| format!("cover {}: {e}", root.display()))?;
+    for path in hide {
+        cover(path)?;
+    }
+    if *private_tmp {
+        tmpfs(Path::new("/tmp"), "mode=1777")?;
+    }
+    // A state directory under /tmp is gone with the old /tmp: recreate it to cover it.
+    fs::create_dir_all(root).map_err(|e| format!("recreate {}: {e}", root.display()))?;
+    tmpfs(root, "mode=0755")?;
     for (file, path) in &held {
         let is_dir = file.metadata().map_err(|e| e.to_string())?.is_dir();
         if is_dir {
@@ -68,6 +91,46 @@ pub(super) fn confine(root: &Path, keep: &[PathBuf]) -> Result<()> {
     std::env::set_current_dir(&cwd).map_err(|e| format!("enter {}: {e}", cwd.display()))
 }
 
+fn tmpfs(path: &Path, options: &str) -> Result<()> {
+    mount(
+        Some("tmpfs"),
+        path,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(options),
+    )
+    .map_err(|e| format!("cover {}: {e}", path.display()))
+}
+
+/// Covers a host path: a directory with an empty tmpfs (kept paths under it can still
+/// be bound back), anything else (a file, a socket) with `/dev/null`. A path that does
+/// not exist is already unseen.
+fn cover(path: &Path) -> Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("inspect {}: {e}", path.display())),
+    };
+    if meta.is_dir() {
+        return mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=0755"),
+        )
+        .map_err(|e| format!("hide {}: {e}", path.display()));
+    }
+    mount(
+        Some("/dev/null"),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| format!("hide {}: {e}", path.display()))
+}
+
 fn enter_namespaces() -> Result<()> {
     let (uid, gid) = (Uid::effective(), Gid::effective());
     if uid.is_root() {
@@ -90,7 +153,12 @@ pub fn probe(launcher: &Path, scratch: &Path) -> bool {
         return false;
     }
     let mut args = vec![super::SUBCOMMAND.into()];
-    args.extend(super::isolation_args(scratch, std::slice::from_ref(&keep)));
+    args.extend(super::isolation_args(&super::Isolation {
+        root: scratch.to_owned(),
+        keep: vec![keep.clone()],
+        hide: Vec::new(),
+        private_tmp: true,
+    }));
     args.extend(["--".into(), "true".into()]);
     let ok = std::process::Command::new(launcher)
         .args(args)

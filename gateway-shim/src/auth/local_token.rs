@@ -24,7 +24,8 @@ pub struct LocalToken {
 }
 
 impl LocalToken {
-    /// Generates a token and writes it to `path` (mode 0600, replacing any old file).
+    /// Generates a token and writes it to `path` (mode 0600, replacing any old file) in
+    /// a directory only we control (created 0700 if missing).
     ///
     /// # Errors
     /// I/O errors, or the OS random source failing.
@@ -33,7 +34,7 @@ impl LocalToken {
         getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
         let token = Secret::new(format!("osl1.{}", URL_SAFE_NO_PAD.encode(bytes)));
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
+            proto::private::prepare_dir(parent).map_err(std::io::Error::other)?;
         }
         let _ = std::fs::remove_file(path);
         let mut file = std::fs::OpenOptions::new()

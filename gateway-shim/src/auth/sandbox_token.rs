@@ -56,6 +56,21 @@ impl SigningKey {
         (bytes.len() >= 32).then_some(Self(bytes))
     }
 
+    /// The key in `file`, which others must not be able to read.
+    ///
+    /// # Errors
+    /// A message naming the file and the fix.
+    pub fn read_file(file: &std::path::Path) -> Result<Self, String> {
+        proto::private::check_secret_file(file)?;
+        let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        Self::from_bytes(bytes).ok_or_else(|| {
+            format!(
+                "{}: the key must be at least 32 bytes (e.g. `head -c 32 /dev/urandom > key`)",
+                file.display()
+            )
+        })
+    }
+
     /// A fresh random key.
     ///
     /// # Errors

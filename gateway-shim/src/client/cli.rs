@@ -233,3 +233,32 @@ pub enum CredentialCommand {
     /// Resolve an attached provider's credential (with the sandbox's token).
     Resolve(ProviderName),
 }
+
+/// The client flags of a client subcommand (`None` for `serve` and `dev`).
+pub fn client_args(command: &crate::Command) -> Option<&ClientArgs> {
+    use crate::Command;
+    Some(match command {
+        Command::Serve(_) | Command::Dev(_) => return None,
+        Command::Sandbox(sub) => match sub {
+            SandboxCommand::Create(c) => &c.client,
+            SandboxCommand::List(c) | SandboxCommand::Watch(c) => &c.client,
+            SandboxCommand::Get(c)
+            | SandboxCommand::Stop(c)
+            | SandboxCommand::Start(c)
+            | SandboxCommand::Delete(c) => &c.client,
+        },
+        Command::Provider(sub) => match sub {
+            ProviderCommand::Create(c) | ProviderCommand::Update(c) => &c.client,
+            ProviderCommand::List(c) => &c.client,
+            ProviderCommand::Get(c) | ProviderCommand::Delete(c) => &c.client,
+            ProviderCommand::Attach(c) | ProviderCommand::Detach(c) => &c.client,
+        },
+        Command::Inference(sub) => match sub {
+            InferenceCommand::Set(c) => &c.client,
+            InferenceCommand::Get(c)
+            | InferenceCommand::Delete(c)
+            | InferenceCommand::Bundle(c) => &c.client,
+        },
+        Command::Credential(CredentialCommand::Resolve(c)) => &c.client,
+    })
+}

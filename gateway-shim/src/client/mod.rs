@@ -15,6 +15,11 @@ use tonic::{Request, Status};
 
 pub use commands::run_client;
 
+/// Whether `command` is a client command asked for `-o json` (its errors are JSON too).
+pub fn wants_json(command: &crate::Command) -> bool {
+    cli::client_args(command).is_some_and(|c| c.output == cli::Output::Json)
+}
+
 use cli::ClientArgs;
 
 /// Why a client command failed; the message says what to do.

@@ -234,6 +234,45 @@ impl Store {
         }
     }
 
+    /// Checks `url`'s syntax without connecting (`--check-config`); for a SQLite file,
+    /// also that its directory is one only we control (or can be created so).
+    ///
+    /// # Errors
+    /// A message naming what is wrong, the URL's password redacted.
+    pub fn check_url(url: &str) -> Result<String, String> {
+        use std::str::FromStr as _;
+        let shown = redact_url(url);
+        if url.starts_with("sqlite:") {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                .map_err(|e| format!("{shown:?}: {e}"))?;
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                return Ok("SQLite in memory (records are lost at exit)".into());
+            }
+            let file = options.get_filename();
+            let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
+            let parent = parent.unwrap_or(std::path::Path::new("."));
+            if parent.exists() {
+                proto::private::check_dir(parent)?;
+            }
+            if file.exists() {
+                proto::private::check_secret_file(file)?;
+            }
+            Ok(format!("SQLite file {}", file.display()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = sqlx::postgres::PgConnectOptions::from_str(url)
+                .map_err(|e| format!("{shown:?}: {e}"))?;
+            Ok(format!(
+                "PostgreSQL at {}:{} (not connected by the check)",
+                options.get_host(),
+                options.get_port()
+            ))
+        } else {
+            Err(format!(
+                "{shown:?}: use sqlite:<path>, sqlite::memory: or postgres://user@host/db"
+            ))
+        }
+    }
+
     /// Which backend this is ("sqlite" or "postgres").
     pub fn backend(&self) -> &'static str {
         match self {

@@ -43,6 +43,10 @@ impl SqliteStore {
             (options, None)
         } else {
             let file = options.get_filename().to_owned();
+            let parent = file.parent().unwrap_or(Path::new("."));
+            proto::private::prepare_dir(parent).map_err(|e| {
+                sqlx::Error::Io(std::io::Error::other(format!("the store's directory: {e}")))
+            })?;
             let lock = lock_for_opening(&file).await?;
             create_private(&file)?;
             (options.journal_mode(SqliteJournalMode::Wal), Some(lock))
@@ -87,9 +91,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Takes the exclusive open lock of the database `file`, waiting up to
 /// [`BUSY_TIMEOUT`] for another opener; released when the returned value drops.
 async fn lock_for_opening(file: &Path) -> Result<Flock<File>, sqlx::Error> {
-    let mut name = file.as_os_str().to_owned();
-    name.push("-open.lock");
-    let path = PathBuf::from(name);
+    let path = suffixed(file, "-open.lock");
     let mut lock_file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -115,7 +117,8 @@ async fn lock_for_opening(file: &Path) -> Result<Flock<File>, sqlx::Error> {
 }
 
 /// Creates the database file 0600 if it does not exist yet (SQLite gives its `-wal` and
-/// `-shm` files the same mode).
+/// `-shm` files the same mode), and makes an existing one 0600 if others could read it
+/// (stores made before this rule).
 fn create_private(file: &Path) -> Result<(), sqlx::Error> {
     OpenOptions::new()
         .create(true)
@@ -124,7 +127,30 @@ fn create_private(file: &Path) -> Result<(), sqlx::Error> {
         .mode(0o600)
         .open(file)
         .map(drop)
-        .map_err(|e| io_error(file, e))
+        .map_err(|e| io_error(file, e))?;
+    for path in [
+        file.to_path_buf(),
+        suffixed(file, "-wal"),
+        suffixed(file, "-shm"),
+    ] {
+        match proto::private::tighten(&path) {
+            Ok(Some(mode)) => tracing::warn!(
+                file = %path.display(),
+                mode = format!("{mode:04o}"),
+                "the store holds the signing key: made it 0600"
+            ),
+            Ok(None) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&path, e)),
+        }
+    }
+    Ok(())
+}
+
+fn suffixed(file: &Path, suffix: &str) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 fn io_error(path: &Path, error: std::io::Error) -> sqlx::Error {

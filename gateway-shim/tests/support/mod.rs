@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gateway_shim::GatewayArgs;
+use gateway_shim::GatewayConfig;
 use proto::pb::gateway::v1 as pb;
 use proto::pb::gateway::v1::gateway_client::GatewayClient;
 use proto::pb::health::{
@@ -27,29 +27,22 @@ pub struct Gateway {
     task: Option<tokio::task::JoinHandle<Result<(), gateway_shim::Error>>>,
 }
 
-/// Gateway flags for tests: SQLite in memory, a local token in `dir`, short deadlines.
-pub fn args(dir: &Path, compute: &Path, credentials: Option<&Path>) -> GatewayArgs {
-    GatewayArgs {
-        compute_driver_socket: Some(compute.to_owned()),
+/// Gateway configuration for tests: SQLite in memory, a local token in `dir`, short
+/// deadlines.
+pub fn args(dir: &Path, compute: &Path, credentials: Option<&Path>) -> GatewayConfig {
+    GatewayConfig {
         credentials_driver_socket: credentials.map(Path::to_owned),
         listen: "127.0.0.1:0".parse().unwrap(),
         db_url: "sqlite::memory:".into(),
-        metrics_addr: None,
         local_token_file: Some(dir.join("gateway.token")),
-        sandbox_token_key_file: None,
         sandbox_token_ttl: Duration::from_secs(3600),
-        sandbox_endpoint: None,
         driver_call_timeout: Duration::from_secs(3),
-        reconcile_interval: Duration::from_secs(30),
-        credential_policy: None,
-        max_sandboxes_per_owner: 1000,
-        max_providers_per_owner: 100,
-        oidc: gateway_shim::OidcArgs::default(),
+        ..GatewayConfig::new(compute)
     }
 }
 
 impl Gateway {
-    pub async fn start(args: GatewayArgs) -> Self {
+    pub async fn start(args: GatewayConfig) -> Self {
         let listener = tokio::net::TcpListener::bind(args.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let token_file = args.local_token_file.clone().unwrap();
@@ -63,6 +56,10 @@ impl Gateway {
         for _ in 0..200 {
             if token_file.exists() {
                 break;
+            }
+            if task.is_finished() {
+                let result = task.await.unwrap();
+                panic!("the gateway stopped at start: {result:?}");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

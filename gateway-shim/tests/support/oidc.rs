@@ -24,13 +24,18 @@ pub fn peer_config() -> Value {
 }
 
 /// Gateway flags trusting `peer` with RBAC and scopes from `scope`.
-pub fn oidc_args(peer: &OidcPeer) -> gateway_shim::OidcArgs {
+pub fn oidc_flags(peer: &OidcPeer) -> gateway_shim::OidcArgs {
     gateway_shim::OidcArgs {
         oidc_issuer: Some(peer.issuer.clone()),
         oidc_audience: Some(AUDIENCE.into()),
         oidc_scopes_claim: "scope".into(),
         ..Default::default()
     }
+}
+
+/// The OIDC configuration those flags give.
+pub fn oidc_args(peer: &OidcPeer) -> Option<gateway_shim::auth::OidcConfig> {
+    oidc_flags(peer).config().unwrap()
 }
 
 /// The owner key the gateway stamps for `subject` of `peer`.

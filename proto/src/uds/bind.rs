@@ -222,6 +222,29 @@ pub fn bind(config: &SocketConfig) -> Result<BoundSocket, BindError> {
     })
 }
 
+/// Checks what [`bind`] would, without creating or changing anything: the path's
+/// length, its parent (when it exists already: a directory we or root own that others
+/// cannot write to) and the group. For `--check-config`.
+///
+/// # Errors
+/// The [`BindError`] that [`bind`] would return.
+pub fn check(config: &SocketConfig) -> Result<(), BindError> {
+    let path = config.path.as_path();
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(BindError::PathTooLong {
+            path: path.to_path_buf(),
+            len,
+        });
+    }
+    let (parent, _) = split(path)?;
+    if std::fs::symlink_metadata(parent).is_ok() {
+        check_parent(parent)?;
+    }
+    config.group.as_deref().map(resolve_group).transpose()?;
+    Ok(())
+}
+
 fn split(path: &Path) -> Result<(&Path, &std::ffi::OsStr), BindError> {
     let no_parent = || BindError::NoParent {
         path: path.to_path_buf(),
@@ -243,6 +266,10 @@ fn prepare_parent(parent: &Path) -> Result<(), BindError> {
             .create(parent)
             .map_err(BindError::io("create socket directory", parent))?;
     }
+    check_parent(parent)
+}
+
+fn check_parent(parent: &Path) -> Result<(), BindError> {
     let meta = std::fs::symlink_metadata(parent)
         .map_err(BindError::io("inspect socket directory", parent))?;
     if meta.file_type().is_symlink() {
@@ -268,7 +295,7 @@ fn prepare_parent(parent: &Path) -> Result<(), BindError> {
 
 /// A parent is trusted when we or root own it and nobody else can swap entries in it:
 /// writable by group/others is fine only with the sticky bit (as on `/tmp`).
-fn parent_is_trusted(owner: u32, mode: u32, us: u32) -> bool {
+pub(crate) fn parent_is_trusted(owner: u32, mode: u32, us: u32) -> bool {
     let owned = owner == us || owner == 0;
     let shared_writable = mode & 0o022 != 0;
     let sticky = mode & 0o1000 != 0;

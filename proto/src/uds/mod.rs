@@ -10,7 +10,8 @@ mod health;
 mod peer;
 mod serve;
 
-pub use bind::{BindError, BoundSocket, MAX_SOCKET_PATH, SocketConfig, SocketGuard, bind};
+pub(crate) use bind::parent_is_trusted;
+pub use bind::{BindError, BoundSocket, MAX_SOCKET_PATH, SocketConfig, SocketGuard, bind, check};
 pub use connect::describe_status;
 pub use connect::{
     ConnectConfig, ConnectError, Readiness, connect, health_probe, lazy_channel, wait_for_answer,

@@ -29,6 +29,15 @@ use super::{Backend, Capabilities, Deadline, Event, SandboxRef};
 use crate::validate::{InvalidField, Limits};
 use crate::{ComputeError as Error, Result};
 pub use config::{Config, Namespaces};
+
+/// A Kubernetes client built from `config`'s kubeconfig (or the in-cluster config),
+/// without calling the API server (`--check-config`).
+///
+/// # Errors
+/// FAILED_PRECONDITION naming the flag when no configuration loads.
+pub async fn client(config: &Config) -> crate::Result<kube::Client> {
+    api::client(config).await
+}
 use informer::Shared;
 
 /// The Kubernetes backend.

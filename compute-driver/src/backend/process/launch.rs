@@ -46,9 +46,9 @@ pub(crate) struct LaunchPaths {
     pub(crate) stdout: PathBuf,
     /// Captured stderr.
     pub(crate) stderr: PathBuf,
-    /// The state directory to hide from the sandbox (all but its work dir and token),
-    /// when the host supports isolation.
-    pub(crate) isolate_root: Option<PathBuf>,
+    /// What to hide from the sandbox (the state directory but its work dir and token,
+    /// the configured host paths, /tmp), when the host supports isolation.
+    pub(crate) isolation: Option<launcher::Isolation>,
 }
 
 /// The environment of a sandbox: PATH (the driver's, or a default) and HOME, then the
@@ -107,9 +107,8 @@ pub(crate) fn spawn(
     };
     let mut args: Vec<OsString> = vec![launcher::SUBCOMMAND.into()];
     args.extend(launcher::limit_args(limits));
-    if let Some(root) = &paths.isolate_root {
-        let keep = [paths.work_dir.clone(), paths.token_file.clone()];
-        args.extend(launcher::isolation_args(root, &keep));
+    if let Some(isolation) = &paths.isolation {
+        args.extend(launcher::isolation_args(isolation));
     }
     args.push("--".into());
     args.extend(spec.command.iter().map(OsString::from));

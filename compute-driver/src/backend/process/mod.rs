@@ -22,6 +22,7 @@ use proto::pb::compute::v1 as pb;
 use tokio::sync::{Mutex, broadcast};
 
 use super::{Backend, Capabilities, Deadline, Event, SandboxRef};
+use crate::launcher::Isolation;
 use crate::validate::Limits;
 use crate::{ComputeError as Error, Result};
 use launch::LaunchPaths;
@@ -38,6 +39,10 @@ pub struct Config {
     pub stop_grace: Duration,
     /// The driver binary, re-executed as the launcher (see `crate::launcher`).
     pub launcher: PathBuf,
+    /// Host paths no sandbox may see (the driver's own socket is added).
+    pub hide: Vec<PathBuf>,
+    /// Whether each sandbox gets a private `/tmp`.
+    pub private_tmp: bool,
 }
 
 /// What the host lets this backend enforce, found out at start-up.
@@ -194,11 +199,12 @@ impl ProcessBackend {
             token_file: layout.token_path(id),
             stdout: layout.stdout_path(id),
             stderr: layout.stderr_path(id),
-            isolate_root: self
-                .inner
-                .support
-                .isolation
-                .then(|| self.inner.config.state_dir.clone()),
+            isolation: self.inner.support.isolation.then(|| Isolation {
+                root: self.inner.config.state_dir.clone(),
+                keep: vec![layout.work_dir(&entry.record), layout.token_path(id)],
+                hide: self.inner.config.hide.clone(),
+                private_tmp: self.inner.config.private_tmp,
+            }),
         };
         let mut record = entry.record.clone();
         if let Some(spec) = record.spec.as_mut() {

@@ -75,6 +75,9 @@ impl Layout {
     /// driver holds it.
     pub(crate) fn open(root: &Path) -> Result<Self> {
         private_dir(root)?;
+        // It holds every sandbox's token: nobody else may control it.
+        proto::private::check_dir(root)
+            .map_err(|e| Error::FailedPrecondition(format!("--state-dir: {e}")))?;
         let lock_path = root.join(".lock");
         let file = OpenOptions::new()
             .create(true)

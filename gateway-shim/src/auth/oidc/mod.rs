@@ -27,7 +27,7 @@ const DISCOVERY_DEADLINE: Duration = Duration::from_secs(30);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What OIDC checks, from the `--oidc-*` flags.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OidcConfig {
     /// The issuer URL (must equal the discovered `issuer`).
     pub issuer: String,
@@ -44,7 +44,7 @@ pub struct OidcConfig {
 }
 
 /// The two role names of RBAC.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoleNames {
     /// Grants everything.
     pub admin: String,

@@ -1,0 +1,97 @@
+//! The gateway's configuration: a plain struct with documented defaults, built from
+//! the `serve` flags ([`crate::GatewayArgs::config`]) or directly (`dev`, tests).
+//!
+//! - [`check`]: `serve --check-config`, everything start-up would load, without serving.
+
+pub mod check;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::auth::OidcConfig;
+
+/// Everything `serve` needs. [`GatewayConfig::new`] gives the defaults below; the
+/// `serve` flags' defaults are these (a test parses `serve` to check it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatewayConfig {
+    /// Unix socket of the compute driver.
+    pub compute_driver_socket: PathBuf,
+    /// Unix socket of the credentials driver (none: resolving a provider's credential
+    /// fails with FAILED_PRECONDITION).
+    pub credentials_driver_socket: Option<PathBuf>,
+    /// TCP address of the gRPC API. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// `sqlite:<path>`, `sqlite::memory:` or `postgres://…`. Default `sqlite:gateway.db`.
+    pub db_url: String,
+    /// `/metrics`, `/healthz`, `/readyz` (off when `None`, the default).
+    pub metrics_addr: Option<SocketAddr>,
+    /// Where to write a generated local (loopback-only, admin) token; none by default.
+    pub local_token_file: Option<PathBuf>,
+    /// The sandbox-token signing key's file; `None` (default): a key kept in the store.
+    pub sandbox_token_key_file: Option<PathBuf>,
+    /// Lifetime of sandbox tokens. Default 30 days.
+    pub sandbox_token_ttl: Duration,
+    /// The address sandboxes are told; default `http://<listen>`.
+    pub sandbox_endpoint: Option<String>,
+    /// Deadline of one driver call, retries included. Default 10 s.
+    pub driver_call_timeout: Duration,
+    /// Period of the full reconcile and of repairs. Default 30 s.
+    pub reconcile_interval: Duration,
+    /// After SIGTERM/SIGINT, how long open calls may run. Default 10 s.
+    pub shutdown_grace: Duration,
+    /// Sandboxes one owner may have. Default 1000.
+    pub max_sandboxes_per_owner: usize,
+    /// Providers one owner may have. Default 100.
+    pub max_providers_per_owner: usize,
+    /// The credential policy file; `None` (default): the built-in policy.
+    pub credential_policy: Option<PathBuf>,
+    /// OIDC authentication of users; `None` (default): off.
+    pub oidc: Option<OidcConfig>,
+}
+
+/// The defaults, as the `serve` flags spell them.
+pub mod defaults {
+    /// `--listen`.
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    /// `--db-url`.
+    pub const DB_URL: &str = "sqlite:gateway.db";
+    /// `--sandbox-token-ttl`.
+    pub const SANDBOX_TOKEN_TTL: &str = "30d";
+    /// `--driver-call-timeout`.
+    pub const DRIVER_CALL_TIMEOUT: &str = "10s";
+    /// `--reconcile-interval`.
+    pub const RECONCILE_INTERVAL: &str = "30s";
+    /// `--shutdown-grace`.
+    pub const SHUTDOWN_GRACE: &str = "10s";
+    /// `--max-sandboxes-per-owner`.
+    pub const MAX_SANDBOXES_PER_OWNER: usize = 1000;
+    /// `--max-providers-per-owner`.
+    pub const MAX_PROVIDERS_PER_OWNER: usize = 100;
+}
+
+const DAY: u64 = 24 * 3600;
+
+impl GatewayConfig {
+    /// The defaults, with the one setting that has none.
+    pub fn new(compute_driver_socket: impl Into<PathBuf>) -> Self {
+        Self {
+            compute_driver_socket: compute_driver_socket.into(),
+            credentials_driver_socket: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            db_url: defaults::DB_URL.into(),
+            metrics_addr: None,
+            local_token_file: None,
+            sandbox_token_key_file: None,
+            sandbox_token_ttl: Duration::from_secs(30 * DAY),
+            sandbox_endpoint: None,
+            driver_call_timeout: Duration::from_secs(10),
+            reconcile_interval: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+            max_sandboxes_per_owner: defaults::MAX_SANDBOXES_PER_OWNER,
+            max_providers_per_owner: defaults::MAX_PROVIDERS_PER_OWNER,
+            credential_policy: None,
+            oidc: None,
+        }
+    }
+}
