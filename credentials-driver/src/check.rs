@@ -23,20 +23,26 @@ pub fn check(args: &Args) -> ConfigCheck {
             Some(config::Config::default())
         }
     };
-    let dir_ok = report
-        .expect(
-            "--secrets-dir",
-            if args.secrets_dir.exists() {
-                proto::private::check_dir(&args.secrets_dir)
-            } else {
-                Err(format!(
-                    "{} does not exist: create it, or mount the Secret holding the credentials there",
-                    args.secrets_dir.display()
-                ))
-            },
-            "a directory others cannot change",
-        )
-        .is_some();
+    let names_none = config.as_ref().is_some_and(|c| c.credentials.is_empty());
+    let dir_ok = if !args.secrets_dir.exists() && names_none {
+        report.note("--secrets-dir: absent, and no credential needs it");
+        false
+    } else {
+        report
+            .expect(
+                "--secrets-dir",
+                if args.secrets_dir.exists() {
+                    proto::private::check_dir(&args.secrets_dir)
+                } else {
+                    Err(format!(
+                        "{} does not exist: create it, or mount the Secret holding the credentials there",
+                        args.secrets_dir.display()
+                    ))
+                },
+                "a directory others cannot change",
+            )
+            .is_some()
+    };
     if let (Some(config), true) = (config, dir_ok) {
         let secrets = SecretsDir::new(&args.secrets_dir);
         for (name, credential) in &config.credentials {
