@@ -74,7 +74,11 @@ where
             ProcessBackend::open(ProcessConfig {
                 state_dir: args.state_dir(),
                 stop_grace: args.stop_grace,
-                launcher: std::env::current_exe()?,
+                launcher: std::env::current_exe().map_err(|e| {
+                    Error::Backend(ComputeError::FailedPrecondition(format!(
+                        "the process backend re-runs this binary as its launcher but cannot find it ({e}); is /proc mounted?"
+                    )))
+                })?,
                 hide: args
                     .process
                     .hide_path
