@@ -9,6 +9,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+mod support;
+
 use clap::FromArgMatches as _;
 use gateway_shim::{Args, Command as Sub, ENV_PREFIX, GatewayConfig, SERVER_COMMANDS};
 
@@ -221,4 +223,40 @@ async fn the_store_file_is_private_and_its_directory_checked() {
     .to_string();
     assert!(error.contains("shared"), "{error}");
     assert!(!shared.join("gateway.db").exists());
+}
+
+#[tokio::test]
+async fn a_wrong_socket_path_is_named_once_not_logged_twice_a_second() {
+    let dir = proto::testing::short_dir();
+    let socket = dir.path().join("no-such-dir/compute.sock");
+    let log = dir.path().join("serve.log");
+    let flag = format!("--compute-driver-socket={}", socket.display());
+    let db = format!("--db-url=sqlite:{}", dir.path().join("gw.db").display());
+    let mut serve = support::serve::Serve::spawn(
+        support::serve::Serve::command(&log, &[&flag, &db, "--reconcile-interval=1s"]),
+        &log,
+    );
+    for _ in 0..100 {
+        if serve.api_addr().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let text = serve.log();
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains("\"WARN\"")).collect();
+    let about_socket: Vec<&&str> = warnings
+        .iter()
+        .filter(|l| l.contains(socket.to_str().unwrap()))
+        .collect();
+    assert!(
+        !about_socket.is_empty(),
+        "no warning names the socket path:\n{text}"
+    );
+    assert!(
+        warnings.len() <= 4,
+        "{} warnings in 4 s:\n{}",
+        warnings.len(),
+        warnings.join("\n")
+    );
 }

@@ -324,3 +324,97 @@ fn help_lists_every_flag_with_its_env_var() {
     let dev = help(&["dev"]);
     assert!(dev.contains("GATEWAY_STATE_DIR"), "{dev}");
 }
+
+/// What a new user stumbled on, each fixed: a failed `create --wait` exits non-zero and
+/// says why; a finished sandbox is Completed, not Error; `OPENSHELL_SANDBOX_NAME` is
+/// the name; `-o json` errors are JSON, printed once; `provider update` changes only
+/// the fields given; a driver killed under `dev` is restarted.
+#[test]
+fn what_a_new_user_stumbled_on_is_fixed() {
+    let dev = Dev::start();
+
+    let failed = dev.cli(&[
+        "sandbox", "create", "bad", "--wait", "--", "sh", "-c", "exit 3",
+    ]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success(), "a failed sandbox exits non-zero");
+    assert!(
+        stderr.contains("sandbox bad failed: Failed: main process exited with status 3"),
+        "{stderr}"
+    );
+
+    let done = dev.json(&[
+        "sandbox",
+        "create",
+        "done",
+        "--wait",
+        "--",
+        "sh",
+        "-c",
+        "echo \"name=$OPENSHELL_SANDBOX_NAME\"",
+    ]);
+    assert_eq!(done["status"]["phase"], "Completed", "{done}");
+    let id = done["id"].as_str().unwrap();
+    assert_eq!(dev.sandbox_file(id, "stdout.log"), "name=done\n");
+
+    let missing = dev.cli(&["sandbox", "get", "nope", "-o", "json"]);
+    assert!(!missing.status.success());
+    let error: Value = serde_json::from_slice(&missing.stderr).unwrap_or_else(|e| {
+        panic!(
+            "-o json error is not one JSON document ({e}): {}",
+            String::from_utf8_lossy(&missing.stderr)
+        )
+    });
+    assert!(
+        error["error"].as_str().unwrap().contains("NotFound"),
+        "{error}"
+    );
+
+    dev.json(&[
+        "provider",
+        "create",
+        "p",
+        "--type",
+        "generic",
+        "--credential",
+        "demo-token",
+        "--endpoint",
+        "https://a.example",
+        "--config",
+        "k=v",
+    ]);
+    let updated = dev.json(&["provider", "update", "p", "--endpoint", "https://b.example"]);
+    assert_eq!(updated["endpoint"], "https://b.example");
+    assert_eq!(updated["type"], "generic", "kept: {updated}");
+    assert_eq!(updated["credential"], "demo-token", "kept: {updated}");
+    assert_eq!(updated["config"]["k"], "v", "kept: {updated}");
+
+    // Kill the compute driver: dev says so and starts it again.
+    let pid_of = |name: &str| -> Option<i32> {
+        let out = Command::new("pgrep")
+            .args(["-f", &format!("{name} --socket {}", dev.state.display())])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let first = pid_of("compute-driver").expect("the compute driver runs");
+    kill(Pid::from_raw(first), Signal::SIGKILL).unwrap();
+    let mut again = None;
+    for _ in 0..100 {
+        again = pid_of("compute-driver").filter(|pid| *pid != first);
+        if again.is_some() && dev.cli(&["sandbox", "list"]).status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(again.is_some(), "not restarted:\n{}", dev.log());
+    assert!(dev.log().contains("restarting it"), "{}", dev.log());
+    let listed = dev.json(&["sandbox", "create", "after", "--wait", "--", "sleep", "60"]);
+    assert_eq!(listed["status"]["phase"], "Ready");
+    dev.stop();
+}

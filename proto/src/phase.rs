@@ -14,7 +14,9 @@ pub enum Phase {
     Stopped,
     /// Being deleted.
     Deleting,
-    /// Failed or ended.
+    /// The main process ended successfully (`Ready=False`, reason `Completed`).
+    Completed,
+    /// Failed, or ended unsuccessfully.
     Error,
     /// No conditions yet.
     Unknown,
@@ -28,6 +30,7 @@ impl Phase {
             Self::Ready => "Ready",
             Self::Stopped => "Stopped",
             Self::Deleting => "Deleting",
+            Self::Completed => "Completed",
             Self::Error => "Error",
             Self::Unknown => "Unknown",
         }
@@ -45,7 +48,9 @@ const TRANSIENT_REASONS: [&str; 5] = [
 
 /// The contract's rule: `deleting` → Deleting; `Suspended=True` → Stopped (checked
 /// before Ready); `Ready=True` → Ready; `Ready=False` with a transient reason →
-/// Provisioning, otherwise Error.
+/// Provisioning, otherwise Error. One refinement: `Ready=False` with reason
+/// `Completed` (a main process that exited 0) is Completed, not Error: a finished job
+/// is not a failure.
 pub fn phase_of(sandbox: &pb::DriverSandbox) -> Phase {
     let Some(status) = &sandbox.status else {
         return Phase::Unknown;
@@ -62,6 +67,7 @@ pub fn phase_of(sandbox: &pb::DriverSandbox) -> Phase {
         Some(c) if c.status == "False" && TRANSIENT_REASONS.contains(&c.reason.as_str()) => {
             Phase::Provisioning
         }
+        Some(c) if c.status == "False" && c.reason == "Completed" => Phase::Completed,
         Some(c) if c.status == "False" => Phase::Error,
         Some(_) => Phase::Provisioning,
         None => Phase::Unknown,
@@ -115,6 +121,10 @@ mod tests {
         assert_eq!(
             phase_of(&with(&[("Ready", "False", "Failed")], false)),
             Phase::Error
+        );
+        assert_eq!(
+            phase_of(&with(&[("Ready", "False", "Completed")], false)),
+            Phase::Completed
         );
         assert_eq!(phase_of(&with(&[], false)), Phase::Unknown);
         assert_eq!(phase_of(&pb::DriverSandbox::default()), Phase::Unknown);

@@ -49,7 +49,13 @@ where
             };
             let Some(status) = status else { return };
             let permanent = ends_watch(status.code());
-            tracing::warn!(reason = %describe_status(&status), permanent, "watch stream interrupted");
+            // The consumer knows what it watches and logs it; a permanent end is worth
+            // a warning on its own.
+            if permanent {
+                tracing::warn!(reason = %describe_status(&status), "watch stream ended for good");
+            } else {
+                tracing::debug!(reason = %describe_status(&status), "watch stream interrupted; reopening");
+            }
             if tx.send(WatchEvent::Disconnected(status)).await.is_err() || permanent {
                 return;
             }

@@ -141,7 +141,7 @@ pub enum ProviderCommand {
     /// Show one provider.
     Get(ProviderName),
     /// Replace a provider's type, credential, endpoint and config.
-    Update(ProviderSpec),
+    Update(ProviderUpdate),
     /// Delete a provider (detach it from sandboxes first).
     Delete(ProviderName),
     /// Attach a provider to a sandbox.
@@ -167,7 +167,33 @@ pub struct ProviderSpec {
     /// Config KEY=VALUE (repeatable).
     #[arg(long = "config", value_parser = key_value)]
     pub config: Vec<(String, String)>,
-    /// Expected resource version (update only; ABORTED when it moved on).
+    /// Client flags.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `provider update`: only the fields given change (the rest are kept as read).
+#[derive(Args, Clone, Debug)]
+pub struct ProviderUpdate {
+    /// Name.
+    pub name: String,
+    /// New type.
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// New credential name.
+    #[arg(long)]
+    pub credential: Option<String>,
+    /// New base URL ("" clears it).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Config KEY=VALUE to set (repeatable); other keys are kept.
+    #[arg(long = "config", value_parser = key_value)]
+    pub config: Vec<(String, String)>,
+    /// Config keys to remove (repeatable).
+    #[arg(long = "unset-config", value_name = "KEY")]
+    pub unset_config: Vec<String>,
+    /// Expected resource version (default: the one just read; ABORTED when another
+    /// change came in between).
     #[arg(long)]
     pub version: Option<u64>,
     /// Client flags.
@@ -248,7 +274,8 @@ pub fn client_args(command: &crate::Command) -> Option<&ClientArgs> {
             | SandboxCommand::Delete(c) => &c.client,
         },
         Command::Provider(sub) => match sub {
-            ProviderCommand::Create(c) | ProviderCommand::Update(c) => &c.client,
+            ProviderCommand::Create(c) => &c.client,
+            ProviderCommand::Update(c) => &c.client,
             ProviderCommand::List(c) => &c.client,
             ProviderCommand::Get(c) | ProviderCommand::Delete(c) => &c.client,
             ProviderCommand::Attach(c) | ProviderCommand::Detach(c) => &c.client,

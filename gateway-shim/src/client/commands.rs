@@ -80,7 +80,21 @@ async fn sandbox(command: &SandboxCommand) -> Result<(), ClientError> {
             if create.wait {
                 sandbox = wait_until_settled(args, sandbox).await?;
             }
-            one_sandbox(args, &sandbox)
+            one_sandbox(args, &sandbox)?;
+            let status = sandbox.status.clone().unwrap_or_default();
+            if create.wait && status.phase == "Error" {
+                let why = status
+                    .conditions
+                    .iter()
+                    .find(|c| c.r#type == "Ready")
+                    .map(|c| format!("{}: {}", c.reason, c.message))
+                    .unwrap_or_else(|| "no reason given".into());
+                return Err(ClientError::SandboxFailed {
+                    name: sandbox.name,
+                    why,
+                });
+            }
+            Ok(())
         }
         SandboxCommand::List(with) => {
             let args = &with.client;
@@ -170,7 +184,7 @@ async fn wait_until_settled(
             let _ = writeln!(std::io::stderr(), "{}: {phase}", update.name);
             last_phase.clone_from(&phase);
         }
-        if matches!(phase.as_str(), "Ready" | "Error" | "Stopped") {
+        if matches!(phase.as_str(), "Ready" | "Error" | "Stopped" | "Completed") {
             return Ok(update);
         }
     }
@@ -206,7 +220,6 @@ fn provider_message(spec: &ProviderSpec) -> pb::Provider {
         credential: spec.credential.clone(),
         endpoint: spec.endpoint.clone(),
         config: spec.config.iter().cloned().collect(),
-        resource_version: spec.version.unwrap_or_default(),
         ..Default::default()
     }
 }
@@ -229,13 +242,38 @@ async fn provider(command: &ProviderCommand) -> Result<(), ClientError> {
                 .into_inner();
             one(&spec.client, &p)
         }
-        ProviderCommand::Update(spec) => {
-            let mut client = connect(&spec.client).await?;
-            let p = client
-                .update_provider(request(provider_message(spec), &spec.client))
+        ProviderCommand::Update(update) => {
+            let mut client = connect(&update.client).await?;
+            let mut p = client
+                .get_provider(request(
+                    pb::ProviderRef {
+                        name: update.name.clone(),
+                    },
+                    &update.client,
+                ))
                 .await?
                 .into_inner();
-            one(&spec.client, &p)
+            if let Some(kind) = &update.kind {
+                p.r#type.clone_from(kind);
+            }
+            if let Some(credential) = &update.credential {
+                p.credential.clone_from(credential);
+            }
+            if let Some(endpoint) = &update.endpoint {
+                p.endpoint.clone_from(endpoint);
+            }
+            for key in &update.unset_config {
+                p.config.remove(key);
+            }
+            p.config.extend(update.config.iter().cloned());
+            if let Some(version) = update.version {
+                p.resource_version = version;
+            }
+            let p = client
+                .update_provider(request(p, &update.client))
+                .await?
+                .into_inner();
+            one(&update.client, &p)
         }
         ProviderCommand::List(with) => {
             let args = &with.client;

@@ -56,6 +56,14 @@ pub enum ClientError {
     /// The gateway answered with an error.
     #[error("{}", describe(.0))]
     Call(Status),
+    /// `create --wait`: the sandbox failed.
+    #[error("sandbox {name} failed: {why}")]
+    SandboxFailed {
+        /// Its name.
+        name: String,
+        /// The Ready condition's reason and message.
+        why: String,
+    },
     /// Output could not be written.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),

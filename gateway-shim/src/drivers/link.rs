@@ -70,8 +70,14 @@ pub struct DriverLink {
     socket: PathBuf,
     channel: Channel,
     available: Arc<AtomicBool>,
+    /// When "unreachable" was last logged at warn (seconds since the link was made).
+    warned_at: Arc<std::sync::atomic::AtomicU64>,
+    made: tokio::time::Instant,
     policy: RetryPolicy,
 }
+
+/// While a driver stays unreachable, how often the warning is repeated.
+const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl DriverLink {
     /// A link to `name` (for messages) at `socket`; nothing is dialled yet.
@@ -81,6 +87,8 @@ impl DriverLink {
             socket: socket.to_owned(),
             channel: proto::lazy_channel(socket),
             available: Arc::new(AtomicBool::new(false)),
+            warned_at: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+            made: tokio::time::Instant::now(),
             policy,
         }
     }
@@ -118,6 +126,7 @@ impl DriverLink {
         let was = self.available.swap(available, Ordering::Relaxed);
         if was != available {
             if available {
+                self.warned_at.store(u64::MAX, Ordering::Relaxed);
                 tracing::info!(driver = self.name, socket = %self.socket.display(), "driver available");
             } else {
                 tracing::warn!(driver = self.name, socket = %self.socket.display(), "driver unavailable");
@@ -126,9 +135,27 @@ impl DriverLink {
     }
 
     /// UNAVAILABLE naming the driver; the socket path and the transport's detail go to
-    /// the log (for the operator), not to the caller.
+    /// the log (for the operator), not to the caller: at warn once, then once a minute
+    /// while it stays unreachable (every failure at debug).
     pub fn unavailable(&self, why: &str) -> DriverError {
-        tracing::warn!(driver = self.name, socket = %self.socket.display(), %why, "driver call failed: unavailable");
+        let now = self.made.elapsed().as_secs();
+        let last = self.warned_at.load(Ordering::Relaxed);
+        let due = last == u64::MAX || now.saturating_sub(last) >= WARN_EVERY.as_secs();
+        if due
+            && self
+                .warned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                driver = self.name,
+                socket = %self.socket.display(),
+                %why,
+                "cannot reach the driver at its socket (is it running, and is this the path it serves on?); retrying, next warning in a minute if it stays unreachable"
+            );
+        } else {
+            tracing::debug!(driver = self.name, socket = %self.socket.display(), %why, "driver call failed: unavailable");
+        }
         DriverError::Unavailable { driver: self.name }
     }
 

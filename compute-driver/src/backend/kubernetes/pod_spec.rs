@@ -114,6 +114,11 @@ pub fn pod(
         format!("{TOKEN_DIR}/{TOKEN_KEY}"),
     );
     environment.insert("OPENSHELL_SANDBOX_ID".into(), sandbox.id.clone());
+    // The user-facing name when the gateway gave one (its driver-level name may be
+    // the id); else the driver-level name.
+    environment
+        .entry("OPENSHELL_SANDBOX_NAME".into())
+        .or_insert_with(|| sandbox.name.clone());
     if !spec.log_level.is_empty() {
         environment.insert("OPENSHELL_LOG_LEVEL".into(), spec.log_level.clone());
     }

@@ -71,7 +71,11 @@ pub(crate) fn environment(
     }
     env.extend(spec.environment.clone());
     env.insert(vars::SANDBOX_ID.to_owned(), record.id.clone());
-    env.insert(vars::SANDBOX_NAME.to_owned(), record.name.clone());
+    // The user-facing name when the gateway gave one (its driver-level name may be the
+    // id); else the driver-level name. The id, workspace and token file are the
+    // driver's own and always win.
+    env.entry(vars::SANDBOX_NAME.to_owned())
+        .or_insert_with(|| record.name.clone());
     env.insert(vars::WORKSPACE.to_owned(), record.workspace.clone());
     env.insert(
         vars::TOKEN_FILE.to_owned(),
