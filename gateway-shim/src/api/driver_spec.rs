@@ -9,6 +9,7 @@ use proto::pb::gateway::v1 as pb;
 use proto::phase::{Phase, phase_of};
 
 use super::names::RESERVED_LABEL_PREFIX;
+use crate::drivers::Lookup;
 
 /// Environment variables the gateway sets in every sandbox (they override the spec's).
 pub const ENV_GATEWAY_ENDPOINT: &str = "OPENSHELL_GATEWAY_ENDPOINT";
@@ -69,9 +70,13 @@ pub fn driver_sandbox(
     }
 }
 
-/// The API status for a driver status; `None` when the driver has no such sandbox
-/// (`synced`) or has not been reached yet.
-pub fn status(reported: Option<driver::DriverSandboxStatus>, synced: bool) -> pb::SandboxStatus {
+/// The API status for what the driver reported (see [`Lookup`]).
+pub fn status(lookup: Lookup) -> pb::SandboxStatus {
+    let (reported, synced) = match lookup {
+        Lookup::Reported(reported) => (Some(reported), true),
+        Lookup::Missing => (None, true),
+        Lookup::Unknown => (None, false),
+    };
     let Some(reported) = reported else {
         return if synced {
             pb::SandboxStatus {

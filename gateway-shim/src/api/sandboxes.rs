@@ -288,10 +288,7 @@ pub(super) fn view(core: &Core, who: &Principal, record: &Record) -> pb::Sandbox
         .iter()
         .map(|key| names::visible_provider_name(who, key))
         .collect();
-    sandbox.status = Some(status(
-        core.statuses.get(&record.key),
-        core.statuses.synced(),
-    ));
+    sandbox.status = Some(status(core.statuses.lookup(&record.key)));
     sandbox
 }
 

@@ -10,4 +10,4 @@ mod sync;
 pub use compute::ComputeClient;
 pub use credentials::{Catalog, CredentialsClient};
 pub use link::{DriverError, DriverLink};
-pub use sync::{Change, Statuses, follow, monitor};
+pub use sync::{Change, Lookup, MISSING_GRACE, Statuses, follow, monitor};

@@ -40,7 +40,14 @@ struct Inner {
     statuses: HashMap<String, pb::DriverSandboxStatus>,
     /// Creates in flight: a reconcile must not drop them before the driver has them.
     pending: HashSet<String>,
+    /// Records the driver has not reported, since when (first asked about).
+    missing_since: HashMap<String, tokio::time::Instant>,
 }
+
+/// How long a record the driver does not report is shown as still provisioning
+/// before it is called missing: another replica's fresh sandbox reaches this
+/// replica's driver a moment later (its cache follows the cluster).
+pub const MISSING_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Default for Statuses {
     #[allow(clippy::disallowed_types)]
@@ -63,6 +70,27 @@ impl Statuses {
     /// means the driver does not have the sandbox).
     pub fn synced(&self) -> bool {
         self.synced.load(Ordering::Relaxed)
+    }
+
+    /// What is known of `id`: its reported status; or, once synced, provisioning for
+    /// [`MISSING_GRACE`] after it was first found unreported, then missing.
+    pub fn lookup(&self, id: &str) -> Lookup {
+        let mut inner = self.lock();
+        if let Some(status) = inner.statuses.get(id) {
+            return Lookup::Reported(status.clone());
+        }
+        if !self.synced() {
+            return Lookup::Unknown;
+        }
+        let since = *inner
+            .missing_since
+            .entry(id.to_owned())
+            .or_insert_with(tokio::time::Instant::now);
+        if since.elapsed() < MISSING_GRACE {
+            Lookup::Reported(not_reported_yet())
+        } else {
+            Lookup::Missing
+        }
     }
 
     /// Follows changes from now on.
@@ -125,7 +153,14 @@ impl Statuses {
         let listed: HashSet<String> = sandboxes.iter().map(|s| s.id.clone()).collect();
         let dropped: Vec<String> = {
             let mut inner = self.lock();
-            let Inner { statuses, pending } = &mut *inner;
+            // Records asked about long ago and never reported (deleted since, or
+            // missing for good) need no clock any more.
+            inner
+                .missing_since
+                .retain(|_, since| since.elapsed() < MISSING_GRACE * 60);
+            let Inner {
+                statuses, pending, ..
+            } = &mut *inner;
             let dropped = statuses
                 .keys()
                 .filter(|id| !listed.contains(*id) && !pending.contains(*id))
@@ -147,11 +182,11 @@ impl Statuses {
 
     fn set(&self, sandbox: pb::DriverSandbox) {
         let status = sandbox.status.unwrap_or_default();
-        let changed = self
-            .lock()
-            .statuses
-            .insert(sandbox.id.clone(), status.clone())
-            != Some(status);
+        let changed = {
+            let mut inner = self.lock();
+            inner.missing_since.remove(&sandbox.id);
+            inner.statuses.insert(sandbox.id.clone(), status.clone()) != Some(status)
+        };
         if changed {
             self.announce(Change::Updated(sandbox.id));
         }
@@ -162,6 +197,31 @@ impl Statuses {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// What [`Statuses::lookup`] knows of a sandbox.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Lookup {
+    /// A status (reported, or provisioning while a create is in flight or the driver
+    /// has not caught up yet).
+    Reported(pb::DriverSandboxStatus),
+    /// The driver has not been listed yet.
+    Unknown,
+    /// The driver does not have it.
+    Missing,
+}
+
+fn not_reported_yet() -> pb::DriverSandboxStatus {
+    pb::DriverSandboxStatus {
+        conditions: vec![pb::DriverCondition {
+            r#type: "Ready".into(),
+            status: "False".into(),
+            reason: "Pending".into(),
+            message: "the compute driver has not reported this sandbox yet".into(),
+            last_transition_time: String::new(),
+        }],
+        ..Default::default()
     }
 }
 
@@ -252,5 +312,41 @@ pub async fn monitor(link: super::link::DriverLink, every: Duration) {
         );
         link.set_available(ready);
         tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod missing_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreported_record_is_pending_for_the_grace_then_missing() {
+        let statuses = Statuses::default();
+        assert_eq!(
+            statuses.lookup("a"),
+            Lookup::Unknown,
+            "before the first listing"
+        );
+        statuses.reconcile(Vec::new());
+        let Lookup::Reported(pending) = statuses.lookup("a") else {
+            panic!("not pending at first");
+        };
+        assert_eq!(pending.conditions[0].reason, "Pending");
+        tokio::time::advance(MISSING_GRACE / 2).await;
+        assert!(matches!(statuses.lookup("a"), Lookup::Reported(_)));
+        tokio::time::advance(MISSING_GRACE).await;
+        assert_eq!(statuses.lookup("a"), Lookup::Missing);
+        // Reported after all: its status, and the clock starts over if it goes again.
+        statuses.reconcile(vec![pb::DriverSandbox {
+            id: "a".into(),
+            status: Some(pb::DriverSandboxStatus::default()),
+            ..Default::default()
+        }]);
+        assert!(matches!(statuses.lookup("a"), Lookup::Reported(ref s) if s.conditions.is_empty()));
+        statuses.reconcile(Vec::new());
+        assert!(matches!(
+            statuses.lookup("a"),
+            Lookup::Reported(ref s) if s.conditions[0].reason == "Pending"
+        ));
     }
 }
