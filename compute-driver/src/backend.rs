@@ -138,7 +138,46 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Removes a workspace; missing is fine.
     async fn delete_workspace(&self, name: &str, deadline: Deadline) -> Result<()>;
+
+    /// What the sandbox's main process wrote (see [`LogRequest`]).
+    async fn logs(&self, sandbox: &SandboxRef, request: LogRequest) -> Result<LogStream> {
+        let _ = (sandbox, request);
+        Err(crate::ComputeError::Unimplemented(
+            "this backend does not serve sandbox logs".into(),
+        ))
+    }
 }
+
+/// Which output a chunk of logs came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogSource {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// A piece of a sandbox's output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogChunk {
+    /// Where it was written.
+    pub source: LogSource,
+    /// The bytes, as written.
+    pub data: Vec<u8>,
+}
+
+/// What to read of a sandbox's output.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogRequest {
+    /// Keep following until the process ends.
+    pub follow: bool,
+    /// Only the last this many bytes of each output (0: all).
+    pub tail_bytes: u64,
+}
+
+/// Log chunks, ending when everything asked for was sent.
+pub type LogStream =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<LogChunk>> + Send + 'static>>;
 
 /// A sandbox as a backend stores it: status and token cleared (the token returned on
 /// its own), the namespace set to where the backend runs it.

@@ -30,6 +30,9 @@ pub enum Error {
     /// The platform could not be reached or is overloaded: worth retrying.
     #[error("{0}")]
     Unavailable(String),
+    /// The backend does not do this.
+    #[error("{0}")]
+    Unimplemented(String),
     /// The caller's deadline passed before the platform answered.
     #[error("{0}")]
     DeadlineExceeded(String),

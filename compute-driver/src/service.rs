@@ -7,11 +7,12 @@ use std::sync::Arc;
 use proto::pb::compute::v1 as pb;
 use proto::pb::compute::v1::compute_driver_server::ComputeDriver;
 use tokio::sync::{broadcast, mpsc};
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::backend::{Backend, Deadline, Event, SandboxRef};
+use crate::backend::{Backend, Deadline, Event, LogRequest, LogSource, SandboxRef};
 use crate::metrics::Metrics;
 use crate::{ComputeError as Error, validate};
 
@@ -41,6 +42,7 @@ pub fn status(error: Error) -> Status {
         Error::FailedPrecondition(message) => Status::failed_precondition(message),
         Error::PermissionDenied(message) => Status::permission_denied(message),
         Error::Unavailable(message) => Status::unavailable(message),
+        Error::Unimplemented(message) => Status::unimplemented(message),
         Error::DeadlineExceeded(message) => Status::deadline_exceeded(message),
         Error::Storage { .. } | Error::Process { .. } | Error::StateDirInUse(_) => {
             tracing::error!(%error, "compute backend failure");
@@ -259,6 +261,51 @@ impl ComputeDriver for ComputeDriverService {
             "DeleteSandbox",
             result.map(|deleted| pb::DeleteSandboxResponse { deleted }),
         )
+    }
+
+    type ReadSandboxLogsStream =
+        Pin<Box<dyn Stream<Item = Result<pb::SandboxLogChunk, Status>> + Send + 'static>>;
+
+    async fn read_sandbox_logs(
+        &self,
+        request: Request<pb::ReadSandboxLogsRequest>,
+    ) -> Reply<Self::ReadSandboxLogsStream> {
+        let message = request.into_inner();
+        let result = match SandboxRef::from_request(&message.sandbox_id, &message.sandbox_name) {
+            SandboxRef::Name(name) if name.is_empty() => {
+                Err(Error::InvalidArgument(validate::InvalidField {
+                    field: "sandbox_id".into(),
+                    reason: "give the sandbox's id or name".into(),
+                }))
+            }
+            reference => {
+                self.backend
+                    .logs(
+                        &reference,
+                        LogRequest {
+                            follow: message.follow,
+                            tail_bytes: message.tail_bytes,
+                        },
+                    )
+                    .await
+            }
+        };
+        let stream = match result {
+            Ok(stream) => stream,
+            Err(error) => return self.finish("ReadSandboxLogs", Err(error)),
+        };
+        self.metrics.record_rpc("ReadSandboxLogs", tonic::Code::Ok);
+        Ok(Response::new(Box::pin(stream.map(|item| {
+            item.map(|chunk| pb::SandboxLogChunk {
+                stream: match chunk.source {
+                    LogSource::Stdout => pb::LogStream::Stdout,
+                    LogSource::Stderr => pb::LogStream::Stderr,
+                }
+                .into(),
+                data: chunk.data,
+            })
+            .map_err(status)
+        }))))
     }
 
     type WatchSandboxesStream =

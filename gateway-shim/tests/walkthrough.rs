@@ -389,6 +389,25 @@ fn what_a_new_user_stumbled_on_is_fixed() {
     assert_eq!(updated["credential"], "demo-token", "kept: {updated}");
     assert_eq!(updated["config"]["k"], "v", "kept: {updated}");
 
+    // A sandbox's output, followed until it ends, and its tail.
+    dev.json(&[
+        "sandbox",
+        "create",
+        "talker",
+        "--",
+        "sh",
+        "-c",
+        "echo out1; echo err1 >&2; sleep 1; echo out2",
+    ]);
+    let followed = dev.cli(&["sandbox", "logs", "talker", "--follow"]);
+    assert!(followed.status.success(), "{followed:?}");
+    assert_eq!(String::from_utf8_lossy(&followed.stdout), "out1\nout2\n");
+    assert_eq!(String::from_utf8_lossy(&followed.stderr), "err1\n");
+    let tail = dev.cli(&["sandbox", "logs", "talker", "--tail", "5"]);
+    assert_eq!(String::from_utf8_lossy(&tail.stdout), "out2\n");
+    let nope = dev.cli(&["sandbox", "logs", "nope"]);
+    assert!(String::from_utf8_lossy(&nope.stderr).contains("NotFound"));
+
     // Kill the compute driver: dev says so and starts it again.
     let pid_of = |name: &str| -> Option<i32> {
         let out = Command::new("pgrep")

@@ -139,6 +139,14 @@ impl ComputeDriver for Broken {
         self.sandboxes.lock().await.remove(&r.get_ref().sandbox_id);
         Ok(Response::new(pb::DeleteSandboxResponse { deleted: true })) // violation: not truthful
     }
+    type ReadSandboxLogsStream =
+        Pin<Box<dyn Stream<Item = Result<pb::SandboxLogChunk, Status>> + Send>>;
+    async fn read_sandbox_logs(
+        &self,
+        _: Request<pb::ReadSandboxLogsRequest>,
+    ) -> Reply<Self::ReadSandboxLogsStream> {
+        Err(Status::unimplemented("no"))
+    }
     type WatchSandboxesStream =
         Pin<Box<dyn Stream<Item = Result<pb::WatchSandboxesEvent, Status>> + Send>>;
     async fn watch_sandboxes(

@@ -187,6 +187,40 @@ impl GatewayTrait for GatewayApi {
         self.observe("DeleteSandbox", reply)
     }
 
+    type ReadSandboxLogsStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<pb::SandboxLogChunk, Status>> + Send>,
+    >;
+
+    async fn read_sandbox_logs(
+        &self,
+        request: Request<pb::ReadSandboxLogsRequest>,
+    ) -> Reply<Self::ReadSandboxLogsStream> {
+        use proto::pb::compute::v1::LogStream;
+        use tokio_stream::StreamExt as _;
+        let reply = async move {
+            let who = caller(&request)?;
+            let chunks = sandboxes::logs(&self.core, &who, request.into_inner()).await?;
+            let chunks = chunks.map(|item| {
+                item.map(|chunk| pb::SandboxLogChunk {
+                    stream: match chunk.stream() {
+                        LogStream::Stderr => "stderr",
+                        _ => "stdout",
+                    }
+                    .into(),
+                    data: chunk.data,
+                })
+                .map_err(|status| {
+                    tracing::warn!(error = %proto::describe_status(&status), "sandbox logs: the driver's stream failed");
+                    Status::unavailable("the compute driver's log stream broke off; read again")
+                })
+            });
+            let chunks: Self::ReadSandboxLogsStream = Box::pin(chunks);
+            Ok(Response::new(chunks))
+        }
+        .await;
+        self.observe("ReadSandboxLogs", reply)
+    }
+
     type WatchSandboxesStream = watch::SandboxEvents;
 
     async fn watch_sandboxes(

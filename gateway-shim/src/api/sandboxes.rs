@@ -331,3 +331,23 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+/// What the sandbox's main process wrote, from its compute driver (see
+/// `ReadSandboxLogs`); another user's sandbox is NOT_FOUND.
+pub(super) async fn logs(
+    core: &Core,
+    who: &Principal,
+    request: pb::ReadSandboxLogsRequest,
+) -> Result<tonic::Streaming<proto::pb::compute::v1::SandboxLogChunk>, ApiError> {
+    let reference = request.sandbox.unwrap_or_default();
+    let record = find(core, who, &reference).await?;
+    core.compute
+        .logs(&record.key, request.follow, request.tail_bytes)
+        .await
+        .map_err(|error| match error.code() {
+            tonic::Code::Unimplemented => ApiError::precondition(
+                "the compute driver does not serve sandbox logs (ReadSandboxLogs)",
+            ),
+            _ => error.into(),
+        })
+}

@@ -68,6 +68,22 @@ pub enum SandboxCommand {
     Delete(SandboxName),
     /// Follow your sandboxes' changes (Ctrl-C to stop).
     Watch(WithClient),
+    /// Show what a sandbox's program wrote (stdout to stdout, stderr to stderr).
+    Logs(SandboxLogs),
+}
+
+/// `sandbox logs`.
+#[derive(Args, Clone, Debug)]
+pub struct SandboxLogs {
+    /// The sandbox.
+    #[command(flatten)]
+    pub sandbox: SandboxName,
+    /// Keep printing what it writes until it ends (Ctrl-C to stop).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last BYTES of each output.
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    pub tail: u64,
 }
 
 /// Just the client flags.
@@ -268,6 +284,7 @@ pub fn client_args(command: &crate::Command) -> Option<&ClientArgs> {
         Command::Sandbox(sub) => match sub {
             SandboxCommand::Create(c) => &c.client,
             SandboxCommand::List(c) | SandboxCommand::Watch(c) => &c.client,
+            SandboxCommand::Logs(c) => &c.sandbox.client,
             SandboxCommand::Get(c)
             | SandboxCommand::Stop(c)
             | SandboxCommand::Start(c)

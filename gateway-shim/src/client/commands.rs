@@ -9,7 +9,7 @@ use tokio_stream::StreamExt as _;
 
 use super::cli::{
     ClientArgs, CredentialCommand, InferenceCommand, ProviderCommand, ProviderSpec, SandboxCommand,
-    SandboxName,
+    SandboxLogs, SandboxName,
 };
 use super::output::{self, emit, message};
 use super::{ClientError, connect, request};
@@ -150,6 +150,7 @@ async fn sandbox(command: &SandboxCommand) -> Result<(), ClientError> {
             )?)
         }
         SandboxCommand::Watch(with) => watch(&with.client).await,
+        SandboxCommand::Logs(command) => logs(command).await,
     }
 }
 
@@ -189,6 +190,38 @@ async fn wait_until_settled(
         }
     }
     Err(tonic::Status::unavailable("the watch ended before the sandbox settled").into())
+}
+
+/// Copies a sandbox's output to ours until the gateway ends the stream.
+async fn logs(command: &SandboxLogs) -> Result<(), ClientError> {
+    let args = &command.sandbox.client;
+    let mut client = connect(args).await?;
+    let mut request = request(
+        pb::ReadSandboxLogsRequest {
+            sandbox: Some(reference(&command.sandbox)),
+            follow: command.follow,
+            tail_bytes: command.tail,
+        },
+        args,
+    );
+    if command.follow {
+        // The --timeout bounds each call; a followed log runs until the sandbox ends.
+        request.set_timeout(std::time::Duration::from_secs(365 * 24 * 3600));
+    }
+    let mut chunks = client.read_sandbox_logs(request).await?.into_inner();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        if chunk.stream == "stderr" {
+            let mut err = std::io::stderr().lock();
+            err.write_all(&chunk.data)?;
+            err.flush()?;
+        } else {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&chunk.data)?;
+            out.flush()?;
+        }
+    }
+    Ok(())
 }
 
 async fn watch(args: &ClientArgs) -> Result<(), ClientError> {

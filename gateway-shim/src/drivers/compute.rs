@@ -191,6 +191,29 @@ impl ComputeClient {
         .map(|response| response.sandboxes)
     }
 
+    /// `ReadSandboxLogs` (an extension drivers may not serve: UNIMPLEMENTED).
+    ///
+    /// # Errors
+    /// The driver's status.
+    pub async fn logs(
+        &self,
+        id: &str,
+        follow: bool,
+        tail_bytes: u64,
+    ) -> Result<tonic::Streaming<pb::SandboxLogChunk>, DriverError> {
+        rpc!(
+            self,
+            Idempotency::Idempotent,
+            read_sandbox_logs,
+            pb::ReadSandboxLogsRequest {
+                sandbox_id: id.to_owned(),
+                sandbox_name: String::new(),
+                follow,
+                tail_bytes,
+            }
+        )
+    }
+
     /// `WatchSandboxes`, reopened with backoff whenever it ends.
     pub fn watch(&self) -> ReceiverStream<WatchEvent<pb::WatchSandboxesEvent>> {
         let client = self.client.clone();

@@ -334,6 +334,19 @@ impl ComputeDriver for MockCompute {
         Ok(Response::new(pb::DeleteSandboxResponse { deleted }))
     }
 
+    type ReadSandboxLogsStream =
+        Pin<Box<dyn Stream<Item = Result<pb::SandboxLogChunk, Status>> + Send>>;
+
+    /// The mock keeps no output.
+    async fn read_sandbox_logs(
+        &self,
+        _: Request<pb::ReadSandboxLogsRequest>,
+    ) -> Reply<Self::ReadSandboxLogsStream> {
+        Err(Status::unimplemented(
+            "the mock compute driver keeps no logs",
+        ))
+    }
+
     type WatchSandboxesStream =
         Pin<Box<dyn Stream<Item = Result<pb::WatchSandboxesEvent, Status>> + Send>>;
 

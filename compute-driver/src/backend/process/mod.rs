@@ -6,6 +6,7 @@
 //! last state.
 
 mod launch;
+mod logs;
 mod procfs;
 mod state;
 mod store;
@@ -21,7 +22,7 @@ use proto::Secret;
 use proto::pb::compute::v1 as pb;
 use tokio::sync::{Mutex, broadcast};
 
-use super::{Backend, Capabilities, Deadline, Event, SandboxRef};
+use super::{Backend, Capabilities, Deadline, Event, LogRequest, LogSource, LogStream, SandboxRef};
 use crate::launcher::Isolation;
 use crate::validate::Limits;
 use crate::{ComputeError as Error, Result};
@@ -530,5 +531,18 @@ impl Backend for ProcessBackend {
             )));
         }
         self.inner.layout.remove_workspace(name)
+    }
+
+    async fn logs(&self, sandbox: &SandboxRef, request: LogRequest) -> Result<LogStream> {
+        let entry = self
+            .find(sandbox)
+            .await
+            .ok_or_else(|| Error::NotFound(sandbox.as_str().to_owned()))?;
+        let id = &entry.record.id;
+        let files = [
+            (LogSource::Stdout, self.inner.layout.stdout_path(id)),
+            (LogSource::Stderr, self.inner.layout.stderr_path(id)),
+        ];
+        Ok(logs::stream(entry, files, request))
     }
 }
