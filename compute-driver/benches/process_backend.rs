@@ -1,6 +1,6 @@
 //! Process-backend figures, measured against the real binary over its socket:
-//! start-to-socket-ready time, idle RSS, create-to-Ready latency for a trivial
-//! command, and ListSandboxes latency with 1,000 sandbox records.
+//! start-to-socket-ready time, idle RSS, create-to-Ready latency for a binary and for
+//! a `#!` script, and ListSandboxes latency with 1,000 sandbox records.
 //!
 //! Run: `cargo bench -p compute-driver --bench process_backend`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -81,7 +81,7 @@ async fn start_to_ready() {
     );
 }
 
-async fn create_to_ready(client: &mut ComputeDriverClient<Channel>) {
+async fn create_to_ready(client: &mut ComputeDriverClient<Channel>, label: &str, argv: &[&str]) {
     let mut events = client
         .watch_sandboxes(pb::WatchSandboxesRequest {})
         .await
@@ -89,11 +89,11 @@ async fn create_to_ready(client: &mut ComputeDriverClient<Channel>) {
         .into_inner();
     let mut samples = Vec::new();
     for i in 0..100 {
-        let id = format!("ready-{i}");
+        let id = format!("ready-{label}-{i}");
         let started = Instant::now();
         client
             .create_sandbox(pb::CreateSandboxRequest {
-                sandbox: Some(sandbox(&id, &["sleep", "60"])),
+                sandbox: Some(sandbox(&id, argv)),
             })
             .await
             .unwrap();
@@ -110,12 +110,12 @@ async fn create_to_ready(client: &mut ComputeDriverClient<Channel>) {
     }
     let (p50, p99, max) = percentiles(samples);
     println!(
-        "create-to-Ready via Watch (`sleep 60`, 100 sandboxes): p50 {p50:.1?}  p99 {p99:.1?}  max {max:.1?}"
+        "create-to-Ready via Watch ({label}, 100 sandboxes): p50 {p50:.1?}  p99 {p99:.1?}  max {max:.1?}"
     );
     for i in 0..100 {
         client
             .delete_sandbox(pb::DeleteSandboxRequest {
-                sandbox_id: format!("ready-{i}"),
+                sandbox_id: format!("ready-{label}-{i}"),
                 sandbox_name: String::new(),
             })
             .await
@@ -176,7 +176,14 @@ fn main() {
         let mut client = ComputeDriverClient::new(ready(&driver).await);
         tokio::time::sleep(Duration::from_secs(1)).await;
         println!("idle RSS, no sandboxes: {} KiB", rss_kib(driver.pid()));
-        create_to_ready(&mut client).await;
+        create_to_ready(&mut client, "binary", &["/bin/sleep", "60"]).await;
+        // A `#!` script: its argv after exec is the interpreter's, so only the
+        // launcher's exec report (not comparing argv) can tell it runs.
+        let script = dir.path().join("sleep.sh");
+        std::fs::write(&script, "#!/bin/sh\nexec sleep 60\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        create_to_ready(&mut client, "script", &[script.to_str().unwrap()]).await;
         list_thousand(&mut client, driver.pid()).await;
         drop(client);
         drop(driver);

@@ -15,6 +15,12 @@
 //!   tokens.
 //! - `--hide PATH`...: host paths covered whole (a directory by an empty tmpfs, a file or socket by `/dev/null`): the driver's socket, a gateway's files.
 //! - `--private-tmp`: a fresh tmpfs on `/tmp`.
+//!
+//! Exec report: the launcher's stdin, as the driver starts it, is the write end of a
+//! pipe. The launcher moves it to a close-on-exec descriptor (and gives the program
+//! `/dev/null` as stdin): a successful `exec` closes it, so the driver reads EOF with
+//! no data the moment the program runs, whatever its argv becomes (`#!` scripts
+//! included); a failure writes its message there first. No argv comparison, no polling.
 
 mod isolate;
 
@@ -120,13 +126,29 @@ fn parse(args: Vec<OsString>) -> Result<Plan, String> {
 
 /// Runs launcher mode with the arguments after [`SUBCOMMAND`]; returns only on error.
 pub fn main(args: Vec<OsString>) -> ExitCode {
+    let report = take_report();
     match confine_and_exec(args) {
         Ok(never) => match never {},
         Err(message) => {
+            if let Some(mut report) = report {
+                use std::io::Write as _;
+                let _ = report.write_all(message.as_bytes());
+            }
             eprintln!("compute-driver launcher: {message}");
             ExitCode::from(CANNOT_EXECUTE)
         }
     }
+}
+
+/// The exec report pipe (see the module docs): stdin moved to a close-on-exec
+/// descriptor, stdin itself replaced by `/dev/null`.
+fn take_report() -> Option<std::fs::File> {
+    use std::os::fd::AsFd as _;
+    // `try_clone_to_owned` duplicates with F_DUPFD_CLOEXEC.
+    let report = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    let null = std::fs::File::open("/dev/null").ok()?;
+    nix::unistd::dup2_stdin(&null).ok()?;
+    Some(std::fs::File::from(report))
 }
 
 fn confine_and_exec(args: Vec<OsString>) -> Result<std::convert::Infallible, String> {

@@ -95,23 +95,17 @@ where
     let metrics = Metrics::new("compute_driver")
         .with_collector(Arc::new(PhaseCollector::new(Arc::clone(&backend))));
     let (health, health_service) = proto::Health::new([SERVICE_NAME]).await;
-    let routes = Routes::new(ComputeDriverServer::new(ComputeDriverService::new(
-        backend,
-        metrics.clone(),
-    )))
+    let options = args.socket.serve_options();
+    let routes = Routes::new(ComputeDriverServer::new(
+        ComputeDriverService::new(backend, metrics.clone()).closing_with(options.closing.clone()),
+    ))
     .add_service(health_service);
 
     let admin =
         proto::admin::AdminServer::start(args.metrics_addr, metrics, health.clone()).await?;
-    let served = proto::serve(
-        socket,
-        routes,
-        health,
-        args.socket.serve_options(),
-        shutdown,
-    )
-    .await
-    .map_err(proto::cli::ServerError::from);
+    let served = proto::serve(socket, routes, health, options, shutdown)
+        .await
+        .map_err(proto::cli::ServerError::from);
     admin.stop().await;
     served?;
     Ok(())

@@ -23,6 +23,7 @@ type Reply<T> = Result<Response<T>, Status>;
 pub struct ComputeDriverService {
     backend: Arc<dyn Backend>,
     metrics: Metrics,
+    closing: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for ComputeDriverService {
@@ -54,7 +55,20 @@ pub fn status(error: Error) -> Status {
 impl ComputeDriverService {
     /// A service over `backend`, counting RPCs in `metrics`.
     pub fn new(backend: Arc<dyn Backend>, metrics: Metrics) -> Self {
-        Self { backend, metrics }
+        Self {
+            backend,
+            metrics,
+            closing: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    /// Ends open watches with UNAVAILABLE when `closing` is cancelled (the server's
+    /// shutdown: see `proto::ServeOptions::closing`), so callers reconnect elsewhere
+    /// at once instead of holding this instance for its whole grace.
+    #[must_use]
+    pub fn closing_with(mut self, closing: tokio_util::sync::CancellationToken) -> Self {
+        self.closing = closing;
+        self
     }
 
     fn finish<T>(&self, rpc: &'static str, result: crate::Result<T>) -> Reply<T> {
@@ -324,7 +338,13 @@ impl ComputeDriver for ComputeDriverService {
         };
         self.metrics.record_rpc("WatchSandboxes", tonic::Code::Ok);
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(forward(snapshot, events, tx, deadline));
+        tokio::spawn(forward(
+            snapshot,
+            events,
+            tx,
+            deadline,
+            self.closing.clone(),
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -373,6 +393,7 @@ async fn forward(
     mut events: broadcast::Receiver<Event>,
     tx: EventSender,
     deadline: Option<tokio::time::Instant>,
+    closing: tokio_util::sync::CancellationToken,
 ) {
     for sandbox in snapshot {
         if tx.send(Ok(sandbox_event(sandbox))).await.is_err() {
@@ -389,6 +410,14 @@ async fn forward(
     loop {
         let event = tokio::select! {
             () = tx.closed() => return,
+            () = closing.cancelled() => {
+                let _ = tx
+                    .send(Err(Status::unavailable(
+                        "the driver is shutting down; reconnect (to the next instance)",
+                    )))
+                    .await;
+                return;
+            }
             () = &mut expired => {
                 let _ = tx.send(Err(Status::deadline_exceeded("the caller's deadline passed"))).await;
                 return;

@@ -47,6 +47,33 @@ async fn create_watch_ready_stop_start_delete() {
     );
 }
 
+/// A `#!` script runs as its interpreter (its argv after exec is not the requested
+/// one): it is Ready once the launcher's exec succeeded, as a binary is, and the driver
+/// never waits out its launch timeout for it.
+#[tokio::test]
+async fn a_shebang_script_is_ready_once_exec_succeeds() {
+    let dir = short_dir();
+    let script = dir.path().join("hello.sh");
+    std::fs::write(&script, "#!/bin/sh\necho script-ran\nexec sleep 30\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // The script lives under /tmp, which sandboxes do not share by default.
+    let state = dir.path().join("state");
+    let mut driver = Driver::start_with(
+        dir.path(),
+        &["--state-dir", state.to_str().unwrap(), "--shared-tmp"],
+    )
+    .await;
+    let mut events = driver.watch().await;
+    driver
+        .create(sandbox("script", &[script.to_str().unwrap()]))
+        .await
+        .unwrap();
+    wait_phase(&mut events, "script", Phase::Ready).await;
+    wait_for_file(&driver.stdout_of("script"), "script-ran").await;
+    let logs = driver.process.logs();
+    assert!(!logs.contains("did not exec within"), "{logs}");
+}
+
 #[tokio::test]
 async fn a_process_that_exits_3_reports_a_terminal_condition_with_the_status() {
     let dir = short_dir();

@@ -138,3 +138,40 @@ fn help_lists_every_flag_with_its_env_var() {
     }
     assert!(help.contains("--bind-socket"));
 }
+
+/// SIGTERM with a watch open: the watch ends at once with UNAVAILABLE (its caller
+/// reconnects to the next instance) instead of holding the driver for its whole
+/// grace, the driver exits long before the grace, and a second instance can start on
+/// the same socket and state directory right away.
+#[tokio::test]
+async fn sigterm_ends_open_watches_at_once_and_a_successor_starts() {
+    use proto::pb::compute::v1::WatchSandboxesRequest;
+    let dir = short_dir();
+    let mut driver = spawn(dir.path(), &["--shutdown-grace", "60s"]);
+    let channel = driver.channel().await.unwrap();
+    let mut watch = ComputeDriverClient::new(channel)
+        .watch_sandboxes(WatchSandboxesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+
+    driver.signal(Signal::SIGTERM);
+    let ended = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .expect("the watch ends long before the 60 s grace");
+    match ended {
+        Some(Err(status)) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}"),
+        other => panic!("the watch must end with UNAVAILABLE, got {other:?}"),
+    }
+    let status = driver
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("exits long before the 60 s grace");
+    assert!(status.success(), "{status:?}");
+
+    let successor = spawn(dir.path(), &[]);
+    successor
+        .channel()
+        .await
+        .expect("a second instance serves on the same socket and state directory");
+}

@@ -259,7 +259,7 @@ impl OidcArgs {
 #[derive(ClapArgs, Clone, Debug)]
 pub struct DevArgs {
     /// Private runtime directory: driver sockets, the local token, the sample
-    /// credentials and the database (default: /tmp/openshell-dev-<uid>).
+    /// credentials and the database (default: $TMPDIR/openshell-dev-<uid>, /tmp without TMPDIR).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// TCP address of the gateway (loopback).

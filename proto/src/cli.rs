@@ -174,6 +174,7 @@ impl SocketArgs {
     pub fn serve_options(&self) -> ServeOptions {
         ServeOptions {
             shutdown_grace: self.shutdown_grace,
+            ..ServeOptions::default()
         }
     }
 }

@@ -37,14 +37,28 @@ impl Phase {
     }
 }
 
-/// Reasons of `Ready=False` that mean "not yet" rather than "failed".
-const TRANSIENT_REASONS: [&str; 5] = [
-    "Starting",
+/// Reasons of `Ready=False` that mean "not yet" rather than "failed", compared
+/// case-insensitively: exactly the set the upstream OpenShell gateway treats as
+/// transient (`is_terminal_failure_reason` in its compute module), so a sandbox our
+/// drivers report while it starts is Provisioning on every gateway, never Error. Our
+/// drivers emit only these while a sandbox starts (tests pin that).
+pub const TRANSIENT_REASONS: [&str; 8] = [
+    "ReconcilerError",
     "DependenciesNotReady",
-    "Pending",
-    "ContainerCreating",
-    "Provisioning",
+    "SupervisorNotConnected",
+    "Starting",
+    "ContainerStarting",
+    "ContainerCreated",
+    "HealthCheckStarting",
+    "InspectFailed",
 ];
+
+/// Whether `reason` (of `Ready=False`) is one upstream gateways treat as transient.
+pub fn is_transient(reason: &str) -> bool {
+    TRANSIENT_REASONS
+        .iter()
+        .any(|transient| transient.eq_ignore_ascii_case(reason))
+}
 
 /// The contract's rule: `deleting` → Deleting; `Suspended=True` → Stopped (checked
 /// before Ready); `Ready=True` → Ready; `Ready=False` with a transient reason →
@@ -64,9 +78,7 @@ pub fn phase_of(sandbox: &pb::DriverSandbox) -> Phase {
     }
     match find("Ready") {
         Some(c) if c.status == "True" => Phase::Ready,
-        Some(c) if c.status == "False" && TRANSIENT_REASONS.contains(&c.reason.as_str()) => {
-            Phase::Provisioning
-        }
+        Some(c) if c.status == "False" && is_transient(&c.reason) => Phase::Provisioning,
         Some(c) if c.status == "False" && c.reason == "Completed" => Phase::Completed,
         Some(c) if c.status == "False" => Phase::Error,
         Some(_) => Phase::Provisioning,

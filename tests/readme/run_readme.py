@@ -14,7 +14,8 @@ how it runs:
   <!-- readme-test: skip: REASON -->       not run here, for the reason given
 
 A ```yaml block with `file=PATH` in its info string must equal that file. The one
-substitution: `/tmp/sd`, the README's scratch directory, becomes a fresh one. At the
+substitution: `/tmp/sd`, the README's scratch directory, becomes a fresh one, which is
+also each section's TMPDIR (so `gateway-shim dev` keeps its runtime directory there). At the
 end of a section its background processes get SIGINT (then SIGKILL after 20 s).
 
 Usage: run_readme.py [--repo DIR] [--keep]
@@ -154,8 +155,11 @@ def main():
             # Output to a file: servers left in the background keep a pipe open.
             log_path = os.path.join(work, "readme-section.log")
             with open(log_path, "w") as log:
+                # TMPDIR: where `gateway-shim dev` keeps its runtime directory, so a
+                # reader's own dev suite is neither used nor disturbed.
+                env = dict(os.environ, TMPDIR=scratch, CARGO_INCREMENTAL="0")
                 process = subprocess.Popen(["bash", "-c", script_for(runnable, scratch)], cwd=work,
-                                           stdout=log, stderr=subprocess.STDOUT,
+                                           stdout=log, stderr=subprocess.STDOUT, env=env,
                                            start_new_session=True)
                 try:
                     process.wait(timeout=1800)

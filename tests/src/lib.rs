@@ -13,6 +13,7 @@ pub mod kube_sim;
 pub mod mock;
 pub mod oidc_peer;
 pub mod postgres;
+pub mod raw_client;
 pub mod report;
 pub mod runner;
 

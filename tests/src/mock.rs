@@ -52,6 +52,7 @@ impl MockServer {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let options = proto::ServeOptions {
             shutdown_grace: std::time::Duration::ZERO,
+            ..Default::default()
         };
         self.task = Some(tokio::spawn(async move {
             proto::serve(bound, routes, health, options, async {

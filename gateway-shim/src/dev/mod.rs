@@ -37,9 +37,10 @@ credentials:
     token_ref: demo-token
 ";
 
-/// The default runtime directory, `/tmp/openshell-dev-<uid>`.
+/// The default runtime directory, `$TMPDIR/openshell-dev-<uid>` (`/tmp` without
+/// `TMPDIR`).
 pub fn default_state_dir() -> PathBuf {
-    PathBuf::from(format!("/tmp/openshell-dev-{}", Uid::effective()))
+    std::env::temp_dir().join(format!("openshell-dev-{}", Uid::effective()))
 }
 
 /// Runs both drivers and the gateway until a shutdown signal; a driver that exits is

@@ -217,7 +217,7 @@ fn not_reported_yet() -> pb::DriverSandboxStatus {
         conditions: vec![pb::DriverCondition {
             r#type: "Ready".into(),
             status: "False".into(),
-            reason: "Pending".into(),
+            reason: "DependenciesNotReady".into(),
             message: "the compute driver has not reported this sandbox yet".into(),
             last_transition_time: String::new(),
         }],
@@ -230,7 +230,7 @@ fn provisioning() -> pb::DriverSandboxStatus {
         conditions: vec![pb::DriverCondition {
             r#type: "Ready".into(),
             status: "False".into(),
-            reason: "Provisioning".into(),
+            reason: "Starting".into(),
             message: "the gateway is creating the sandbox".into(),
             last_transition_time: String::new(),
         }],
@@ -331,7 +331,7 @@ mod missing_tests {
         let Lookup::Reported(pending) = statuses.lookup("a") else {
             panic!("not pending at first");
         };
-        assert_eq!(pending.conditions[0].reason, "Pending");
+        assert_eq!(pending.conditions[0].reason, "DependenciesNotReady");
         tokio::time::advance(MISSING_GRACE / 2).await;
         assert!(matches!(statuses.lookup("a"), Lookup::Reported(_)));
         tokio::time::advance(MISSING_GRACE).await;
@@ -346,7 +346,7 @@ mod missing_tests {
         statuses.reconcile(Vec::new());
         assert!(matches!(
             statuses.lookup("a"),
-            Lookup::Reported(ref s) if s.conditions[0].reason == "Pending"
+            Lookup::Reported(ref s) if s.conditions[0].reason == "DependenciesNotReady"
         ));
     }
 }

@@ -4,6 +4,8 @@
 //! close them: a watch stream would outlive the server. Every accepted stream is
 //! wrapped in [`Conn`], which fails its reads and writes once the server's
 //! [`CancellationToken`] fires, so the connection task ends and the peer sees EOF.
+//! What the client sends reaches h2 through the authority [`Rewriter`], so clients
+//! that name the socket path as `:authority` are served too.
 
 use std::future::Future;
 use std::io;
@@ -15,10 +17,18 @@ use tokio::net::UnixStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::{Connected, UdsConnectInfo};
 
+use super::authority::Rewriter;
+
+/// How much is read from the socket at once.
+const READ_CHUNK: usize = 16 * 1024;
+
 /// A server-side connection that ends when its token is cancelled.
 pub(crate) struct Conn {
     inner: UnixStream,
     cut: Pin<Box<WaitForCancellationFutureOwned>>,
+    rewriter: Rewriter,
+    /// Rewritten bytes not yet read by h2.
+    ready: bytes::BytesMut,
 }
 
 impl Conn {
@@ -26,6 +36,8 @@ impl Conn {
         Self {
             inner,
             cut: Box::pin(token.clone().cancelled_owned()),
+            rewriter: Rewriter::default(),
+            ready: bytes::BytesMut::new(),
         }
     }
 
@@ -49,7 +61,20 @@ impl AsyncRead for Conn {
         if let Some(error) = this.poll_cut(cx) {
             return Poll::Ready(Err(error));
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        loop {
+            if !this.ready.is_empty() {
+                let n = this.ready.len().min(buf.remaining());
+                buf.put_slice(&this.ready.split_to(n));
+                return Poll::Ready(Ok(()));
+            }
+            let mut raw = [0u8; READ_CHUNK];
+            let mut raw_buf = ReadBuf::new(&mut raw);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut raw_buf) {
+                Poll::Ready(Ok(())) if raw_buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => this.rewriter.feed(raw_buf.filled(), &mut this.ready)?,
+                other => return other,
+            }
+        }
     }
 }
 

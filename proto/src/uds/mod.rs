@@ -3,6 +3,7 @@
 //! Server: [`bind`] (safe publish), [`PeerPolicy`] (who may connect), [`Health`],
 //! [`serve`] (graceful shutdown). Client: [`lazy_channel`], [`connect`], [`wait_ready`].
 
+mod authority;
 mod bind;
 mod conn;
 mod connect;

@@ -14,17 +14,22 @@ use super::peer::allowed_connections;
 use super::{BoundSocket, Health};
 
 /// How a server shuts down.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ServeOptions {
-    /// How long open calls and streams may run after shutdown starts before they are
-    /// cut. Default: 10 s.
+    /// How long open unary calls may run after shutdown starts before they are cut.
+    /// Default: 10 s.
     pub shutdown_grace: Duration,
+    /// Cancelled the moment shutdown starts: services end their open streams (with
+    /// UNAVAILABLE, so callers reconnect to the next instance) instead of holding the
+    /// server for the whole grace.
+    pub closing: CancellationToken,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             shutdown_grace: Duration::from_secs(10),
+            closing: CancellationToken::new(),
         }
     }
 }
@@ -100,8 +105,9 @@ where
         () = shutdown => {}
     }
 
+    options.closing.cancel();
     health.set_not_serving().await;
-    tracing::info!(grace = ?options.shutdown_grace, "shutting down: health NOT_SERVING, draining");
+    tracing::info!(grace = ?options.shutdown_grace, "shutting down: health NOT_SERVING, streams ended, draining calls");
     let _ = drain_tx.send(());
     match tokio::time::timeout(options.shutdown_grace, &mut server).await {
         Ok(result) => result.map_err(transport_error)?,

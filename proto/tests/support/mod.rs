@@ -114,6 +114,7 @@ pub async fn serve(config: proto::SocketConfig, service: Scripted) -> Running {
         health.clone(),
         proto::ServeOptions {
             shutdown_grace: std::time::Duration::from_millis(500),
+            ..Default::default()
         },
         async {
             let _ = stopped.await;

@@ -1,5 +1,7 @@
 //! `platform_config` for Kubernetes: the pod fields a request may set, validated, with
-//! any other key rejected by name.
+//! any other key rejected by name. Keys are taken as upstream OpenShell's gateway
+//! writes them (snake_case: `runtime_class_name`, `node_selector`, `tolerations`,
+//! `annotations`, `host_users`, `resources_raw`) and in the camelCase of the pod spec.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::validate::InvalidField;
 
 const FIELD: &str = "sandbox.spec.template.platform_config";
-const KEYS: &str = "runtimeClassName, nodeSelector, tolerations or annotations";
+const KEYS: &str = "runtime_class_name, node_selector, tolerations, annotations, host_users or resources_raw (or the camelCase pod-spec names)";
 
 /// The pod settings `platform_config` may carry.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -23,6 +25,11 @@ pub struct PlatformConfig {
     pub tolerations: Vec<Toleration>,
     /// `metadata.annotations`.
     pub annotations: BTreeMap<String, String>,
+    /// `spec.hostUsers`: `false` runs the pod in a user namespace.
+    pub host_users: Option<bool>,
+    /// The container's `resources` as given (`limits`/`requests` maps of quantities,
+    /// custom resource names included); the typed CPU and memory fields win.
+    pub resources_raw: Option<Map<String, Value>>,
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> InvalidField {
@@ -44,11 +51,16 @@ pub fn parse(config: Option<&prost_types::Struct>) -> Result<PlatformConfig, Inv
     for (key, value) in &config.fields {
         let value = to_json(value);
         match key.as_str() {
-            "runtimeClassName" => match value {
+            "runtimeClassName" | "runtime_class_name" => match value {
                 Value::String(name) if !name.is_empty() => parsed.runtime_class_name = Some(name),
                 _ => return Err(invalid(key, "must be a non-empty string")),
             },
-            "nodeSelector" => parsed.node_selector = string_map(key, value)?,
+            "nodeSelector" | "node_selector" => parsed.node_selector = string_map(key, value)?,
+            "hostUsers" | "host_users" => match value {
+                Value::Bool(host_users) => parsed.host_users = Some(host_users),
+                _ => return Err(invalid(key, "must be true or false")),
+            },
+            "resources_raw" | "resources" => parsed.resources_raw = Some(resources(key, value)?),
             "annotations" => parsed.annotations = string_map(key, value)?,
             "tolerations" => {
                 parsed.tolerations = serde_json::from_value(value).map_err(|e| {
@@ -62,6 +74,23 @@ pub fn parse(config: Option<&prost_types::Struct>) -> Result<PlatformConfig, Inv
         }
     }
     Ok(parsed)
+}
+
+/// `{limits: {name: quantity}, requests: {…}}`, nothing else.
+fn resources(key: &str, value: Value) -> Result<Map<String, Value>, InvalidField> {
+    let Value::Object(map) = value else {
+        return Err(invalid(key, "must be a map with limits and/or requests"));
+    };
+    for (section, quantities) in &map {
+        if !matches!(section.as_str(), "limits" | "requests") {
+            return Err(invalid(
+                &format!("{key}.{section}"),
+                "unknown key: use limits or requests",
+            ));
+        }
+        string_map(&format!("{key}.{section}"), quantities.clone())?;
+    }
+    Ok(map)
 }
 
 fn string_map(key: &str, value: Value) -> Result<BTreeMap<String, String>, InvalidField> {
@@ -166,7 +195,7 @@ mod tests {
             unknown.field,
             "sandbox.spec.template.platform_config.hostNetwork"
         );
-        assert!(unknown.reason.contains("runtimeClassName"));
+        assert!(unknown.reason.contains("runtime_class_name"));
         let wrong_type = parse(Some(&config(&[(
             "nodeSelector",
             object(&[(
@@ -185,6 +214,41 @@ mod tests {
         assert_eq!(
             bad_toleration.field,
             "sandbox.spec.template.platform_config.tolerations"
+        );
+    }
+
+    #[test]
+    fn upstream_snake_case_keys_are_read() {
+        let parsed = parse(Some(&config(&[
+            ("runtime_class_name", string("kata")),
+            ("node_selector", object(&[("gpu", string("a100"))])),
+            (
+                "host_users",
+                PValue {
+                    kind: Some(Kind::BoolValue(false)),
+                },
+            ),
+            (
+                "resources_raw",
+                object(&[("limits", object(&[("nvidia.com/gpu", string("1"))]))]),
+            ),
+        ])))
+        .unwrap();
+        assert_eq!(parsed.runtime_class_name.as_deref(), Some("kata"));
+        assert_eq!(parsed.node_selector["gpu"], "a100");
+        assert_eq!(parsed.host_users, Some(false));
+        assert_eq!(
+            parsed.resources_raw.unwrap()["limits"]["nvidia.com/gpu"],
+            "1"
+        );
+        let bad = parse(Some(&config(&[(
+            "resources_raw",
+            object(&[("claims", object(&[]))]),
+        )])))
+        .unwrap_err();
+        assert_eq!(
+            bad.field,
+            "sandbox.spec.template.platform_config.resources_raw.claims"
         );
     }
 }

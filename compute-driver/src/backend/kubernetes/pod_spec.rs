@@ -153,7 +153,12 @@ pub fn pod(
             },
             "runtimeClassName": platform.runtime_class_name,
             // A user namespace for the pod (the node maps its root to an unprivileged id).
-            "hostUsers": (template.user_namespaces == Some(true)).then_some(false),
+            // `platform_config.host_users` (as upstream's gateway sends it) wins over
+            // the template's `user_namespaces`.
+            "hostUsers": platform
+                .host_users
+                .map_or(template.user_namespaces == Some(true), |host| !host)
+                .then_some(false),
             "nodeSelector": platform.node_selector,
             "tolerations": platform.tolerations,
             "containers": [{
@@ -163,7 +168,11 @@ pub fn pod(
                 "command": spec.command,
                 "env": env,
                 "tty": spec.tty,
-                "resources": resources(&template.resources.unwrap_or_default(), spec.resource_requirements.as_ref()),
+                "resources": resources(
+                    &template.resources.unwrap_or_default(),
+                    spec.resource_requirements.as_ref(),
+                    platform.resources_raw.as_ref(),
+                ),
                 "securityContext": {
                     "allowPrivilegeEscalation": false,
                     "readOnlyRootFilesystem": true,
@@ -193,7 +202,14 @@ pub fn pod(
 fn resources(
     resources: &pb::DriverResourceRequirements,
     requirements: Option<&pb::ResourceRequirements>,
+    raw: Option<&serde_json::Map<String, Value>>,
 ) -> Value {
+    let section = |name: &str| {
+        raw.and_then(|raw| raw.get(name))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
     let pairs = |cpu: &str, memory: &str| {
         [("cpu", cpu), ("memory", memory)]
             .into_iter()
@@ -201,8 +217,10 @@ fn resources(
             .map(|(k, v)| (k.to_owned(), json!(v)))
             .collect::<serde_json::Map<_, _>>()
     };
-    let requests = pairs(&resources.cpu_request, &resources.memory_request);
-    let mut limits = pairs(&resources.cpu_limit, &resources.memory_limit);
+    let mut requests = section("requests");
+    requests.extend(pairs(&resources.cpu_request, &resources.memory_request));
+    let mut limits = section("limits");
+    limits.extend(pairs(&resources.cpu_limit, &resources.memory_limit));
     if let Some(count) = requirements
         .and_then(|r| r.gpu.as_ref())
         .and_then(|g| g.count)

@@ -22,7 +22,7 @@ fn condition(kind: &str, on: bool, reason: &str, message: &str) -> pb::DriverCon
 /// (`creating`), or it is gone (deleted outside the driver, garbage-collected).
 pub fn pod_missing(name: &str, creating: bool) -> pb::DriverSandboxStatus {
     let ready = if creating {
-        condition("Ready", false, "Pending", "creating the pod")
+        condition("Ready", false, "DependenciesNotReady", "creating the pod")
     } else {
         condition(
             "Ready",
@@ -114,11 +114,13 @@ pub fn sandbox_status(name: &str, pod: Option<&Pod>) -> pb::DriverSandboxStatus 
         }
         _ => match waiting {
             Some(w) => {
-                let reason = w.reason.clone().unwrap_or_else(|| "Pending".into());
-                let reason = if STARTING.contains(&reason.as_str()) {
-                    "ContainerCreating".to_owned()
-                } else {
-                    reason
+                // Kubernetes' "not yet" waiting reasons become the one upstream
+                // gateways know as transient; the others (ImagePullBackOff, …) are
+                // failures and keep their names.
+                let reason = match w.reason.as_deref() {
+                    None => "ContainerStarting".to_owned(),
+                    Some(r) if STARTING.contains(&r) => "ContainerStarting".to_owned(),
+                    Some(r) => r.to_owned(),
                 };
                 vec![
                     condition(
@@ -134,7 +136,7 @@ pub fn sandbox_status(name: &str, pod: Option<&Pod>) -> pb::DriverSandboxStatus 
                 condition(
                     "Ready",
                     false,
-                    "Pending",
+                    "DependenciesNotReady",
                     "waiting to be scheduled and started",
                 ),
                 running,
@@ -185,7 +187,7 @@ mod tests {
         let pending = json!({"metadata": {"name": "p"}, "status": {"phase": "Pending"}});
         assert_eq!(
             phase_and_reason(Some(pending)),
-            (Phase::Provisioning, "Pending".into())
+            (Phase::Provisioning, "DependenciesNotReady".into())
         );
         let creating = json!({"metadata": {"name": "p"}, "status": {"phase": "Pending", "containerStatuses": [
             {"name": "c", "ready": false, "restartCount": 0, "image": "", "imageID": "", "state": {"waiting": {"reason": "ContainerCreating"}}}]}});
@@ -227,5 +229,61 @@ mod tests {
             (Phase::Stopped, "Stopping".into()),
             "a terminating pod is a stopping sandbox; only a deleted Secret means deleting"
         );
+    }
+
+    /// The reasons upstream's gateway treats as transient, copied literally from its
+    /// `is_terminal_failure_reason` (openshell-server, compute module) rather than
+    /// from our constant, so a change on either side shows here.
+    const UPSTREAM_TRANSIENT: [&str; 8] = [
+        "reconcilererror",
+        "dependenciesnotready",
+        "supervisornotconnected",
+        "starting",
+        "containerstarting",
+        "containercreated",
+        "healthcheckstarting",
+        "inspectfailed",
+    ];
+
+    #[test]
+    fn every_reason_a_starting_pod_gets_is_transient_upstream() {
+        let waiting = |reason: Option<&str>| {
+            json!({"metadata": {"name": "p"}, "status": {"phase": "Pending", "containerStatuses": [
+                {"name": "c", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+                 "state": {"waiting": reason.map_or(json!({}), |r| json!({"reason": r}))}}]}})
+        };
+        let starting = [
+            json!({"metadata": {"name": "p"}}),
+            json!({"metadata": {"name": "p"}, "status": {"phase": "Pending"}}),
+            json!({"metadata": {"name": "p"}, "status": {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}}),
+            waiting(None),
+            waiting(Some("ContainerCreating")),
+            waiting(Some("PodInitializing")),
+            json!({"metadata": {"name": "p"}, "status": {"phase": "Running", "conditions": [
+                {"type": "Ready", "status": "False"}]}}),
+        ];
+        let mut statuses: Vec<pb::DriverSandboxStatus> = starting
+            .into_iter()
+            .map(|pod| sandbox_status("s", Some(&serde_json::from_value(pod).unwrap())))
+            .collect();
+        statuses.push(pod_missing("s", true));
+        for status in statuses {
+            let ready = status
+                .conditions
+                .iter()
+                .find(|c| c.r#type == "Ready")
+                .unwrap();
+            assert_eq!(ready.status, "False");
+            assert!(
+                UPSTREAM_TRANSIENT.contains(&ready.reason.to_ascii_lowercase().as_str()),
+                "{:?} is not transient upstream: the upstream gateway would show Error",
+                ready.reason
+            );
+            assert!(proto::phase::is_transient(&ready.reason));
+        }
+        for transient in UPSTREAM_TRANSIENT {
+            assert!(proto::phase::is_transient(transient), "{transient}");
+        }
     }
 }

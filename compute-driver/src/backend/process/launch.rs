@@ -90,7 +90,8 @@ pub(crate) fn environment(
     env
 }
 
-/// Starts the main process of `record` through the launcher.
+/// Starts the main process of `record` through the launcher; returns the child and
+/// the read end of its exec report (see `crate::launcher`).
 ///
 /// # Errors
 /// `Storage` when the output files cannot be opened; `Process` when the launcher
@@ -99,7 +100,7 @@ pub(crate) fn spawn(
     record: &pb::DriverSandbox,
     limits: &Limits,
     paths: &LaunchPaths,
-) -> Result<Child> {
+) -> Result<(Child, std::os::fd::OwnedFd)> {
     let spec = record.spec.clone().unwrap_or_default();
     let output = |path: &Path| {
         OpenOptions::new()
@@ -123,21 +124,55 @@ pub(crate) fn spawn(
         &paths.work_dir,
         std::env::var("PATH").ok(),
     );
-    Command::new(&paths.launcher)
+    let process_error = |source| Error::Process {
+        action: format!("start sandbox {}", record.id),
+        source,
+    };
+    let (report, report_writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|errno| process_error(std::io::Error::from(errno)))?;
+    let mut command = Command::new(&paths.launcher);
+    command
         .args(args)
         .env_clear()
         .envs(env)
         .current_dir(&paths.work_dir)
-        .stdin(Stdio::null())
+        // The exec report's write end, as the launcher's stdin (it moves it aside).
+        .stdin(Stdio::from(report_writer))
         .stdout(output(&paths.stdout)?)
         .stderr(output(&paths.stderr)?)
         .process_group(0)
-        .kill_on_drop(false)
-        .spawn()
-        .map_err(|source| Error::Process {
-            action: format!("start sandbox {}", record.id),
-            source,
-        })
+        .kill_on_drop(false);
+    let child = command.spawn().map_err(process_error)?;
+    // Our copy of the write end goes with the command: EOF then means the child's
+    // copy closed, at its exec (or its exit).
+    drop(command);
+    Ok((child, report))
+}
+
+/// How a launch went, as its exec report says.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Launched {
+    /// The program runs (the report closed without a word).
+    Running,
+    /// The launcher failed before the exec, saying why (it exits 127).
+    Failed(String),
+    /// No answer within the limit.
+    TimedOut,
+}
+
+/// Waits for the exec report `report` (see `crate::launcher`), up to `limit`.
+pub(crate) async fn launched(report: std::os::fd::OwnedFd, limit: std::time::Duration) -> Launched {
+    use tokio::io::AsyncReadExt as _;
+    let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(report) else {
+        return Launched::Failed("the exec report pipe could not be read".into());
+    };
+    let mut said = Vec::new();
+    match tokio::time::timeout(limit, pipe.read_to_end(&mut said)).await {
+        Ok(Ok(_)) if said.is_empty() => Launched::Running,
+        Ok(Ok(_)) => Launched::Failed(String::from_utf8_lossy(&said).into_owned()),
+        Ok(Err(error)) => Launched::Failed(format!("reading the exec report: {error}")),
+        Err(_) => Launched::TimedOut,
+    }
 }
 
 #[cfg(test)]

@@ -211,7 +211,7 @@ impl ProcessBackend {
         if let Some(spec) = record.spec.as_mut() {
             spec.sandbox_token.clear();
         }
-        let child = launch::spawn(&record, &entry.limits, &paths)?;
+        let (child, report) = launch::spawn(&record, &entry.limits, &paths)?;
         let pid = child
             .id()
             .and_then(|pid| i32::try_from(pid).ok())
@@ -220,10 +220,36 @@ impl ProcessBackend {
                 source: std::io::Error::other("the process exited before its pid was read"),
             })?;
         let ticks = procfs::start_ticks(pid).unwrap_or_default();
-        // Ready means the program runs: wait until the launcher has applied the limits
-        // and isolation and exec'ed it (or failed, which the exit watcher reports).
-        if !procfs::wait_for_exec(pid, &command_of(&entry.record), LAUNCH_TIMEOUT).await {
-            tracing::warn!(sandbox = %id, pid, "launcher did not exec within {LAUNCH_TIMEOUT:?}");
+        // Ready means the program runs: the launcher has applied the limits and
+        // isolation and its exec succeeded (its exec report closed); a failure is
+        // reported by the exit watcher with the launcher's message.
+        let mut child = child;
+        match launch::launched(report, LAUNCH_TIMEOUT).await {
+            launch::Launched::Running => {}
+            launch::Launched::Failed(why) => {
+                // The launcher exits (127) right after its report: record that exit,
+                // never a moment of Ready.
+                if let Ok(Ok(status)) = tokio::time::timeout(LAUNCH_TIMEOUT, child.wait()).await {
+                    use std::os::unix::process::ExitStatusExt as _;
+                    *state = State {
+                        desired: Desired::Running,
+                        phase: Phase::Exited {
+                            code: status.code(),
+                            signal: status.signal(),
+                        },
+                        since_ms: now_ms(),
+                        unenforced_limits: self.inner.unenforced(&entry.limits),
+                    };
+                    layout.save_state(id, &state)?;
+                    tracing::info!(sandbox = %id, pid, %why, "the launcher could not start the program");
+                    self.inner
+                        .publish(entry, &state, "Warning", "Failed", why.trim().to_owned());
+                    return Ok(());
+                }
+            }
+            launch::Launched::TimedOut => {
+                tracing::warn!(sandbox = %id, pid, "launcher did not exec within {LAUNCH_TIMEOUT:?}");
+            }
         }
         *state = State {
             desired: Desired::Running,
@@ -326,14 +352,6 @@ impl Inner {
             },
         });
     }
-}
-
-fn command_of(record: &pb::DriverSandbox) -> Vec<String> {
-    record
-        .spec
-        .as_ref()
-        .map(|s| s.command.clone())
-        .unwrap_or_default()
 }
 
 fn limits_of(record: &pb::DriverSandbox) -> Limits {

@@ -19,35 +19,6 @@ pub(crate) fn is_same_process(pid: i32, ticks: u64) -> bool {
     start_ticks(pid) == Some(ticks)
 }
 
-/// Waits (up to `limit`) until `pid` runs exactly `argv` (the launcher has confined
-/// itself and exec'ed the program) or has exited. Before the launcher's own exec the
-/// child still shows the driver's argv, and then the launcher's, so only the final
-/// argv proves the program runs.
-pub(crate) async fn wait_for_exec(pid: i32, argv: &[String], limit: std::time::Duration) -> bool {
-    let mut expected = Vec::new();
-    for arg in argv {
-        expected.extend_from_slice(arg.as_bytes());
-        expected.push(0);
-    }
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        match std::fs::read(format!("/proc/{pid}/cmdline")) {
-            Ok(cmdline) if cmdline == expected => return true,
-            // Empty while the process is a zombie (it exited), but also for a moment
-            // while it is inside execve (its memory being replaced): only the former
-            // ends the wait. Taking the latter for "exec'ed" reported Ready before the
-            // launcher had even started, limits not yet applied (seen under CPU load).
-            Ok(cmdline) if cmdline.is_empty() && start_ticks(pid).is_none() => return true,
-            Err(_) => return true, // gone
-            Ok(_) => {}
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

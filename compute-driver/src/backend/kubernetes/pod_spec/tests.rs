@@ -60,6 +60,7 @@ fn the_pod_matches_the_reviewed_manifest() {
         node_selector: [("pool".to_owned(), "sandboxes".to_owned())].into(),
         tolerations: Vec::new(),
         annotations: [("example.com/cost-center".to_owned(), "42".to_owned())].into(),
+        ..Default::default()
     };
     let rendered = serde_json::to_value(pod(
         &representative(),
@@ -131,4 +132,34 @@ fn user_namespaces_turn_off_host_users() {
         .unwrap()
         .user_namespaces = Some(true);
     assert_eq!(render(&sandbox)["spec"]["hostUsers"], false);
+}
+
+#[test]
+fn platform_host_users_and_raw_resources_as_upstream_sends_them() {
+    let sandbox = representative();
+    let platform = PlatformConfig {
+        host_users: Some(false),
+        resources_raw: Some(
+            serde_json::json!({"limits": {"nvidia.com/gpu": "1", "memory": "1Gi"}})
+                .as_object()
+                .unwrap()
+                .clone(),
+        ),
+        ..Default::default()
+    };
+    let pod = serde_json::to_value(pod(&sandbox, &options(), "uid-1", &platform)).unwrap();
+    assert_eq!(pod["spec"]["hostUsers"], false);
+    let limits = &pod["spec"]["containers"][0]["resources"]["limits"];
+    assert_eq!(
+        limits["nvidia.com/gpu"], "1",
+        "custom resources kept: {limits}"
+    );
+    let typed = sandbox.spec.unwrap().template.unwrap().resources.unwrap();
+    if !typed.memory_limit.is_empty() {
+        assert_eq!(
+            limits["memory"],
+            typed.memory_limit.as_str(),
+            "typed fields win"
+        );
+    }
 }
