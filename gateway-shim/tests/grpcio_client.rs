@@ -7,7 +7,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use proto::testing::SpawnedDriver;
 
@@ -16,23 +15,6 @@ const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway-shim");
 #[tokio::test]
 async fn a_default_grpcio_client_passes_health_lifecycle_and_resolve() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let requirements = repo.join("tests/grpcio/requirements.txt");
-    let ready = Command::new("python3")
-        .args(["-c", "import grpc, grpc_tools, grpc_health"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ready {
-        let status = Command::new("python3")
-            .args(["-m", "pip", "install", "-q", "-r"])
-            .arg(&requirements)
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "pip install -r {}",
-            requirements.display()
-        );
-    }
     let binaries = support::ensure_driver_binaries(GATEWAY);
     let dir = proto::testing::short_dir();
     let odd = dir.path().join("a b%");
@@ -66,21 +48,22 @@ async fn a_default_grpcio_client_passes_health_lifecycle_and_resolve() {
     );
     compute.channel().await.unwrap();
     credentials.channel().await.unwrap();
-    let out = Command::new("python3")
-        .arg(repo.join("tests/grpcio/default_client.py"))
-        .arg("--compute-socket")
-        .arg(compute.socket())
-        .arg("--credentials-socket")
-        .arg(credentials.socket())
-        .args(["--credential", "gh", "--expect-token", "grpcio-token-value"])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, text) = support::run_python(
+        &repo.join("tests/grpcio/requirements.txt"),
+        "import grpc, grpc_tools, grpc_health",
+        &repo.join("tests/grpcio/default_client.py"),
+        &[
+            "--compute-socket".as_ref(),
+            compute.socket().as_os_str(),
+            "--credentials-socket".as_ref(),
+            credentials.socket().as_os_str(),
+            "--credential".as_ref(),
+            "gh".as_ref(),
+            "--expect-token".as_ref(),
+            "grpcio-token-value".as_ref(),
+        ],
     );
-    assert!(out.status.success(), "{text}");
+    assert!(ok, "{text}");
     assert!(text.contains("ok: credentials ListCredentials"), "{text}");
     assert!(
         text.contains("ok: compute Stop, Delete, then NOT_FOUND"),

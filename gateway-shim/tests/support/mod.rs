@@ -294,3 +294,42 @@ pub async fn serve_mock_compute(
         .await
         .unwrap()
 }
+
+/// Runs `python3 script args`, first installing `requirements` with pip when
+/// `imports` (a Python import statement) fails; returns whether it succeeded and its
+/// output (stdout then stderr).
+pub fn run_python(
+    requirements: &Path,
+    imports: &str,
+    script: &Path,
+    args: &[&std::ffi::OsStr],
+) -> (bool, String) {
+    use std::process::Command;
+    let ready = Command::new("python3")
+        .args(["-c", imports])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ready {
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "-q", "-r"])
+            .arg(requirements)
+            .status()
+            .expect("python3 is needed");
+        assert!(
+            status.success(),
+            "pip install -r {}",
+            requirements.display()
+        );
+    }
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}

@@ -186,14 +186,7 @@ impl Drop for SocketGuard {
 /// Every [`BindError`] variant; none leaves a file behind.
 pub fn bind(config: &SocketConfig) -> Result<BoundSocket, BindError> {
     let path = config.path.as_path();
-    let len = path.as_os_str().len();
-    if len > MAX_SOCKET_PATH {
-        return Err(BindError::PathTooLong {
-            path: path.to_path_buf(),
-            len,
-        });
-    }
-    let (parent, _) = split(path)?;
+    let parent = parent_of_fitting(path)?;
     prepare_parent(parent)?;
     check_existing(path)?;
 
@@ -229,7 +222,16 @@ pub fn bind(config: &SocketConfig) -> Result<BoundSocket, BindError> {
 /// # Errors
 /// The [`BindError`] that [`bind`] would return.
 pub fn check(config: &SocketConfig) -> Result<(), BindError> {
-    let path = config.path.as_path();
+    let parent = parent_of_fitting(&config.path)?;
+    if std::fs::symlink_metadata(parent).is_ok() {
+        check_parent(parent)?;
+    }
+    config.group.as_deref().map(resolve_group).transpose()?;
+    Ok(())
+}
+
+/// The directory of `path`, once `path` is known to fit in `sun_path`.
+fn parent_of_fitting(path: &Path) -> Result<&Path, BindError> {
     let len = path.as_os_str().len();
     if len > MAX_SOCKET_PATH {
         return Err(BindError::PathTooLong {
@@ -237,12 +239,7 @@ pub fn check(config: &SocketConfig) -> Result<(), BindError> {
             len,
         });
     }
-    let (parent, _) = split(path)?;
-    if std::fs::symlink_metadata(parent).is_ok() {
-        check_parent(parent)?;
-    }
-    config.group.as_deref().map(resolve_group).transpose()?;
-    Ok(())
+    split(path).map(|(parent, _)| parent)
 }
 
 fn split(path: &Path) -> Result<(&Path, &std::ffi::OsStr), BindError> {
