@@ -179,11 +179,15 @@ fn main() {
         create_to_ready(&mut client, "binary", &["/bin/sleep", "60"]).await;
         // A `#!` script: its argv after exec is the interpreter's, so only the
         // launcher's exec report (not comparing argv) can tell it runs.
-        let script = dir.path().join("sleep.sh");
+        // Outside /tmp: sandboxes get a private one.
+        let scripts = std::path::PathBuf::from(format!("/var/tmp/bench-{}", std::process::id()));
+        std::fs::create_dir_all(&scripts).unwrap();
+        let script = scripts.join("sleep.sh");
         std::fs::write(&script, "#!/bin/sh\nexec sleep 60\n").unwrap();
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
         create_to_ready(&mut client, "script", &[script.to_str().unwrap()]).await;
+        let _ = std::fs::remove_dir_all(&scripts);
         list_thousand(&mut client, driver.pid()).await;
         drop(client);
         drop(driver);
