@@ -286,7 +286,15 @@ fn build(entry: RawCredential, key: &dyn Fn(&str) -> String) -> Result<Credentia
                 token_endpoint,
                 client_id: required(entry.client_id, &key("client_id"), "the OAuth2 client id")?,
                 client_secret_ref,
-                auth_method: entry.auth_method.unwrap_or_default(),
+                // The deployed (kagenti) format has no `kind` and its driver sends the
+                // client's id and secret as form fields: entries in that format keep
+                // doing so unless they say otherwise; entries with a `kind` default to
+                // HTTP Basic (RFC 6749's preference).
+                auth_method: entry.auth_method.unwrap_or(if entry.kind.is_none() {
+                    AuthMethod::Post
+                } else {
+                    AuthMethod::Basic
+                }),
                 scopes: entry.scopes,
                 audience: entry.audience,
             };

@@ -31,11 +31,24 @@ credentials:
     client_secret_ref: driver-secret
     auth_method: post
     audience: [downstream-api]
+  typed:
+    kind: client_credentials
+    token_endpoint: http://127.0.0.1:9/token
+    client_id: gateway
+    client_secret_ref: gateway-secret
 ",
     )
     .unwrap();
     let names: Vec<_> = config.credentials.keys().cloned().collect();
-    assert_eq!(names, ["exchange", "github", "legacy"]);
+    assert_eq!(names, ["exchange", "github", "legacy", "typed"]);
+    let Credential::ClientCredentials(typed) = &config.credentials["typed"] else {
+        panic!("client_credentials expected");
+    };
+    assert_eq!(
+        typed.auth_method,
+        AuthMethod::Basic,
+        "with a kind: RFC 6749's Basic"
+    );
     let Credential::Static {
         expires_at_ms,
         token_type,
@@ -49,7 +62,11 @@ credentials:
     let Credential::ClientCredentials(legacy) = &config.credentials["legacy"] else {
         panic!("an entry without kind is client_credentials");
     };
-    assert_eq!(legacy.auth_method, AuthMethod::Basic);
+    assert_eq!(
+        legacy.auth_method,
+        AuthMethod::Post,
+        "the deployed (kagenti) format sends the client's id and secret as form fields"
+    );
     let Credential::TokenExchange(exchange) = &config.credentials["exchange"] else {
         panic!("token_exchange expected");
     };

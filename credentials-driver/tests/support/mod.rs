@@ -33,6 +33,7 @@ credentials:
     token_endpoint: {endpoint}
     client_id: gateway
     client_secret_ref: gateway-secret
+    auth_method: basic
   cc-post:
     kind: client_credentials
     issuer: {issuer}
