@@ -61,11 +61,6 @@ impl Default for Statuses {
 }
 
 impl Statuses {
-    /// The last status the driver reported for `id`.
-    pub fn get(&self, id: &str) -> Option<pb::DriverSandboxStatus> {
-        self.lock().statuses.get(id).cloned()
-    }
-
     /// Whether a full listing from the driver has been applied (so a missing status
     /// means the driver does not have the sandbox).
     pub fn synced(&self) -> bool {
