@@ -74,6 +74,14 @@ impl Rewriter {
             let length = usize::from(self.input[0]) << 16
                 | usize::from(self.input[1]) << 8
                 | usize::from(self.input[2]);
+            // h2 refuses a frame over its maximum anyway (FRAME_SIZE_ERROR): end the
+            // connection now instead of buffering up to 16 MiB of it.
+            if length > MAX_FRAME {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("HTTP/2 frame of {length} bytes exceeds {MAX_FRAME}"),
+                ));
+            }
             if self.input.len() < FRAME_HEADER + length {
                 break;
             }
@@ -262,6 +270,16 @@ mod tests {
                     .any(|(n, v)| n == b":path" && v == b"/grpc.health.v1.Health/Check")
             );
         }
+    }
+
+    #[test]
+    fn an_oversized_frame_ends_the_connection_before_it_is_buffered() {
+        let mut input = PREFACE.to_vec();
+        input.extend_from_slice(&[0x10, 0, 0, 0, 0, 0, 0, 0, 1]);
+        let error = Rewriter::default()
+            .feed(&input, &mut BytesMut::new())
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
     }
 
     #[test]
