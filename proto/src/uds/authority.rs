@@ -10,6 +10,10 @@
 //! (HPACK, mirroring the client's encoder), an authority h2 would refuse becomes
 //! `localhost`, and the block is encoded again for h2 (our encoder, h2's decoder).
 //! Every other frame passes through untouched; replies are not touched at all.
+//!
+//! A connection whose first request carries an authority h2 accepts (tonic, grpc-go)
+//! is passed through byte for byte from then on: h2's decoder saw the client's own
+//! first block, so the two HPACK tables agree and nothing needs decoding again.
 
 use std::io;
 
@@ -36,9 +40,24 @@ struct Pending {
     block: Vec<u8>,
 }
 
+/// Whether a connection's header blocks are rewritten.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Before the first header block.
+    Undecided,
+    /// Every header block is decoded and encoded again.
+    Rewrite,
+    /// Bytes pass unchanged.
+    Passthrough,
+}
+
 /// The client-to-server byte stream of one connection, rewritten as the module docs
 /// say.
 pub(crate) struct Rewriter {
+    mode: Mode,
+    /// The first header block's frames as received (forwarded as they are when its
+    /// authority needs no rewrite).
+    first_block: Vec<u8>,
     preface_left: usize,
     input: BytesMut,
     pending: Option<Pending>,
@@ -49,6 +68,8 @@ pub(crate) struct Rewriter {
 impl Default for Rewriter {
     fn default() -> Self {
         Self {
+            mode: Mode::Undecided,
+            first_block: Vec::new(),
             preface_left: PREFACE.len(),
             input: BytesMut::new(),
             pending: None,
@@ -59,11 +80,20 @@ impl Default for Rewriter {
 }
 
 impl Rewriter {
+    /// Whether everything from now on passes unchanged (read straight through).
+    pub(crate) fn passes_through(&self) -> bool {
+        self.mode == Mode::Passthrough
+    }
+
     /// Takes bytes the client sent; appends what h2 should read to `output`.
     ///
     /// # Errors
     /// A header block that does not decode (h2 would end the connection too).
     pub(crate) fn feed(&mut self, bytes: &[u8], output: &mut BytesMut) -> io::Result<()> {
+        if self.mode == Mode::Passthrough {
+            output.extend_from_slice(bytes);
+            return Ok(());
+        }
         self.input.extend_from_slice(bytes);
         if self.preface_left > 0 {
             let take = self.preface_left.min(self.input.len());
@@ -91,10 +121,17 @@ impl Rewriter {
                 continue;
             }
             let mut frame = self.input.split_to(FRAME_HEADER + length);
+            if self.mode == Mode::Undecided {
+                self.first_block.extend_from_slice(&frame);
+            }
             let mut header = frame.split_to(FRAME_HEADER);
             header.advance(3);
             let (kind, flags, stream) = (header.get_u8(), header.get_u8(), header.get_u32());
             self.frame(kind, flags, stream, &frame, output)?;
+            if self.mode == Mode::Passthrough {
+                output.extend_from_slice(&self.input.split());
+                break;
+            }
         }
         Ok(())
     }
@@ -162,6 +199,18 @@ impl Rewriter {
         let fields = self.decoder.decode(&pending.block).map_err(|error| {
             io::Error::new(io::ErrorKind::InvalidData, format!("HPACK: {error:?}"))
         })?;
+        if self.mode == Mode::Undecided {
+            let acceptable = fields.iter().all(|(name, value)| {
+                name != b":authority" || http::uri::Authority::try_from(&value[..]).is_ok()
+            });
+            let first = std::mem::take(&mut self.first_block);
+            if acceptable {
+                output.extend_from_slice(&first);
+                self.mode = Mode::Passthrough;
+                return Ok(());
+            }
+            self.mode = Mode::Rewrite;
+        }
         let fields: Vec<(Vec<u8>, Vec<u8>)> = fields
             .into_iter()
             .map(|(name, value)| {
@@ -283,12 +332,20 @@ mod tests {
     }
 
     #[test]
-    fn a_valid_authority_is_kept() {
+    fn a_valid_authority_is_kept_and_the_connection_passes_byte_for_byte() {
         let mut client = fluke_hpack::Encoder::new();
         let mut input = PREFACE.to_vec();
         input.extend(headers_frame(&mut client, b"localhost:50051", 0));
+        input.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        input.extend(headers_frame(&mut client, b"%2Flater", 0));
+        let mut rewriter = Rewriter::default();
         let mut output = BytesMut::new();
-        Rewriter::default().feed(&input, &mut output).unwrap();
+        for byte in &input {
+            rewriter
+                .feed(std::slice::from_ref(byte), &mut output)
+                .unwrap();
+        }
+        assert_eq!(&output[..], &input[..], "passed through unchanged");
         let blocks = decode_all(&output);
         assert!(
             blocks[0]

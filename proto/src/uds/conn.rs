@@ -67,6 +67,9 @@ impl AsyncRead for Conn {
                 buf.put_slice(&this.ready.split_to(n));
                 return Poll::Ready(Ok(()));
             }
+            if this.rewriter.passes_through() {
+                return Pin::new(&mut this.inner).poll_read(cx, buf);
+            }
             let mut raw = [0u8; READ_CHUNK];
             let mut raw_buf = ReadBuf::new(&mut raw);
             match Pin::new(&mut this.inner).poll_read(cx, &mut raw_buf) {
