@@ -68,6 +68,7 @@ async fn populate(shared: &Shared) {
                     default_image: "busybox",
                     gateway_id: "default",
                     image_pull_policy: "IfNotPresent",
+                    supervisor: None,
                 };
                 let secret = pod_spec::secret(&record, &options, &record.encode_to_vec());
                 let secret = store

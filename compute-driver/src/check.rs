@@ -10,6 +10,15 @@ use crate::{Args, BackendKind};
 pub async fn check(args: &Args) -> ConfigCheck {
     let mut report = ConfigCheck::default();
     report.expect("--socket", args.socket.check(), "path, directory and group");
+    match args.supervisor.supervisor(args.backend) {
+        Ok(None) => {}
+        Ok(Some(supervisor)) => report.note(format!(
+            "supervisor option: {} as each sandbox's entrypoint, gateway at {}",
+            supervisor.source, supervisor.endpoint
+        )),
+        // The message names the flag.
+        Err(problem) => report.problem(problem),
+    }
     match args.backend {
         BackendKind::Process => {
             let state_dir = args.state_dir();

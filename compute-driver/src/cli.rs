@@ -30,6 +30,9 @@ pub struct Args {
     /// Kubernetes backend flags.
     #[command(flatten)]
     pub kube: KubeArgs,
+    /// Supervisor flags (for upstream OpenShell gateways).
+    #[command(flatten)]
+    pub supervisor: SupervisorArgs,
     /// Serve /healthz, /readyz and /metrics over HTTP on this address (off when unset).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
@@ -53,6 +56,89 @@ pub struct ProcessArgs {
     /// Let sandboxes share the host's /tmp (default: each gets a private one).
     #[arg(long)]
     pub shared_tmp: bool,
+}
+
+/// Flags of the supervisor option: what upstream OpenShell gateways need to see a
+/// sandbox Ready (their supervisor runs as the entrypoint and is handed the user's
+/// process). Off by default.
+#[derive(clap::Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Upstream gateway supervisor")]
+pub struct SupervisorArgs {
+    /// Process backend: start this supervisor binary (upstream's `openshell-sandbox`)
+    /// as each sandbox's entrypoint, handing it the user's command.
+    #[arg(long, value_name = "PATH")]
+    pub supervisor: Option<PathBuf>,
+    /// Kubernetes backend: side-load the supervisor from this image (an init container
+    /// copies it into the pod) and run it as each sandbox's command.
+    #[arg(long, value_name = "IMAGE")]
+    pub supervisor_image: Option<String>,
+    /// The gateway's gRPC endpoint as sandboxes reach it (required with the supervisor),
+    /// e.g. http://openshell-gateway.openshell.svc:8080.
+    #[arg(long, value_name = "URL")]
+    pub supervisor_endpoint: Option<String>,
+}
+
+impl SupervisorArgs {
+    /// The supervisor option for `backend`, if on.
+    ///
+    /// # Errors
+    /// A message naming the flag when the flags do not fit together or the backend.
+    pub fn supervisor(
+        &self,
+        backend: BackendKind,
+    ) -> Result<Option<crate::supervisor::Supervisor>, String> {
+        let source = match (backend, &self.supervisor, &self.supervisor_image) {
+            (_, None, None) => {
+                return match &self.supervisor_endpoint {
+                    Some(_) => Err("--supervisor-endpoint: only used with --supervisor (process backend) or --supervisor-image (kubernetes backend); give one or drop it".into()),
+                    None => Ok(None),
+                };
+            }
+            (BackendKind::Process, Some(path), None) => supervisor_binary(path)?,
+            (BackendKind::Kubernetes, None, Some(image)) if !image.trim().is_empty() => {
+                image.clone()
+            }
+            (BackendKind::Kubernetes, None, Some(_)) => {
+                return Err("--supervisor-image: must name an image".into());
+            }
+            (BackendKind::Process, _, Some(_)) => {
+                return Err("--supervisor-image: is for --backend kubernetes; with the process backend give the binary's path as --supervisor".into());
+            }
+            (BackendKind::Kubernetes, Some(_), _) => {
+                return Err("--supervisor: is a host path for the process backend; with --backend kubernetes give the supervisor's image as --supervisor-image".into());
+            }
+        };
+        let endpoint = self.supervisor_endpoint.clone().unwrap_or_default();
+        if endpoint.trim().is_empty() {
+            return Err("--supervisor-endpoint: required with the supervisor (the gateway's gRPC endpoint as sandboxes reach it, e.g. http://10.0.0.5:8080)".into());
+        }
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(format!(
+                "--supervisor-endpoint {endpoint:?}: must be an http:// or https:// URL"
+            ));
+        }
+        Ok(Some(crate::supervisor::Supervisor { source, endpoint }))
+    }
+}
+
+/// `--supervisor PATH`: an absolute path to an executable file.
+fn supervisor_binary(path: &std::path::Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let shown = path.display();
+    if !path.is_absolute() {
+        return Err(format!(
+            "--supervisor {shown}: must be an absolute path (sandboxes start in their own directory)"
+        ));
+    }
+    let metadata = std::fs::metadata(path).map_err(|e| format!("--supervisor {shown}: {e}"))?;
+    if !metadata.is_file() || metadata.permissions().mode() & 0o111 == 0 {
+        return Err(format!(
+            "--supervisor {shown}: not an executable file (chmod +x it, or point at upstream's openshell-sandbox binary)"
+        ));
+    }
+    path.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("--supervisor {shown}: must be valid UTF-8"))
 }
 
 /// A compute backend.
@@ -136,6 +222,7 @@ impl KubeArgs {
             }
             .to_owned(),
             call_timeout: self.kube_call_timeout,
+            supervisor: None,
         }
     }
 }

@@ -15,6 +15,9 @@
 //!   tokens.
 //! - `--hide PATH`...: host paths covered whole (a directory by an empty tmpfs, a file or socket by `/dev/null`): the driver's socket, a gateway's files.
 //! - `--private-tmp`: a fresh tmpfs on `/tmp`.
+//! - `--tty PATH`: the program gets the pseudo-terminal `PATH` (a pty's subsidiary
+//!   side, opened by the driver) as its controlling terminal and its stdin, stdout and
+//!   stderr, in a new session (whose id is the process group the driver signals).
 //!
 //! Exec report: the launcher's stdin, as the driver starts it, is the write end of a
 //! pipe. The launcher moves it to a close-on-exec descriptor (and gives the program
@@ -85,6 +88,7 @@ pub fn isolation_args(isolation: &Isolation) -> Vec<OsString> {
 struct Plan {
     rlimit_as: Option<u64>,
     isolate: Option<isolate::Confinement>,
+    tty: Option<PathBuf>,
     argv: Vec<OsString>,
 }
 
@@ -113,6 +117,7 @@ fn parse(args: Vec<OsString>) -> Result<Plan, String> {
             Some("--keep") => plan.confinement().keep.push(value()?.into()),
             Some("--hide") => plan.confinement().hide.push(value()?.into()),
             Some("--private-tmp") => plan.confinement().private_tmp = true,
+            Some("--tty") => plan.tty = Some(value()?.into()),
             Some("--") => break,
             other => return Err(format!("unexpected argument {other:?}")),
         }
@@ -153,6 +158,9 @@ fn take_report() -> Option<std::fs::File> {
 
 fn confine_and_exec(args: Vec<OsString>) -> Result<std::convert::Infallible, String> {
     let plan = parse(args)?;
+    if let Some(tty) = &plan.tty {
+        terminal(tty)?;
+    }
     if let Some(bytes) = plan.rlimit_as {
         setrlimit(Resource::RLIMIT_AS, bytes, bytes)
             .map_err(|e| format!("cannot set the memory limit: {e}"))?;
@@ -166,4 +174,20 @@ fn confine_and_exec(args: Vec<OsString>) -> Result<std::convert::Infallible, Str
     let (program, rest) = plan.argv.split_first().ok_or("no program given")?;
     let error = std::process::Command::new(program).args(rest).exec();
     Err(format!("cannot run {}: {error}", program.to_string_lossy()))
+}
+
+/// Makes `path` this process's controlling terminal and its standard streams: a new
+/// session has none, and the first terminal its leader opens (without `O_NOCTTY`)
+/// becomes it.
+fn terminal(path: &std::path::Path) -> Result<(), String> {
+    nix::unistd::setsid().map_err(|e| format!("cannot start a session for the terminal: {e}"))?;
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("cannot open the terminal {}: {e}", path.display()))?;
+    nix::unistd::dup2_stdin(&tty)
+        .and_then(|()| nix::unistd::dup2_stdout(&tty))
+        .and_then(|()| nix::unistd::dup2_stderr(&tty))
+        .map_err(|e| format!("cannot attach the terminal: {e}"))
 }

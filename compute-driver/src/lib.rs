@@ -4,6 +4,7 @@
 //! - [`validate`] and [`quantity`]: request checks shared by every backend.
 //! - [`backend`]: the `Backend` trait, the `process` and `kubernetes` backends.
 //! - [`launcher`]: how the process backend starts a sandbox (limits, then `exec`).
+//! - [`supervisor`]: starting an upstream gateway's supervisor as the entrypoint.
 
 pub mod backend;
 mod check;
@@ -13,12 +14,15 @@ pub mod launcher;
 mod metrics;
 pub mod quantity;
 pub mod service;
+pub mod supervisor;
 pub mod validate;
 
 use std::sync::Arc;
 
 pub use check::check;
-pub use cli::{Args, BackendKind, KubeArgs, NamespaceLayout, ProcessArgs, PullPolicy};
+pub use cli::{
+    Args, BackendKind, KubeArgs, NamespaceLayout, ProcessArgs, PullPolicy, SupervisorArgs,
+};
 pub use error::{Error as ComputeError, Result};
 pub use metrics::{Metrics, PhaseCollector};
 pub use service::ComputeDriverService;
@@ -65,6 +69,10 @@ pub async fn run_until<F>(args: Args, shutdown: F) -> Result<(), Error>
 where
     F: std::future::Future<Output = ()>,
 {
+    let supervisor = args
+        .supervisor
+        .supervisor(args.backend)
+        .map_err(ComputeError::FailedPrecondition)?;
     // Bind first: a second instance pointed at a live socket stops here, before it
     // touches the state directory.
     let socket =
@@ -87,10 +95,17 @@ where
                     .chain([std::path::absolute(&args.socket.socket)?])
                     .collect(),
                 private_tmp: !args.process.shared_tmp,
+                supervisor,
             })
             .await?,
         ),
-        BackendKind::Kubernetes => Arc::new(KubeBackend::connect(args.kube.config()).await?),
+        BackendKind::Kubernetes => Arc::new(
+            KubeBackend::connect(backend::kubernetes::Config {
+                supervisor,
+                ..args.kube.config()
+            })
+            .await?,
+        ),
     };
     let metrics = Metrics::new("compute_driver")
         .with_collector(Arc::new(PhaseCollector::new(Arc::clone(&backend))));

@@ -90,10 +90,13 @@ impl ComputeDriverService {
                 reason: "required".into(),
             })
         })?;
-        let command_required = self.backend.capabilities().default_image.is_empty();
-        let limits = validate::sandbox(sandbox, command_required)?;
-        self.backend.validate(sandbox, &limits)?;
-        Ok((sandbox.clone(), limits))
+        let mut sandbox = sandbox.clone();
+        if let Some(spec) = sandbox.spec.as_mut() {
+            crate::supervisor::default_process(spec);
+        }
+        let limits = validate::sandbox(&sandbox)?;
+        self.backend.validate(&sandbox, &limits)?;
+        Ok((sandbox, limits))
     }
 }
 

@@ -35,15 +35,12 @@ pub struct Limits {
     pub memory_bytes: Option<u64>,
 }
 
-/// Checks a sandbox for create/validate. `command_required` is true when the backend
-/// has no image default to fall back on.
+/// Checks a sandbox for create/validate (a missing command has been filled in with the
+/// default shell before).
 ///
 /// # Errors
 /// The first [`InvalidField`] found.
-pub fn sandbox(
-    sandbox: &pb::DriverSandbox,
-    command_required: bool,
-) -> Result<Limits, InvalidField> {
+pub fn sandbox(sandbox: &pb::DriverSandbox) -> Result<Limits, InvalidField> {
     sandbox_id("sandbox.id", &sandbox.id)?;
     dns_label("sandbox.name", &sandbox.name, true)?;
     dns_label("sandbox.workspace", &sandbox.workspace, false)?;
@@ -54,7 +51,7 @@ pub fn sandbox(
         .ok_or_else(|| invalid("sandbox.spec", "required"))?;
     log_level(&spec.log_level)?;
     environment("sandbox.spec.environment", &spec.environment)?;
-    command(&spec.command, command_required)?;
+    command(&spec.command)?;
     exec_size(&spec.command, &spec.environment)?;
     if spec.sandbox_token.chars().any(char::is_control) {
         return Err(invalid(
@@ -238,18 +235,8 @@ fn exec_size(argv: &[String], env: &HashMap<String, String>) -> Result<(), Inval
     Ok(())
 }
 
-fn command(argv: &[String], required: bool) -> Result<(), InvalidField> {
-    if argv.is_empty() {
-        return if required {
-            Err(invalid(
-                "sandbox.spec.command",
-                "required: this backend has no image default, give the exact argv to run",
-            ))
-        } else {
-            Ok(())
-        };
-    }
-    if argv[0].is_empty() {
+fn command(argv: &[String]) -> Result<(), InvalidField> {
+    if argv.first().is_some_and(String::is_empty) {
         return Err(invalid(
             "sandbox.spec.command[0]",
             "the program must not be empty",

@@ -136,3 +136,59 @@ fn check_config_of_the_kubernetes_backend() {
     assert!(text.contains("--gateway-id"), "{text}");
     assert!(text.contains("config error: --kubeconfig"), "{text}");
 }
+
+#[test]
+fn check_config_of_the_supervisor_option_names_the_flag_to_fix() {
+    let dir = proto::testing::short_dir();
+    let socket = format!("--socket={}", dir.path().join("c.sock").display());
+    let state = format!("--state-dir={}", dir.path().join("state").display());
+    let script = dir.path().join("supervisor");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let supervisor = format!("--supervisor={}", script.display());
+    let endpoint = "--supervisor-endpoint=http://10.0.0.5:8080";
+
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (ok, text) = check(&[&socket, &state, &supervisor, endpoint]);
+    assert!(ok, "{text}");
+    assert!(text.contains("supervisor option"), "{text}");
+
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &[&supervisor],
+            "config error: --supervisor-endpoint: required",
+        ),
+        (
+            &["--supervisor=relative/sup", endpoint],
+            "config error: --supervisor relative/sup: must be an absolute path",
+        ),
+        (
+            &[endpoint],
+            "config error: --supervisor-endpoint: only used with",
+        ),
+        (
+            &[&supervisor, "--supervisor-endpoint=10.0.0.5:8080"],
+            "must be an http:// or https:// URL",
+        ),
+        (
+            &["--supervisor-image=ghcr.io/x/supervisor:1", endpoint],
+            "config error: --supervisor-image: is for --backend kubernetes",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let mut argv = vec![socket.as_str(), state.as_str()];
+        argv.extend_from_slice(flags);
+        let (ok, text) = check(&argv);
+        assert!(!ok && text.contains(expected), "{flags:?}: {text}");
+    }
+
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, text) = check(&[&socket, &state, &supervisor, endpoint]);
+    assert!(!ok && text.contains("not an executable file"), "{text}");
+
+    // The Kubernetes backend takes an image, not a path.
+    let (ok, text) = check(&[&socket, "--backend=kubernetes", &supervisor, endpoint]);
+    assert!(
+        !ok && text.contains("config error: --supervisor: is a host path"),
+        "{text}"
+    );
+}

@@ -34,7 +34,7 @@ fn valid() -> pb::DriverSandbox {
 fn rejected_field(mutate: impl FnOnce(&mut pb::DriverSandbox)) -> String {
     let mut s = valid();
     mutate(&mut s);
-    sandbox(&s, true).unwrap_err().field
+    sandbox(&s).unwrap_err().field
 }
 
 fn spec(s: &mut pb::DriverSandbox) -> &mut pb::DriverSandboxSpec {
@@ -53,7 +53,7 @@ fn resources(s: &mut pb::DriverSandbox) -> &mut pb::DriverResourceRequirements {
 
 #[test]
 fn a_valid_sandbox_passes_with_its_limits() {
-    let limits = sandbox(&valid(), true).unwrap();
+    let limits = sandbox(&valid()).unwrap();
     assert_eq!(
         limits,
         Limits {
@@ -86,10 +86,6 @@ fn each_malformed_field_is_named() {
         (
             "sandbox.spec.log_level",
             Box::new(|s| spec(s).log_level = "loud".into()),
-        ),
-        (
-            "sandbox.spec.command",
-            Box::new(|s| spec(s).command.clear()),
         ),
         (
             "sandbox.spec.command[0]",
@@ -153,17 +149,10 @@ fn each_malformed_field_is_named() {
 }
 
 #[test]
-fn a_missing_command_is_fine_when_an_image_default_exists() {
-    let mut s = valid();
-    spec(&mut s).command.clear();
-    assert!(sandbox(&s, false).is_ok());
-}
-
-#[test]
 fn the_token_is_never_echoed_in_the_error() {
     let mut s = valid();
     spec(&mut s).sandbox_token = "s3cr3t\n".into();
-    let error = sandbox(&s, true).unwrap_err();
+    let error = sandbox(&s).unwrap_err();
     assert!(!error.to_string().contains("s3cr3t"));
 }
 
@@ -195,6 +184,6 @@ fn argv_and_environment_beyond_the_kernel_limits_are_named_not_echoed() {
     spec(&mut sandbox)
         .environment
         .insert(format!("1{huge}"), "v".into());
-    let error = crate::validate::sandbox(&sandbox, true).unwrap_err();
+    let error = crate::validate::sandbox(&sandbox).unwrap_err();
     assert!(!error.to_string().contains("zzzz"), "{error}");
 }

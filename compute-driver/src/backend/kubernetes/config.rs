@@ -39,6 +39,8 @@ pub struct Config {
     pub image_pull_policy: String,
     /// Bound of each Kubernetes call when the RPC carries no deadline.
     pub call_timeout: Duration,
+    /// The supervisor option: the image it is side-loaded from and the gateway endpoint.
+    pub supervisor: Option<crate::supervisor::Supervisor>,
 }
 
 /// Where one sandbox's Secret and Pod live.
@@ -140,6 +142,7 @@ mod tests {
             default_image: String::new(),
             image_pull_policy: "IfNotPresent".into(),
             call_timeout: Duration::from_secs(30),
+            supervisor: None,
         }
     }
 

@@ -46,6 +46,7 @@ impl Inner {
             default_image: &self.config.default_image,
             gateway_id: &self.config.gateway_id,
             image_pull_policy: &self.config.image_pull_policy,
+            supervisor: self.config.supervisor.as_ref(),
         }
     }
 

@@ -6,6 +6,12 @@
 //! Secret, so deleting the Secret garbage-collects the Pod. The pod runs restricted:
 //! non-root, no privilege escalation, all capabilities dropped, RuntimeDefault seccomp,
 //! read-only root filesystem (with a writable `/tmp`), no service-account token.
+//!
+//! With the supervisor option (for upstream gateways) an init container from the
+//! supervisor's image copies the supervisor into an `emptyDir`, which the sandbox
+//! container mounts read-only and runs as its command; the user's command travels in
+//! `OPENSHELL_MAIN_PROCESS_SPEC` (the reviewed manifest is
+//! `tests/fixtures/supervised-pod.json`).
 
 use std::collections::BTreeMap;
 
@@ -15,6 +21,7 @@ use proto::pb::compute::v1 as pb;
 use serde_json::{Value, json};
 
 use super::platform::PlatformConfig;
+use crate::supervisor::{self, Supervisor};
 
 /// Label keys every object carries.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -51,6 +58,9 @@ pub struct RenderOptions<'a> {
     pub gateway_id: &'a str,
     /// `imagePullPolicy`.
     pub image_pull_policy: &'a str,
+    /// The supervisor option: side-load the supervisor from its image and run it as
+    /// the container's command, handed the user's process.
+    pub supervisor: Option<&'a Supervisor>,
 }
 
 /// The labels of both objects.
@@ -122,6 +132,43 @@ pub fn pod(
     if !spec.log_level.is_empty() {
         environment.insert("OPENSHELL_LOG_LEVEL".into(), spec.log_level.clone());
     }
+    let side_load = options.supervisor.map(|supervisor| {
+        let name = environment["OPENSHELL_SANDBOX_NAME"].clone();
+        environment.extend(supervisor::environment(
+            supervisor,
+            sandbox,
+            &supervisor::Placement {
+                name: &name,
+                ssh_socket: supervisor::POD_SSH_SOCKET,
+                // The image's user runs the supervisor; it picks the user's identity.
+                identity: None,
+            },
+        ));
+        SideLoad::new(supervisor, options.image_pull_policy)
+    });
+    let (command, tty) = match &side_load {
+        Some(_) => (vec![supervisor::SIDELOADED_PROGRAM.to_owned()], false),
+        None => (spec.command, spec.tty),
+    };
+    let mut mounts = vec![
+        json!({ "name": "sandbox-token", "mountPath": TOKEN_DIR, "readOnly": true }),
+        json!({ "name": "tmp", "mountPath": "/tmp" }),
+    ];
+    let mut volumes = vec![
+        json!({
+            "name": "sandbox-token",
+            "secret": {
+                "secretName": options.object_name,
+                "items": [{ "key": TOKEN_KEY, "path": TOKEN_KEY }],
+                "defaultMode": 0o400,
+            },
+        }),
+        json!({ "name": "tmp", "emptyDir": {} }),
+    ];
+    if let Some(side_load) = &side_load {
+        mounts.extend(side_load.mounts.iter().cloned());
+        volumes.extend(side_load.volumes.iter().cloned());
+    }
     let env: Vec<Value> = environment
         .iter()
         .map(|(name, value)| json!({"name": name, "value": value}))
@@ -161,42 +208,83 @@ pub fn pod(
                 .then_some(false),
             "nodeSelector": platform.node_selector,
             "tolerations": platform.tolerations,
+            "initContainers": side_load.as_ref().map(|s| vec![s.init_container.clone()]),
             "containers": [{
                 "name": "sandbox",
                 "image": image,
                 "imagePullPolicy": options.image_pull_policy,
-                "command": spec.command,
+                "command": command,
                 "env": env,
-                "tty": spec.tty,
+                "tty": tty,
+                "stdin": tty,
                 "resources": resources(
                     &template.resources.unwrap_or_default(),
                     spec.resource_requirements.as_ref(),
                     platform.resources_raw.as_ref(),
                 ),
-                "securityContext": {
-                    "allowPrivilegeEscalation": false,
-                    "readOnlyRootFilesystem": true,
-                    "capabilities": { "drop": ["ALL"] },
-                },
-                "volumeMounts": [
-                    { "name": "sandbox-token", "mountPath": TOKEN_DIR, "readOnly": true },
-                    { "name": "tmp", "mountPath": "/tmp" },
-                ],
+                "securityContext": restricted(),
+                "volumeMounts": mounts,
             }],
-            "volumes": [
-                {
-                    "name": "sandbox-token",
-                    "secret": {
-                        "secretName": options.object_name,
-                        "items": [{ "key": TOKEN_KEY, "path": TOKEN_KEY }],
-                        "defaultMode": 0o400,
-                    },
-                },
-                { "name": "tmp", "emptyDir": {} },
-            ],
+            "volumes": volumes,
         },
     });
     serde_json::from_value(strip_empty(manifest)).unwrap_or_default()
+}
+
+/// The security context of every container: no privilege escalation, a read-only
+/// root filesystem, no capabilities.
+fn restricted() -> Value {
+    json!({
+        "allowPrivilegeEscalation": false,
+        "readOnlyRootFilesystem": true,
+        "capabilities": { "drop": ["ALL"] },
+    })
+}
+
+/// The pieces of a pod that side-load the supervisor.
+struct SideLoad {
+    init_container: Value,
+    mounts: Vec<Value>,
+    volumes: Vec<Value>,
+}
+
+/// Volume holding the side-loaded supervisor.
+const SUPERVISOR_VOLUME: &str = "openshell-supervisor";
+/// Volume of the supervisor's run directory (its SSH socket).
+const RUN_VOLUME: &str = "openshell-run";
+
+impl SideLoad {
+    fn new(supervisor: &Supervisor, pull_policy: &str) -> Self {
+        let run_dir = supervisor::POD_SSH_SOCKET
+            .rsplit_once('/')
+            .map_or("/run/openshell", |(dir, _)| dir);
+        Self {
+            init_container: json!({
+                "name": "install-supervisor",
+                "image": supervisor.source,
+                "imagePullPolicy": pull_policy,
+                "command": [
+                    "/openshell-sandbox", "copy-self", supervisor::SIDELOADED_PROGRAM,
+                ],
+                "securityContext": restricted(),
+                "volumeMounts": [
+                    { "name": SUPERVISOR_VOLUME, "mountPath": supervisor::SIDELOAD_DIR },
+                ],
+            }),
+            mounts: vec![
+                json!({
+                    "name": SUPERVISOR_VOLUME,
+                    "mountPath": supervisor::SIDELOAD_DIR,
+                    "readOnly": true,
+                }),
+                json!({ "name": RUN_VOLUME, "mountPath": run_dir }),
+            ],
+            volumes: vec![
+                json!({ "name": SUPERVISOR_VOLUME, "emptyDir": {} }),
+                json!({ "name": RUN_VOLUME, "emptyDir": {} }),
+            ],
+        }
+    }
 }
 
 fn resources(
@@ -242,6 +330,7 @@ const OMITTED_WHEN_EMPTY: &[&str] = &[
     "requests",
     "limits",
     "command",
+    "initContainers",
 ];
 
 fn strip_empty(value: Value) -> Value {

@@ -12,7 +12,9 @@ use std::process::Stdio;
 use proto::pb::compute::v1 as pb;
 use tokio::process::{Child, Command};
 
+use super::terminal::{self, Terminal};
 use crate::launcher;
+use crate::supervisor::{self, Supervisor};
 use crate::validate::Limits;
 use crate::{ComputeError as Error, Result};
 
@@ -49,6 +51,8 @@ pub(crate) struct LaunchPaths {
     /// What to hide from the sandbox (the state directory but its work dir and token,
     /// the configured host paths, /tmp), when the host supports isolation.
     pub(crate) isolation: Option<launcher::Isolation>,
+    /// The supervisor option, with where this sandbox's supervisor binds its SSH socket.
+    pub(crate) supervisor: Option<(Supervisor, PathBuf)>,
 }
 
 /// The environment of a sandbox: PATH (the driver's, or a default) and HOME, then the
@@ -90,17 +94,28 @@ pub(crate) fn environment(
     env
 }
 
-/// Starts the main process of `record` through the launcher; returns the child and
-/// the read end of its exec report (see `crate::launcher`).
+/// A started launcher.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    /// The launcher, soon the program.
+    pub(crate) child: Child,
+    /// The read end of its exec report (see `crate::launcher`).
+    pub(crate) report: std::os::fd::OwnedFd,
+    /// Its terminal, when it has one (to relay once it runs).
+    pub(crate) terminal: Option<Terminal>,
+}
+
+/// Starts the main process of `record` through the launcher: the spec's command, or
+/// with the supervisor option the supervisor, handed the command in its environment.
 ///
 /// # Errors
 /// `Storage` when the output files cannot be opened; `Process` when the launcher
-/// cannot be started.
+/// cannot be started or no terminal can be opened.
 pub(crate) fn spawn(
     record: &pb::DriverSandbox,
     limits: &Limits,
     paths: &LaunchPaths,
-) -> Result<(Child, std::os::fd::OwnedFd)> {
+) -> Result<Spawned> {
     let spec = record.spec.clone().unwrap_or_default();
     let output = |path: &Path| {
         OpenOptions::new()
@@ -115,10 +130,7 @@ pub(crate) fn spawn(
     if let Some(isolation) = &paths.isolation {
         args.extend(launcher::isolation_args(isolation));
     }
-    args.push("--".into());
-    args.extend(spec.command.iter().map(OsString::from));
-
-    let env = environment(
+    let mut env = environment(
         record,
         &paths.token_file,
         &paths.work_dir,
@@ -128,6 +140,37 @@ pub(crate) fn spawn(
         action: format!("start sandbox {}", record.id),
         source,
     };
+    // With the supervisor the terminal is its business (the spec says whether the
+    // user's process gets one); without, the driver provides it.
+    let terminal = if spec.tty && paths.supervisor.is_none() {
+        let terminal = terminal::open().map_err(process_error)?;
+        args.push("--tty".into());
+        args.push(terminal.path.clone().into());
+        Some(terminal)
+    } else {
+        None
+    };
+    args.push("--".into());
+    match &paths.supervisor {
+        Some((supervisor, ssh_socket)) => {
+            args.push(OsString::from(&supervisor.source));
+            let name = env[vars::SANDBOX_NAME].clone();
+            let ssh_socket = ssh_socket.display().to_string();
+            env.extend(supervisor::environment(
+                supervisor,
+                record,
+                &supervisor::Placement {
+                    name: &name,
+                    ssh_socket: &ssh_socket,
+                    identity: Some((
+                        nix::unistd::Uid::effective().as_raw(),
+                        nix::unistd::Gid::effective().as_raw(),
+                    )),
+                },
+            ));
+        }
+        None => args.extend(spec.command.iter().map(OsString::from)),
+    }
     let (report, report_writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|errno| process_error(std::io::Error::from(errno)))?;
     let mut command = Command::new(&paths.launcher);
@@ -140,13 +183,21 @@ pub(crate) fn spawn(
         .stdin(Stdio::from(report_writer))
         .stdout(output(&paths.stdout)?)
         .stderr(output(&paths.stderr)?)
-        .process_group(0)
         .kill_on_drop(false);
+    if terminal.is_none() {
+        // With a terminal the launcher starts a session instead, which is a process
+        // group of its own too (and may not already lead one).
+        command.process_group(0);
+    }
     let child = command.spawn().map_err(process_error)?;
     // Our copy of the write end goes with the command: EOF then means the child's
     // copy closed, at its exec (or its exit).
     drop(command);
-    Ok((child, report))
+    Ok(Spawned {
+        child,
+        report,
+        terminal,
+    })
 }
 
 /// How a launch went, as its exec report says.

@@ -11,6 +11,7 @@ mod procfs;
 mod state;
 mod store;
 mod supervise;
+mod terminal;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -44,6 +45,8 @@ pub struct Config {
     pub hide: Vec<PathBuf>,
     /// Whether each sandbox gets a private `/tmp`.
     pub private_tmp: bool,
+    /// The supervisor option: its binary's path and the gateway endpoint.
+    pub supervisor: Option<crate::supervisor::Supervisor>,
 }
 
 /// What the host lets this backend enforce, found out at start-up.
@@ -194,6 +197,16 @@ impl ProcessBackend {
         }
         let layout = &self.inner.layout;
         let id = &entry.record.id;
+        let supervisor = match &self.inner.config.supervisor {
+            Some(supervisor) => Some((supervisor.clone(), ssh_socket(layout, id)?)),
+            None => None,
+        };
+        let mut keep = vec![layout.work_dir(&entry.record), layout.token_path(id)];
+        keep.extend(
+            supervisor
+                .as_ref()
+                .and_then(|(_, socket)| socket.parent().map(Into::into)),
+        );
         let paths = LaunchPaths {
             launcher: self.inner.config.launcher.clone(),
             work_dir: layout.work_dir(&entry.record),
@@ -202,16 +215,21 @@ impl ProcessBackend {
             stderr: layout.stderr_path(id),
             isolation: self.inner.support.isolation.then(|| Isolation {
                 root: self.inner.config.state_dir.clone(),
-                keep: vec![layout.work_dir(&entry.record), layout.token_path(id)],
+                keep,
                 hide: self.inner.config.hide.clone(),
                 private_tmp: self.inner.config.private_tmp,
             }),
+            supervisor,
         };
         let mut record = entry.record.clone();
         if let Some(spec) = record.spec.as_mut() {
             spec.sandbox_token.clear();
         }
-        let (child, report) = launch::spawn(&record, &entry.limits, &paths)?;
+        let launch::Spawned {
+            child,
+            report,
+            terminal,
+        } = launch::spawn(&record, &entry.limits, &paths)?;
         let pid = child
             .id()
             .and_then(|pid| i32::try_from(pid).ok())
@@ -224,7 +242,13 @@ impl ProcessBackend {
         // isolation and its exec succeeded (its exec report closed); a failure is
         // reported by the exit watcher with the launcher's message.
         let mut child = child;
-        match launch::launched(report, LAUNCH_TIMEOUT).await {
+        let launched = launch::launched(report, LAUNCH_TIMEOUT).await;
+        if let Some(terminal) = terminal
+            && !matches!(launched, launch::Launched::Failed(_))
+        {
+            terminal.relay_to(&paths.stdout);
+        }
+        match launched {
             launch::Launched::Running => {}
             launch::Launched::Failed(why) => {
                 // The launcher exits (127) right after its report: record that exit,
@@ -354,8 +378,22 @@ impl Inner {
     }
 }
 
+/// Where the supervisor of sandbox `id` binds its SSH socket: in the sandbox's own
+/// run directory (a path shared by all sandboxes would clash on one host).
+fn ssh_socket(layout: &Layout, id: &str) -> Result<PathBuf> {
+    let socket = layout.run_dir(id)?.join("ssh.sock");
+    // sockaddr_un holds 108 bytes with the terminating NUL.
+    if socket.as_os_str().len() > 107 {
+        return Err(Error::FailedPrecondition(format!(
+            "the supervisor's SSH socket {} would be longer than a Unix socket path may be (107 bytes): use a shorter --state-dir",
+            socket.display()
+        )));
+    }
+    Ok(socket)
+}
+
 fn limits_of(record: &pb::DriverSandbox) -> Limits {
-    crate::validate::sandbox(record, false).unwrap_or_default()
+    crate::validate::sandbox(record).unwrap_or_default()
 }
 
 #[tonic::async_trait]

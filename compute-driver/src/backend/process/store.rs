@@ -7,6 +7,7 @@
 //!                           stdout.log   the main process's output
 //!                           stderr.log
 //!                           work/        working directory when the sandbox has no workspace
+//!                           run/         the supervisor's SSH socket (supervisor option)
 //! <state-dir>/workspaces/<name>/         working directory shared by a workspace's sandboxes
 //! ```
 //! `record.pb` is written last, so a directory without it is an interrupted create and
@@ -100,6 +101,16 @@ impl Layout {
     /// The driver-private directory of a sandbox.
     pub(crate) fn sandbox_dir(&self, id: &str) -> PathBuf {
         self.root.join("sandboxes").join(id)
+    }
+
+    /// Where a sandbox's supervisor binds its sockets (created 0700 on demand).
+    ///
+    /// # Errors
+    /// `Storage` when it cannot be created.
+    pub(crate) fn run_dir(&self, id: &str) -> Result<PathBuf> {
+        let dir = self.sandbox_dir(id).join("run");
+        private_dir(&dir)?;
+        Ok(dir)
     }
 
     /// A workspace's directory.

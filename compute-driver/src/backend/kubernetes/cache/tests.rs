@@ -17,6 +17,7 @@ fn options(name: &str) -> RenderOptions<'_> {
         default_image: "busybox",
         gateway_id: "gw",
         image_pull_policy: "IfNotPresent",
+        supervisor: None,
     }
 }
 

@@ -50,6 +50,7 @@ fn options() -> RenderOptions<'static> {
         default_image: "ghcr.io/example/sandbox-base:latest",
         gateway_id: "gw-1",
         image_pull_policy: "IfNotPresent",
+        supervisor: None,
     }
 }
 
@@ -162,4 +163,50 @@ fn platform_host_users_and_raw_resources_as_upstream_sends_them() {
             "typed fields win"
         );
     }
+}
+
+/// With the supervisor option: an init container copies the supervisor into a shared
+/// volume, the sandbox container runs it (read-only mount) and hands it the user's
+/// command in `OPENSHELL_MAIN_PROCESS_SPEC`, with the variables of the contract.
+#[test]
+fn the_supervised_pod_matches_the_reviewed_manifest() {
+    let supervisor = crate::supervisor::Supervisor {
+        source: "ghcr.io/nvidia/openshell/supervisor:0.9".into(),
+        endpoint: "http://openshell-gateway.openshell.svc:8080".into(),
+    };
+    let options = RenderOptions {
+        supervisor: Some(&supervisor),
+        ..options()
+    };
+    let rendered = serde_json::to_value(pod(
+        &representative(),
+        &options,
+        "uid-of-secret",
+        &PlatformConfig::default(),
+    ))
+    .unwrap();
+    let expected: Value = serde_json::from_str(include_str!(
+        "../../../../tests/fixtures/supervised-pod.json"
+    ))
+    .unwrap();
+    assert_eq!(
+        rendered,
+        expected,
+        "rendered:\n{}",
+        serde_json::to_string_pretty(&rendered).unwrap()
+    );
+    let env = &rendered["spec"]["containers"][0]["env"];
+    let spec = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "OPENSHELL_MAIN_PROCESS_SPEC")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap();
+    let spec: Value = serde_json::from_str(spec).unwrap();
+    assert_eq!(
+        spec,
+        serde_json::json!({"version": 1, "command": ["python", "-m", "agent"], "tty": false})
+    );
 }
