@@ -28,6 +28,29 @@ fn main() -> Result<(), Box<dyn Error>> {
     tonic_prost_build::configure()
         .emit_rerun_if_changed(false)
         .compile_fds(compiler.file_descriptor_set())?;
+    upstream(&out_dir)?;
+    Ok(())
+}
+
+/// Upstream OpenShell's credential-store contract, compiled on its own into
+/// `$OUT_DIR/upstream/`: its message names clash with ours in the same package.
+fn upstream(out_dir: &std::path::Path) -> Result<(), Box<dyn Error>> {
+    let protos = [
+        "proto/upstream/credential_driver.proto",
+        "proto/upstream/datamodel.proto",
+    ];
+    for proto in protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler.include_imports(true);
+    compiler.open_files(["proto/upstream/credential_driver.proto"])?;
+    let dir = out_dir.join("upstream");
+    std::fs::create_dir_all(&dir)?;
+    tonic_prost_build::configure()
+        .emit_rerun_if_changed(false)
+        .out_dir(dir)
+        .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }
 

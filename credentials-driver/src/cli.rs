@@ -26,6 +26,11 @@ pub struct Args {
         default_value = "/etc/credentials-driver/secrets"
     )]
     pub secrets_dir: PathBuf,
+    /// Where values stored through upstream OpenShell's `CredentialDriver` contract are
+    /// kept (mode 0700, created at first use; default /tmp/credentials-driver-<uid>).
+    /// Put it on persistent storage: the gateway keeps only the handles.
+    #[arg(long, value_name = "DIR")]
+    pub store_dir: Option<PathBuf>,
     /// How often the config file and the secrets directory are checked for changes
     /// (SIGHUP reloads at once).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
@@ -55,4 +60,16 @@ pub struct Args {
     /// `--check-config`.
     #[command(flatten)]
     pub check: CheckArgs,
+}
+
+impl Args {
+    /// The store directory, defaulted per user.
+    pub fn store_dir(&self) -> PathBuf {
+        self.store_dir.clone().unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "/tmp/credentials-driver-{}",
+                nix::unistd::Uid::effective()
+            ))
+        })
+    }
 }

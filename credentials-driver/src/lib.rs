@@ -6,6 +6,8 @@
 //!   ([`idp`]) through the token cache ([`cache`]).
 //! - `reload`: config and secrets reloaded on change and on SIGHUP.
 //! - [`service`]: the thin tonic adapter and the status-code mapping.
+//! - [`store`] and [`upstream`]: upstream OpenShell's `CredentialDriver` contract (a
+//!   store of values the gateway writes, by handle) on the same socket.
 
 pub mod cache;
 mod check;
@@ -18,6 +20,8 @@ mod reload;
 pub mod resolver;
 pub mod secrets;
 pub mod service;
+pub mod store;
+pub mod upstream;
 
 use std::sync::Arc;
 
@@ -30,6 +34,7 @@ use proto::admin::Metrics;
 use proto::pb::credentials::v1::credentials_driver_server::{
     CredentialsDriverServer, SERVICE_NAME,
 };
+use proto::pb::upstream::credentials::v1::credential_driver_server as upstream_server;
 use tonic::service::Routes;
 
 /// The name this driver reports in `GetCapabilities`.
@@ -125,11 +130,15 @@ where
             idp: idp_metrics,
         },
     ));
-    let (health, health_service) = proto::Health::new([SERVICE_NAME]).await;
+    let (health, health_service) =
+        proto::Health::new([SERVICE_NAME, upstream_server::SERVICE_NAME]).await;
+    let store_service =
+        upstream::CredentialStoreService::new(resolver.clone(), args.store_dir(), metrics.clone());
     let routes = Routes::new(CredentialsDriverServer::new(CredentialsDriverService::new(
         resolver,
         metrics.clone(),
     )))
+    .add_service(upstream_server::CredentialDriverServer::new(store_service))
     .add_service(health_service);
 
     let admin =

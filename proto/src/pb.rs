@@ -18,6 +18,36 @@ pub mod credentials {
     }
 }
 
+/// Upstream OpenShell's credential-store contract (`CredentialDriver`, singular), in a
+/// module of its own: its message names clash with [`credentials::v1`]'s. The module
+/// tree mirrors the packages (`openshell.credentials.v1`, `openshell.datamodel.v1`)
+/// under `upstream` in place of `openshell`.
+pub mod upstream {
+    /// `openshell.credentials.v1` as upstream writes it.
+    pub mod credentials {
+        /// Version 1.
+        #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+        pub mod v1 {
+            include!(concat!(
+                env!("OUT_DIR"),
+                "/upstream/openshell.credentials.v1.rs"
+            ));
+        }
+    }
+
+    /// `openshell.datamodel.v1`: the handle type.
+    pub mod datamodel {
+        /// Version 1.
+        #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+        pub mod v1 {
+            include!(concat!(
+                env!("OUT_DIR"),
+                "/upstream/openshell.datamodel.v1.rs"
+            ));
+        }
+    }
+}
+
 /// `openshell.gateway.v1`: the gateway's public API.
 pub mod gateway {
     /// Version 1 of the API.

@@ -1,5 +1,5 @@
 //! `conformance`: the driver-conformance harness for the ComputeDriver and
-//! CredentialsDriver contracts (the `csi-sanity` idea: one binary pointed at a socket,
+//! CredentialsDriver contracts (and upstream's CredentialDriver store contract) (the `csi-sanity` idea: one binary pointed at a socket,
 //! contract first, capability-gated), usable as a library ([`run`]) and as the binary
 //! `driver-conformance`. Cross-crate tests of the real gateway and drivers live in
 //! `tests/`, and the OIDC test peer in `oidc-peer/`. [`mock`] holds mock drivers with
@@ -8,6 +8,7 @@
 
 pub mod case;
 pub mod compute;
+pub mod credential_store;
 pub mod credentials;
 pub mod kube_sim;
 pub mod mock;

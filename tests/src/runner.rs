@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::case::Case;
 use crate::compute::{self, ComputeCtx, ComputeInputs};
+use crate::credential_store::{self, CredentialStoreCtx, CredentialStoreInputs};
 use crate::credentials::{self, CredentialsCtx, CredentialsInputs};
 use crate::report::{CaseResult, Outcome, Report};
 
@@ -24,6 +25,9 @@ pub struct Config {
     pub compute_socket: Option<PathBuf>,
     /// The CredentialsDriver socket (the credentials suite runs when set).
     pub credentials_socket: Option<PathBuf>,
+    /// A socket serving upstream's `CredentialDriver` (the credential-store suite runs
+    /// when set; often the credentials socket).
+    pub credential_store_socket: Option<PathBuf>,
     /// How long to wait for each driver to answer.
     pub connect_timeout: Duration,
     /// How often idempotent RPCs are repeated (default 10).
@@ -40,6 +44,8 @@ pub struct Config {
     pub compute: ComputeInputs,
     /// Credentials inputs.
     pub credentials: CredentialsInputs,
+    /// Credential-store inputs.
+    pub credential_store: CredentialStoreInputs,
 }
 
 impl Default for Config {
@@ -47,6 +53,7 @@ impl Default for Config {
         Self {
             compute_socket: None,
             credentials_socket: None,
+            credential_store_socket: None,
             connect_timeout: Duration::from_secs(30),
             repeat: 10,
             only: Vec::new(),
@@ -55,6 +62,7 @@ impl Default for Config {
             parallel: 1,
             compute: ComputeInputs::default(),
             credentials: CredentialsInputs::default(),
+            credential_store: CredentialStoreInputs::default(),
         }
     }
 }
@@ -80,7 +88,10 @@ pub fn list() -> Vec<String> {
     let credentials = credentials::cases()
         .into_iter()
         .map(|c| format!("credentials/{}", c.name));
-    compute.chain(credentials).collect()
+    let store = credential_store::cases()
+        .into_iter()
+        .map(|c| format!("credential-store/{}", c.name));
+    compute.chain(credentials).chain(store).collect()
 }
 
 /// A unique, DNS-label-safe prefix for this run's sandboxes.
@@ -252,7 +263,55 @@ pub async fn run(config: &Config) -> Report {
             }
         }
     }
+    if let Some(socket) = &config.credential_store_socket {
+        run_credential_store(socket, config, &connect, &mut report).await;
+    }
     report
+}
+
+async fn run_credential_store(
+    socket: &std::path::Path,
+    config: &Config,
+    connect: &ConnectConfig,
+    report: &mut Report,
+) {
+    use proto::pb::upstream::credentials::v1 as store_pb;
+    use proto::pb::upstream::credentials::v1::credential_driver_client::CredentialDriverClient;
+    let client = CredentialDriverClient::new(lazy_channel(socket));
+    let ready = wait_for_answer(socket, connect, false, |timeout| {
+        let mut client = client.clone();
+        async move {
+            let mut request =
+                tonic::Request::new(store_pb::GetCredentialDriverCapabilitiesRequest {});
+            request.set_timeout(timeout);
+            client
+                .get_capabilities(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await;
+    match ready {
+        Err(error) => report
+            .results
+            .push(connect_failure("credential-store", socket, &error)),
+        Ok(caps) => {
+            let ctx = CredentialStoreCtx {
+                client,
+                caps: caps.unwrap_or_default(),
+                inputs: config.credential_store.clone(),
+                prefix: run_prefix(),
+            };
+            run_cases(
+                "credential-store",
+                &ctx,
+                credential_store::cases(),
+                config,
+                report,
+            )
+            .await;
+        }
+    }
 }
 
 /// Deletes sandboxes left by earlier runs (those carrying the run label).

@@ -65,6 +65,7 @@ credentials:
     );
     let config_path = dir.join("config.yaml");
     std::fs::write(&config_path, config).unwrap();
+    let store = dir.join("store");
     let process = SpawnedDriver::spawn_in(
         BINARY.as_ref(),
         dir,
@@ -73,6 +74,8 @@ credentials:
             config_path.to_str().unwrap(),
             "--secrets-dir",
             secrets.to_str().unwrap(),
+            "--store-dir",
+            store.to_str().unwrap(),
             "--log-level",
             "debug",
         ],

@@ -20,8 +20,13 @@ struct Args {
     /// CredentialsDriver socket (runs the credentials suite).
     #[arg(long, value_name = "PATH")]
     credentials_socket: Option<PathBuf>,
+    /// Socket serving upstream OpenShell's CredentialDriver (singular) store contract
+    /// (runs the credential-store suite; may be the credentials socket).
+    #[arg(long, value_name = "PATH")]
+    credential_store_socket: Option<PathBuf>,
     /// Driver-specific inputs (YAML): compute.command, compute.image,
-    /// compute.ready_timeout, credentials.names, credentials.subject_token.
+    /// compute.ready_timeout, credentials.names, credentials.subject_token,
+    /// credential_store.token_handles.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// How long to wait for each driver to answer (readiness = a completed RPC).
@@ -63,6 +68,15 @@ struct InputFile {
     compute: ComputeFile,
     #[serde(default)]
     credentials: CredentialsFile,
+    #[serde(default)]
+    credential_store: CredentialStoreFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CredentialStoreFile {
+    #[serde(default)]
+    token_handles: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -85,6 +99,7 @@ fn config(args: &Args) -> Result<Config, String> {
     let mut config = Config {
         compute_socket: args.compute_socket.clone(),
         credentials_socket: args.credentials_socket.clone(),
+        credential_store_socket: args.credential_store_socket.clone(),
         connect_timeout: args.connect_timeout,
         repeat: args.idempotent_count,
         only: args.cases.clone(),
@@ -109,6 +124,7 @@ fn config(args: &Args) -> Result<Config, String> {
         }
         config.credentials.names = inputs.credentials.names;
         config.credentials.subject_token = inputs.credentials.subject_token.map(proto::Secret::new);
+        config.credential_store.token_handles = inputs.credential_store.token_handles;
     }
     Ok(config)
 }
@@ -159,8 +175,13 @@ async fn main() -> ExitCode {
             }
         };
     }
-    if args.compute_socket.is_none() && args.credentials_socket.is_none() {
-        eprintln!("driver-conformance: give --compute-socket and/or --credentials-socket");
+    if args.compute_socket.is_none()
+        && args.credentials_socket.is_none()
+        && args.credential_store_socket.is_none()
+    {
+        eprintln!(
+            "driver-conformance: give --compute-socket, --credentials-socket and/or --credential-store-socket"
+        );
         return ExitCode::from(2);
     }
     let config = match config(&args) {
