@@ -1,6 +1,6 @@
 //! `credentials-driver --check-config`: the socket flags, the config file, every secret
-//! it references (present in the secrets directory), the extra CA file and the cache
-//! size, checked without serving or calling a token endpoint.
+//! it references (present in the secrets directory), the store directory, the extra
+//! CA file and the cache size, checked without serving or calling a token endpoint.
 
 use proto::cli::ConfigCheck;
 
@@ -68,6 +68,19 @@ pub fn check(args: &Args) -> ConfigCheck {
                 Err(e) => Err(format!("{}: not a PEM bundle: {e}", file.display())),
             });
         report.expect("--idp-ca-file", parsed, "PEM bundle");
+    }
+    let store = args.store_dir();
+    if store.exists() {
+        report.expect(
+            "--store-dir",
+            proto::private::check_dir(&store),
+            "private (values stored through upstream's CredentialDriver)",
+        );
+    } else {
+        report.note(format!(
+            "--store-dir: {} is created 0700 at the first stored value",
+            store.display()
+        ));
     }
     if args.exchange_cache_size == 0 {
         report.problem("--exchange-cache-size: must be at least 1");

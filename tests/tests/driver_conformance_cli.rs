@@ -24,6 +24,43 @@ fn list_names_every_case() {
             .lines()
             .any(|l| l == "credentials/unknown_name_is_not_found")
     );
+    assert!(
+        listed
+            .lines()
+            .any(|l| l == "credential-store/an_unknown_handle_is_not_found")
+    );
+}
+
+/// `--credential-store-socket` and `credential_store.token_handles` as a user writes
+/// them: the suite runs (here: against nobody, so its connect fails by name).
+#[test]
+fn the_credential_store_suite_runs_from_its_flag_and_config() {
+    let dir = short_dir();
+    let socket = dir.path().join("no-store.sock");
+    let inputs = dir.path().join("inputs.yaml");
+    std::fs::write(
+        &inputs,
+        "credential_store:\n  token_handles: [\"config:github\"]\n",
+    )
+    .unwrap();
+    let output = Command::new(BINARY)
+        .args([
+            "--credential-store-socket",
+            socket.to_str().unwrap(),
+            "--config",
+            inputs.to_str().unwrap(),
+            "--connect-timeout",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("FAIL credential-store/connect") && stdout.contains("no-store.sock"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test]
