@@ -90,6 +90,11 @@ pub struct GatewayArgs {
     /// How often to reconcile with a full ListSandboxes (besides the watch stream).
     #[arg(long, value_name = "DURATION", default_value = defaults::RECONCILE_INTERVAL, value_parser = parse_duration)]
     pub reconcile_interval: Duration,
+    /// How long a sandbox's resolve and bundle may serve the sandbox, provider and
+    /// route records from memory. This replica's writes show at once; another
+    /// replica's (same database) within this bound. 0s: always read the database.
+    #[arg(long, value_name = "DURATION", default_value = defaults::STORE_CACHE_TTL, value_parser = parse_duration)]
+    pub store_cache_ttl: Duration,
     /// After SIGTERM/SIGINT, how long open calls may run before they are cut (watches
     /// end at once).
     #[arg(long, value_name = "DURATION", default_value = defaults::SHUTDOWN_GRACE, value_parser = parse_duration)]
@@ -143,6 +148,7 @@ impl GatewayArgs {
             sandbox_endpoint: self.sandbox_endpoint.clone(),
             driver_call_timeout: self.driver_call_timeout,
             reconcile_interval: self.reconcile_interval,
+            store_cache_ttl: self.store_cache_ttl,
             shutdown_grace: self.shutdown_grace,
             max_sandboxes_per_owner: self.max_sandboxes_per_owner,
             max_providers_per_owner: self.max_providers_per_owner,

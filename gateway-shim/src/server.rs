@@ -58,7 +58,9 @@ where
     F: Future<Output = ()>,
 {
     let compute_socket = args.compute_driver_socket.clone();
-    let store = Store::open(&args.db_url).await?;
+    let store = Store::open(&args.db_url)
+        .await?
+        .with_cache_ttl(args.store_cache_ttl);
     tracing::info!(backend = store.backend(), "store open");
     migrate_owner_keys(args, &store).await?;
     let signer = signing_key(args, &store).await?;

@@ -183,7 +183,7 @@ async fn transient_failures_are_retried_and_refusals_are_not() {
     // One INVALID_ARGUMENT, then the mock would accept: a retry would succeed, so a
     // failure here proves there was none.
     faults
-        .fail_next("ValidateSandboxCreate", Code::InvalidArgument, 1)
+        .fail_next("CreateSandbox", Code::InvalidArgument, 1)
         .await;
     let refused = client
         .create_sandbox(create_request("refused"))
@@ -205,6 +205,54 @@ async fn transient_failures_are_retried_and_refusals_are_not() {
     );
     client
         .create_sandbox(create_request("refused"))
+        .await
+        .unwrap();
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_is_ensured_once_and_again_after_a_failed_create() {
+    let dir = short_dir();
+    let compute_socket = dir.path().join("c.sock");
+    let faults = Faults::default();
+    let _mock = MockServer::compute(socket(&compute_socket), MockCompute::new(faults.clone()))
+        .await
+        .unwrap();
+    let gateway = Gateway::start(args(dir.path(), &compute_socket, None)).await;
+    gateway.wait_health(ServingStatus::Serving).await;
+    let mut client = gateway.client().await;
+    client
+        .create_sandbox(create_request("first"))
+        .await
+        .unwrap();
+    // A refusal armed for the next EnsureWorkspace: the next create in the same
+    // workspace does not call it, so it succeeds and the refusal stays armed.
+    faults
+        .fail_next("EnsureWorkspace", Code::FailedPrecondition, 1)
+        .await;
+    client
+        .create_sandbox(create_request("second"))
+        .await
+        .unwrap();
+    // A failed create makes the next one ensure the workspace again: it meets the
+    // armed refusal.
+    faults
+        .fail_next("CreateSandbox", Code::InvalidArgument, 1)
+        .await;
+    let refused = client
+        .create_sandbox(create_request("third"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    let again = client
+        .create_sandbox(create_request("third"))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+    assert!(again.message().contains("injected"), "{again:?}");
+    // Ensured once more, creates go through.
+    client
+        .create_sandbox(create_request("third"))
         .await
         .unwrap();
     gateway.stop().await;

@@ -78,7 +78,7 @@ pub(super) async fn bundle(core: &Core, who: &Principal) -> Result<pb::Inference
     let (identity, _) = calling_sandbox(core, who).await?;
     let mut route_record = None;
     for key in names::route_candidates_for_owner(&identity.owner) {
-        if let Some(record) = core.store.get(Kind::InferenceRoute, &key).await? {
+        if let Some(record) = core.store.get_cached(Kind::InferenceRoute, &key).await? {
             route_record = Some(record);
             break;
         }
@@ -115,7 +115,7 @@ async fn calling_sandbox(
         .sandbox()
         .cloned()
         .ok_or_else(|| ApiError::denied("this call is for sandboxes"))?;
-    let record: Option<Record> = core.store.get(Kind::Sandbox, &identity.id).await?;
+    let record: Option<Record> = core.store.get_cached(Kind::Sandbox, &identity.id).await?;
     match record {
         Some(record) if sandboxes::is_stopped(&record) => Err(ApiError::unauthenticated(
             "this sandbox is stopped: its token works again once it is started",
@@ -132,11 +132,14 @@ async fn calling_sandbox(
 }
 
 async fn load_provider(core: &Core, key: &str) -> Result<Record, ApiError> {
-    core.store.get(Kind::Provider, key).await?.ok_or_else(|| {
-        ApiError::precondition(format!(
-            "provider {key:?} was deleted; ask the sandbox's owner to fix it"
-        ))
-    })
+    core.store
+        .get_cached(Kind::Provider, key)
+        .await?
+        .ok_or_else(|| {
+            ApiError::precondition(format!(
+                "provider {key:?} was deleted; ask the sandbox's owner to fix it"
+            ))
+        })
 }
 
 /// The provider in `record`, once its credential is checked against the policy.

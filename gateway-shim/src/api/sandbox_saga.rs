@@ -4,8 +4,8 @@
 //! stops waiting. The record carries a `openshell.io/pending` mark (`create`,
 //! `rollback`, `delete`) while the driver and the store disagree:
 //!
-//! - Create: the record is written marked `create`; the driver calls (workspace,
-//!   validate, create) get the caller's remaining deadline; success clears the mark;
+//! - Create: the record is written marked `create`; the driver calls (the workspace,
+//!   once per gateway process, then create, which validates) get the caller's remaining deadline; success clears the mark;
 //!   any failure rolls back (marked `rollback`, deleted at the driver with the
 //!   configured timeout, record removed), so the caller's "failed" is true and the name
 //!   is free again.
@@ -63,8 +63,9 @@ async fn create_detached(
     let mut sent = false;
     let forward = async {
         compute.link().ensure_available().await?;
-        compute.ensure_workspace(&driver.workspace).await?;
-        compute.validate(&driver).await?;
+        compute.ensure_workspace_once(&driver.workspace).await?;
+        // CreateSandbox validates the spec itself (INVALID_ARGUMENT naming the field):
+        // one validation per create, no separate ValidateSandboxCreate.
         sent = true;
         compute.create(&driver).await
     };
@@ -89,6 +90,7 @@ async fn create_detached(
             }
         }
         Err(refusal) => {
+            core.compute.forget_workspace(&driver.workspace);
             core.statuses.end_create(&id, false);
             if let Err(error) = roll_back(&core, record, sent).await {
                 tracing::warn!(sandbox = %id, %error, "rollback of a failed create left for repair");

@@ -38,6 +38,10 @@ pub struct GatewayConfig {
     pub driver_call_timeout: Duration,
     /// Period of the full reconcile and of repairs. Default 30 s.
     pub reconcile_interval: Duration,
+    /// How long a sandbox's resolve and bundle may read the sandbox, provider and
+    /// route records from memory: another replica's write shows within it (this
+    /// replica's at once). Zero: always from the database. Default 1 s.
+    pub store_cache_ttl: Duration,
     /// After SIGTERM/SIGINT, how long open calls may run. Default 10 s.
     pub shutdown_grace: Duration,
     /// Sandboxes one owner may have. Default 1000.
@@ -62,6 +66,8 @@ pub mod defaults {
     pub const DRIVER_CALL_TIMEOUT: &str = "10s";
     /// `--reconcile-interval`.
     pub const RECONCILE_INTERVAL: &str = "30s";
+    /// `--store-cache-ttl`.
+    pub const STORE_CACHE_TTL: &str = "1s";
     /// `--shutdown-grace`.
     pub const SHUTDOWN_GRACE: &str = "10s";
     /// `--max-sandboxes-per-owner`.
@@ -87,6 +93,7 @@ impl GatewayConfig {
             sandbox_endpoint: None,
             driver_call_timeout: Duration::from_secs(10),
             reconcile_interval: Duration::from_secs(30),
+            store_cache_ttl: crate::store::DEFAULT_CACHE_TTL,
             shutdown_grace: Duration::from_secs(10),
             max_sandboxes_per_owner: defaults::MAX_SANDBOXES_PER_OWNER,
             max_providers_per_owner: defaults::MAX_PROVIDERS_PER_OWNER,

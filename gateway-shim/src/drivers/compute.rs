@@ -1,7 +1,12 @@
 //! The compute driver client: each contract RPC the gateway uses, with its deadline
 //! and idempotency, through [`DriverLink`].
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
+// A short lock around a set, never held across an await.
+#[allow(clippy::disallowed_types)]
+use std::sync::Mutex;
 
 use proto::pb::compute::v1 as pb;
 use proto::pb::compute::v1::compute_driver_client::ComputeDriverClient;
@@ -17,6 +22,9 @@ use super::link::{DriverError, DriverLink};
 pub struct ComputeClient {
     link: DriverLink,
     client: ComputeDriverClient<Channel>,
+    /// Workspaces the driver confirmed (shared by clones): each is ensured once.
+    #[allow(clippy::disallowed_types)]
+    ensured: Arc<Mutex<HashSet<String>>>,
 }
 
 macro_rules! rpc {
@@ -46,7 +54,11 @@ impl ComputeClient {
         // A full listing of many sandboxes is large: far above tonic's 4 MiB default.
         let client =
             ComputeDriverClient::new(link.channel()).max_decoding_message_size(LIST_REPLY_MAX);
-        Self { link, client }
+        Self {
+            link,
+            client,
+            ensured: Arc::default(),
+        }
     }
 
     /// The connection state.
@@ -59,6 +71,7 @@ impl ComputeClient {
         Self {
             link: self.link.within(deadline),
             client: self.client.clone(),
+            ensured: Arc::clone(&self.ensured),
         }
     }
 
@@ -94,20 +107,35 @@ impl ComputeClient {
         }
     }
 
-    /// `ValidateSandboxCreate`.
+    /// [`ComputeClient::ensure_workspace`] unless this gateway already did it for
+    /// `workspace` (the gateway never deletes workspaces; a create that fails makes
+    /// the next one ensure again, see [`ComputeClient::forget_workspace`]).
     ///
     /// # Errors
-    /// The driver's status (INVALID_ARGUMENT naming the field, ...).
-    pub async fn validate(&self, sandbox: &pb::DriverSandbox) -> Result<(), DriverError> {
-        rpc!(
-            self,
-            Idempotency::Idempotent,
-            validate_sandbox_create,
-            pb::ValidateSandboxCreateRequest {
-                sandbox: Some(sandbox.clone())
-            }
-        )
-        .map(|_| ())
+    /// The driver's status.
+    pub async fn ensure_workspace_once(&self, workspace: &str) -> Result<(), DriverError> {
+        if self.ensured_set().contains(workspace) {
+            return Ok(());
+        }
+        self.ensure_workspace(workspace).await?;
+        self.ensured_set().insert(workspace.to_owned());
+        Ok(())
+    }
+
+    /// Makes the next create in `workspace` ensure it again (after a failed create:
+    /// the workspace may have been removed behind the gateway's back).
+    pub fn forget_workspace(&self, workspace: &str) {
+        self.ensured_set().remove(workspace);
+    }
+
+    fn ensured_set(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // Only a record of calls already made: after a panic, start over.
+        self.ensured.lock().unwrap_or_else(|poisoned| {
+            let mut set = poisoned.into_inner();
+            set.clear();
+            self.ensured.clear_poison();
+            set
+        })
     }
 
     /// `CreateSandbox` (idempotent for the same spec, per the contract).

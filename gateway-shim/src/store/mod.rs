@@ -12,12 +12,20 @@
 //! migrations at start-up and pass the same test suite (`tests/store_suite.rs`).
 
 mod backend;
+pub mod cache;
 mod guarded;
 mod migrations;
 mod postgres;
 mod sqlite;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache::{OnWrite, RecordCache};
+
+/// How long [`Store::get_cached`] may serve a record another replica has since changed.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// What a record is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -206,9 +214,17 @@ pub enum StoreError {
     },
 }
 
-/// The store: one of the two backends.
+/// The store: one of the two backends, and the cache of hot records
+/// ([`Store::get_cached`]) that every write through it keeps current.
 #[derive(Clone, Debug)]
-pub enum Store {
+pub struct Store {
+    backend: Backend,
+    cache: Arc<RecordCache>,
+}
+
+/// One of the two databases.
+#[derive(Clone, Debug)]
+enum Backend {
     /// SQLite (embedded).
     Sqlite(sqlite::SqliteStore),
     /// PostgreSQL (shared by replicas).
@@ -222,15 +238,29 @@ impl Store {
     /// [`StoreError::BadUrl`] for an unknown scheme; [`StoreError::Database`] when it
     /// cannot be opened or migrated.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(sqlite::SqliteStore::open(url).await?))
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite(sqlite::SqliteStore::open(url).await?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres(postgres::PostgresStore::open(url).await?))
+            Backend::Postgres(postgres::PostgresStore::open(url).await?)
         } else {
-            Err(StoreError::BadUrl(format!(
+            return Err(StoreError::BadUrl(format!(
                 "{:?}: use sqlite:<path>, sqlite::memory: or postgres://user@host/db",
                 redact_url(url)
-            )))
+            )));
+        };
+        Ok(Self {
+            backend,
+            cache: Arc::new(RecordCache::new(DEFAULT_CACHE_TTL, cache::CAPACITY)),
+        })
+    }
+
+    /// This store with hot records cached for `ttl` (zero: not cached). Another
+    /// replica's writes show in [`Store::get_cached`] within `ttl`.
+    #[must_use]
+    pub fn with_cache_ttl(self, ttl: Duration) -> Self {
+        Self {
+            backend: self.backend,
+            cache: Arc::new(RecordCache::new(ttl, cache::CAPACITY)),
         }
     }
 
@@ -275,9 +305,9 @@ impl Store {
 
     /// Which backend this is ("sqlite" or "postgres").
     pub fn backend(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::Postgres(_) => "postgres",
+        match &self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
         }
     }
 
@@ -287,9 +317,10 @@ impl Store {
     /// [`StoreError::AlreadyExists`], [`StoreError::Database`].
     pub async fn create(&self, record: &Record) -> Result<u64, StoreError> {
         let labels = encode_labels(&record.labels);
-        let created = match self {
-            Self::Sqlite(s) => s.create(record, &labels).await?,
-            Self::Postgres(s) => s.create(record, &labels).await?,
+        let _invalidate = OnWrite::key(&self.cache, record.kind, &record.key);
+        let created = match &self.backend {
+            Backend::Sqlite(s) => s.create(record, &labels).await?,
+            Backend::Postgres(s) => s.create(record, &labels).await?,
         };
         created.ok_or_else(|| StoreError::AlreadyExists {
             kind: record.kind.as_str(),
@@ -305,9 +336,10 @@ impl Store {
     /// (the new name is taken), [`StoreError::Database`].
     pub async fn update(&self, record: &Record) -> Result<u64, StoreError> {
         let labels = encode_labels(&record.labels);
-        let updated = match self {
-            Self::Sqlite(s) => s.update(record, &labels).await,
-            Self::Postgres(s) => s.update(record, &labels).await,
+        let _invalidate = OnWrite::key(&self.cache, record.kind, &record.key);
+        let updated = match &self.backend {
+            Backend::Sqlite(s) => s.update(record, &labels).await,
+            Backend::Postgres(s) => s.update(record, &labels).await,
         };
         match updated {
             Ok(Some(version)) => Ok(version),
@@ -333,9 +365,10 @@ impl Store {
         key: &str,
         expected: Option<u64>,
     ) -> Result<bool, StoreError> {
-        let removed = match self {
-            Self::Sqlite(s) => s.delete(kind, key, expected).await?,
-            Self::Postgres(s) => s.delete(kind, key, expected).await?,
+        let _invalidate = OnWrite::key(&self.cache, kind, key);
+        let removed = match &self.backend {
+            Backend::Sqlite(s) => s.delete(kind, key, expected).await?,
+            Backend::Postgres(s) => s.delete(kind, key, expected).await?,
         };
         if removed {
             return Ok(true);
@@ -354,11 +387,28 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`].
     pub async fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {
-        let row = match self {
-            Self::Sqlite(s) => s.get(kind, key).await?,
-            Self::Postgres(s) => s.get(kind, key).await?,
+        let row = match &self.backend {
+            Backend::Sqlite(s) => s.get(kind, key).await?,
+            Backend::Postgres(s) => s.get(kind, key).await?,
         };
         row.map(|row| row.into_record(kind)).transpose()
+    }
+
+    /// The record with this key as [`Store::get`] reads it, or as it was up to the
+    /// cache's lifetime ago when another replica changed it since (this replica's own
+    /// writes show at once). For the hot read-only paths (a sandbox's resolve and
+    /// bundle); a read that feeds a conditional write uses [`Store::get`].
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn get_cached(&self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {
+        if let Some(answer) = self.cache.get(kind, key) {
+            return Ok(answer);
+        }
+        let fill = self.cache.begin_fill();
+        let record = self.get(kind, key).await?;
+        self.cache.fill(fill, kind, key, record.as_ref());
+        Ok(record)
     }
 
     /// The record `owner` has named `name`, if any.
@@ -371,9 +421,9 @@ impl Store {
         owner: &str,
         name: &str,
     ) -> Result<Option<Record>, StoreError> {
-        let row = match self {
-            Self::Sqlite(s) => s.get_by_name(kind, owner, name).await?,
-            Self::Postgres(s) => s.get_by_name(kind, owner, name).await?,
+        let row = match &self.backend {
+            Backend::Sqlite(s) => s.get_by_name(kind, owner, name).await?,
+            Backend::Postgres(s) => s.get_by_name(kind, owner, name).await?,
         };
         row.map(|row| row.into_record(kind)).transpose()
     }
@@ -383,9 +433,9 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`].
     pub async fn count(&self, kind: Kind, owner: &str) -> Result<usize, StoreError> {
-        let count = match self {
-            Self::Sqlite(s) => s.count(kind, owner).await?,
-            Self::Postgres(s) => s.count(kind, owner).await?,
+        let count = match &self.backend {
+            Backend::Sqlite(s) => s.count(kind, owner).await?,
+            Backend::Postgres(s) => s.count(kind, owner).await?,
         };
         Ok(usize::try_from(count).unwrap_or_default())
     }
@@ -395,9 +445,9 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`].
     pub async fn list(&self, kind: Kind, filter: &Filter) -> Result<Vec<Record>, StoreError> {
-        let rows = match self {
-            Self::Sqlite(s) => s.list(kind, filter).await?,
-            Self::Postgres(s) => s.list(kind, filter).await?,
+        let rows = match &self.backend {
+            Backend::Sqlite(s) => s.list(kind, filter).await?,
+            Backend::Postgres(s) => s.list(kind, filter).await?,
         };
         rows.into_iter().map(|row| row.into_record(kind)).collect()
     }
@@ -418,9 +468,10 @@ impl Store {
             Write::Create(record) | Write::Update(record) => record,
         };
         let labels = encode_labels(&record.labels);
-        let written = match self {
-            Self::Sqlite(s) => s.write_if_present(write, &labels, requires).await,
-            Self::Postgres(s) => s.write_if_present(write, &labels, requires).await,
+        let _invalidate = OnWrite::key(&self.cache, record.kind, &record.key);
+        let written = match &self.backend {
+            Backend::Sqlite(s) => s.write_if_present(write, &labels, requires).await,
+            Backend::Postgres(s) => s.write_if_present(write, &labels, requires).await,
         };
         match written {
             Ok(Ok(Some(version))) => Ok(version),
@@ -461,12 +512,13 @@ impl Store {
         by: &[Kind],
         refers: &(dyn Fn(&Record) -> bool + Send + Sync),
     ) -> Result<(), StoreError> {
-        let deleted = match self {
-            Self::Sqlite(s) => {
+        let _invalidate = OnWrite::key(&self.cache, kind, key);
+        let deleted = match &self.backend {
+            Backend::Sqlite(s) => {
                 s.delete_unless_referenced(kind, key, version, by, refers)
                     .await?
             }
-            Self::Postgres(s) => {
+            Backend::Postgres(s) => {
                 s.delete_unless_referenced(kind, key, version, by, refers)
                     .await?
             }
@@ -492,9 +544,10 @@ impl Store {
         marker: &str,
         rewrite: &(dyn Fn(&Record) -> Option<Record> + Send + Sync),
     ) -> Result<usize, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.rewrite_once(marker, rewrite).await,
-            Self::Postgres(s) => s.rewrite_once(marker, rewrite).await,
+        let _invalidate = OnWrite::all(&self.cache);
+        match &self.backend {
+            Backend::Sqlite(s) => s.rewrite_once(marker, rewrite).await,
+            Backend::Postgres(s) => s.rewrite_once(marker, rewrite).await,
         }
     }
 

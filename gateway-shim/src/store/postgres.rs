@@ -12,7 +12,7 @@ const MIGRATION_LOCK: i64 = 0x6f70_656e_7368_656c;
 
 /// A PostgreSQL database.
 #[derive(Clone, Debug)]
-pub struct PostgresStore {
+pub(crate) struct PostgresStore {
     pool: PgPool,
 }
 

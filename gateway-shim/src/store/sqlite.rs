@@ -21,7 +21,7 @@ use super::guarded::guarded_operations;
 
 /// A SQLite database.
 #[derive(Clone, Debug)]
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     pool: SqlitePool,
 }
 
