@@ -10,7 +10,7 @@
 //! - the API server's reply to this driver's create is the object's first version: it
 //!   never replaces what the watch already delivered for the same uid.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -81,6 +81,10 @@ pub(crate) struct Cache {
     synced: HashSet<Kind>,
     /// Sandboxes whose pod this driver is creating right now.
     creating: HashSet<String>,
+    /// Each sandbox as callers see it, by id: derived once per change (every change
+    /// to what a view reads goes through [`Cache::changing`]), so Get, List and the
+    /// Watch snapshot only copy.
+    views: BTreeMap<String, pb::DriverSandbox>,
 }
 
 fn uid_of(meta: &ObjectMeta) -> String {
@@ -159,6 +163,11 @@ impl Cache {
 
     /// The sandbox `id` as callers see it.
     pub(crate) fn view(&self, id: &str) -> Option<pb::DriverSandbox> {
+        self.views.get(id).cloned()
+    }
+
+    /// The sandbox `id` as callers see it, derived from its Secret and Pod.
+    fn derive(&self, id: &str) -> Option<pb::DriverSandbox> {
         let entry = self.sandboxes.get(id)?;
         let mut sandbox = entry.record.clone();
         sandbox.namespace = entry.placement.namespace.clone();
@@ -175,9 +184,7 @@ impl Cache {
 
     /// Every sandbox, by id.
     pub(crate) fn list(&self) -> Vec<pb::DriverSandbox> {
-        let mut ids: Vec<&String> = self.sandboxes.keys().collect();
-        ids.sort();
-        ids.into_iter().filter_map(|id| self.view(id)).collect()
+        self.views.values().cloned().collect()
     }
 
     /// The sandbox whose Pod has uid `pod_uid`.
@@ -199,16 +206,21 @@ impl Cache {
 
     /// Runs `change` on sandbox `id` and reports how its view changed.
     fn changing(&mut self, id: &str, change: impl FnOnce(&mut Self)) -> Vec<Event> {
-        let before = self.view(id);
+        let before = self.views.remove(id);
         change(self);
-        let after = self.view(id);
-        match (before, after) {
-            (Some(_), None) => vec![Event::Deleted(id.to_owned())],
-            (before, Some(after)) if before.as_ref() != Some(&after) => {
-                vec![Event::Sandbox(Box::new(after))]
-            }
-            _ => Vec::new(),
-        }
+        let Some(after) = self.derive(id) else {
+            return match before {
+                Some(_) => vec![Event::Deleted(id.to_owned())],
+                None => Vec::new(),
+            };
+        };
+        let events = if before.as_ref() == Some(&after) {
+            Vec::new()
+        } else {
+            vec![Event::Sandbox(Box::new(after.clone()))]
+        };
+        self.views.insert(id.to_owned(), after);
+        events
     }
 
     fn note(&mut self, kind: Kind, id: &str, origin: Origin) {

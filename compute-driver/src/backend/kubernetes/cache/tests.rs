@@ -221,3 +221,45 @@ fn a_create_reply_never_replaces_what_the_watch_delivered_later() {
     let events = cache.apply_pod(&pod("a", "p2", "s1", false), Origin::Created);
     assert_eq!(phases(&events), [("a".into(), Some(Phase::Provisioning))]);
 }
+
+/// The kept views are exactly what the Secrets and Pods say now.
+fn assert_views_current(cache: &Cache, step: &str) {
+    let mut ids: Vec<&String> = cache.sandboxes.keys().collect();
+    ids.sort();
+    let derived: Vec<pb::DriverSandbox> = ids.iter().filter_map(|id| cache.derive(id)).collect();
+    assert_eq!(cache.list(), derived, "after {step}");
+}
+
+#[test]
+fn kept_views_follow_every_kind_of_change() {
+    let mut cache = Cache::default();
+    cache.apply_secret(&secret("a", "sa"), Origin::Watch);
+    assert_views_current(&cache, "a secret");
+    cache.creating("a");
+    assert_views_current(&cache, "creating its pod");
+    cache.apply_pod(&pod("a", "pa", "sa", false), Origin::Created);
+    cache.created("a");
+    assert_views_current(&cache, "its pod created");
+    cache.apply_pod(&pod("a", "pa", "sa", true), Origin::Watch);
+    assert_views_current(&cache, "its pod ready");
+    cache.apply_secret(&secret("b", "sb"), Origin::Watch);
+    cache.apply_pod(&pod("b", "pb", "sb", true), Origin::Watch);
+    cache.apply_secret(&stopped_secret("a", "sa"), Origin::Updated);
+    assert_views_current(&cache, "a stopped");
+    cache.forget_pod("a");
+    assert_views_current(&cache, "a's pod deleted by the driver");
+    cache.remove_pod(&pod("b", "pb", "sb", true));
+    assert_views_current(&cache, "b's pod gone");
+    cache.begin_relist(Kind::Pods);
+    cache.apply_pod(&pod("b", "pb2", "sb", false), Origin::Relist);
+    cache.finish_relist(Kind::Pods);
+    assert_views_current(&cache, "a relist of pods");
+    cache.begin_relist(Kind::Secrets);
+    cache.apply_secret(&secret("b", "sb"), Origin::Relist);
+    cache.finish_relist(Kind::Secrets);
+    assert_views_current(&cache, "a relist of secrets without a");
+    assert_eq!(cache.list().len(), 1);
+    cache.forget_sandbox("b");
+    assert_views_current(&cache, "b deleted by the driver");
+    assert!(cache.list().is_empty());
+}
