@@ -353,6 +353,16 @@ fn what_a_new_user_stumbled_on_is_fixed() {
         "-c",
         "echo \"name=$OPENSHELL_SANDBOX_NAME\"",
     ]);
+    // `--wait` returns at Ready or at the end; a command this short may be seen Ready
+    // first (it is running once its exec succeeded), then Completed.
+    let mut done = done;
+    for _ in 0..100 {
+        if done["status"]["phase"] != "Ready" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        done = dev.json(&["sandbox", "get", "done"]);
+    }
     assert_eq!(done["status"]["phase"], "Completed", "{done}");
     let id = done["id"].as_str().unwrap();
     assert_eq!(dev.sandbox_file(id, "stdout.log"), "name=done\n");
