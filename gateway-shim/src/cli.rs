@@ -10,7 +10,10 @@ use proto::cli::{CheckArgs, LogArgs, parse_duration};
 
 use crate::config::{GatewayConfig, defaults};
 
-use crate::client::cli::{CredentialCommand, InferenceCommand, ProviderCommand, SandboxCommand};
+use crate::client::cli::{
+    CredentialCommand, GatewayCommand, InferenceCommand, Login, Logout, ProviderCommand,
+    SandboxCommand,
+};
 
 /// The thin sandbox gateway (`serve`, `dev`) and its command-line client (the other
 /// subcommands).
@@ -26,6 +29,8 @@ pub struct Args {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of the `serve` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Clone, Debug)]
 pub enum Command {
     /// Serve the gateway against drivers already running on their sockets (production).
@@ -46,6 +51,14 @@ pub enum Command {
     /// From inside a sandbox: resolve an attached provider's credential.
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// Remembered gateways: add, list, use, remove.
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
+    /// Log in to a gateway's identity provider (browser, --device, or
+    /// --client-credentials for CI); later calls use and refresh the login.
+    Login(Login),
+    /// Revoke and delete the login of a gateway.
+    Logout(Logout),
 }
 
 /// Flags of the gateway server.
@@ -204,6 +217,23 @@ pub struct OidcArgs {
         env = "OPENSHELL_OIDC_SCOPES_CLAIM"
     )]
     pub oidc_scopes_claim: String,
+    /// Public OIDC client the CLI logs in with (`gateway-shim login`); told to CLIs by
+    /// the discovery document at /auth/oidc-config. Empty: CLIs pass --client-id.
+    #[arg(
+        long,
+        value_name = "CLIENT_ID",
+        default_value = "",
+        env = "OPENSHELL_OIDC_CLI_CLIENT_ID"
+    )]
+    pub oidc_cli_client_id: String,
+    /// Scopes the CLI requests at login (space-separated; `openid` is always added).
+    #[arg(
+        long,
+        value_name = "SCOPES",
+        default_value = defaults::OIDC_CLI_SCOPES,
+        env = "OPENSHELL_OIDC_CLI_SCOPES"
+    )]
+    pub oidc_cli_scopes: String,
 }
 
 impl Default for OidcArgs {
@@ -217,6 +247,8 @@ impl Default for OidcArgs {
             oidc_admin_role: "openshell-admin".into(),
             oidc_user_role: "openshell-user".into(),
             oidc_scopes_claim: String::new(),
+            oidc_cli_client_id: String::new(),
+            oidc_cli_scopes: defaults::OIDC_CLI_SCOPES.into(),
         }
     }
 }
@@ -257,6 +289,13 @@ impl OidcArgs {
             roles,
             scopes_claim: (!self.oidc_scopes_claim.is_empty())
                 .then(|| self.oidc_scopes_claim.clone()),
+            cli_client_id: (!self.oidc_cli_client_id.is_empty())
+                .then(|| self.oidc_cli_client_id.clone()),
+            cli_scopes: self
+                .oidc_cli_scopes
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
         }))
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`server`]: the gateway (`serve`): the public API ([`api`]) behind the auth layer
 //!   ([`auth`]), records in the [`store`], both drivers over Unix sockets ([`drivers`]).
+//! - [`discovery`]: what a CLI needs to log in, unauthenticated on the API port.
 //! - [`dev`]: the whole suite on one machine.
 //! - [`client`]: the `sandbox`, `provider`, `inference` and `credential` subcommands.
 
@@ -12,6 +13,7 @@ mod cli;
 pub mod client;
 pub mod config;
 pub mod dev;
+pub mod discovery;
 pub mod drivers;
 pub mod server;
 pub mod store;

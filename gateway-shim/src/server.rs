@@ -127,6 +127,7 @@ where
             "neither --oidc-issuer nor --local-token-file is set: no user can authenticate"
         );
     }
+    let discovery = crate::discovery::Discovery::new(args.oidc.as_ref());
     let authenticator = Arc::new(Authenticator {
         oidc,
         local,
@@ -164,7 +165,11 @@ where
     tracing::info!(listen = %local_addr, "gateway listening; NOT_SERVING until the drivers answer");
     let closing = core.closing.clone();
     let max_request = core.limits.max_request_bytes;
+    // HTTP/1.1 too: the discovery document is read with plain HTTP clients (gRPC
+    // needs HTTP/2 and is unaffected).
     let server = Server::builder()
+        .accept_http1(true)
+        .layer(crate::discovery::DiscoveryLayer::new(&discovery))
         .layer(AuthLayer::new(authenticator, metrics))
         .add_service(health_service)
         .add_service(

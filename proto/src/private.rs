@@ -74,6 +74,38 @@ pub fn check_secret_file(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Replaces `path` with `contents` at once (a 0600 temporary file beside it, synced,
+/// then renamed over it): readers see the old file or the new one, never a part, and
+/// nobody else can read it at any point.
+///
+/// # Errors
+/// The OS error of writing or renaming.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| std::io::Error::other("not a file path"))?;
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
 /// Makes an existing file of ours that holds a secret 0600 if group or others have any
 /// access; returns the mode it had when it changed it.
 ///
@@ -105,6 +137,18 @@ mod tests {
         assert_eq!(tighten(&file).unwrap(), Some(0o644));
         check_secret_file(&file).unwrap();
         assert_eq!(tighten(&file).unwrap(), None);
+    }
+
+    #[test]
+    fn an_atomic_write_replaces_the_file_0600_and_leaves_nothing_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens.json");
+        std::fs::write(&file, "old").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomically(&file, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "new");
+        assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! fault injection for the gateway's contract tests; [`postgres`] a private
 //! PostgreSQL server for the gateway's store suite.
 
+pub mod browser;
 pub mod case;
 pub mod compute;
 pub mod credential_store;

@@ -90,6 +90,25 @@ impl OidcPeer {
             .unwrap()
     }
 
+    /// The peer's counters: `token_requests`, `by_grant` (grant type -> successes),
+    /// `errors` (OAuth2 error -> count), `denied` (sign-ins denied at the form).
+    pub async fn stats(&self) -> Value {
+        let url = format!("{}/__peer/stats", self.base);
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Successful token requests of `grant` (e.g. `refresh_token`).
+    pub async fn grants(&self, grant: &str) -> u64 {
+        self.stats().await["by_grant"][grant].as_u64().unwrap_or(0)
+    }
+
     /// Token requests seen since start (or the last reset).
     pub async fn token_requests(&self) -> u64 {
         let url = format!("{}/__peer/stats", self.base);

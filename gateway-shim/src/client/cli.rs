@@ -276,11 +276,92 @@ pub enum CredentialCommand {
     Resolve(ProviderName),
 }
 
+/// `gateway …`
+#[derive(Subcommand, Clone, Debug)]
+pub enum GatewayCommand {
+    /// Remember a gateway: reads its discovery document (how to log in).
+    Add(GatewayAdd),
+    /// The remembered gateways (`*` marks the one in use).
+    List(GatewayList),
+    /// Use this gateway from now on.
+    Use(GatewayPick),
+    /// Forget a gateway and delete its login.
+    Remove(GatewayPick),
+}
+
+/// `gateway add`.
+#[derive(Args, Clone, Debug)]
+pub struct GatewayAdd {
+    /// Its address, http:// or https://.
+    pub url: String,
+    /// Name to use it by (default: its host and port).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// PEM file of the CA that signed its certificate (https:// with a private CA).
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `gateway list`.
+#[derive(Args, Clone, Debug)]
+pub struct GatewayList {
+    /// Output: tables for people, JSON for scripts.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+/// A remembered gateway by name.
+#[derive(Args, Clone, Debug)]
+pub struct GatewayPick {
+    /// Its name (`gateway list`).
+    pub name: String,
+}
+
+/// `login`.
+#[derive(Args, Clone, Debug)]
+pub struct Login {
+    /// The remembered gateway to log in to (default: the one in use).
+    pub name: Option<String>,
+    /// Device authorization: approve a code on any device (headless machines).
+    #[arg(long, conflicts_with = "client_credentials")]
+    pub device: bool,
+    /// Client credentials (CI): --client-id and a secret from --client-secret-file or
+    /// $OPENSHELL_CLIENT_SECRET.
+    #[arg(long)]
+    pub client_credentials: bool,
+    /// OAuth2 client (default: the CLI client the gateway names).
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// File holding the client secret (client credentials).
+    #[arg(long, value_name = "PATH")]
+    pub client_secret_file: Option<PathBuf>,
+    /// Scope to request besides the gateway's (repeatable).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// Print the sign-in address instead of opening a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// How long the sign-in may take.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub login_timeout: Duration,
+}
+
+/// `logout`.
+#[derive(Args, Clone, Debug)]
+pub struct Logout {
+    /// The remembered gateway (default: the one in use).
+    pub name: Option<String>,
+}
+
 /// The client flags of a client subcommand (`None` for `serve` and `dev`).
 pub fn client_args(command: &crate::Command) -> Option<&ClientArgs> {
     use crate::Command;
     Some(match command {
-        Command::Serve(_) | Command::Dev(_) => return None,
+        Command::Serve(_)
+        | Command::Dev(_)
+        | Command::Gateway(_)
+        | Command::Login(_)
+        | Command::Logout(_) => return None,
         Command::Sandbox(sub) => match sub {
             SandboxCommand::Create(c) => &c.client,
             SandboxCommand::List(c) | SandboxCommand::Watch(c) => &c.client,

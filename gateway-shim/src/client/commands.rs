@@ -24,6 +24,9 @@ pub async fn run_client(command: &Command) -> Option<Result<(), ClientError>> {
         Command::Credential(CredentialCommand::Resolve(sub)) => {
             resolve(&sub.name, &sub.client).await
         }
+        Command::Gateway(sub) => super::account::gateway(sub).await,
+        Command::Login(login) => super::account::login(login).await,
+        Command::Logout(logout) => super::account::logout(logout).await,
         Command::Serve(_) | Command::Dev(_) => return None,
     })
 }

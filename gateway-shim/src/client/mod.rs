@@ -1,9 +1,14 @@
 //! The command-line client: the client subcommands of `gateway-shim`, over the public
 //! gRPC API, with tables for people and `-o json` for scripts.
 
+mod account;
 pub mod cli;
 mod commands;
+pub mod login;
 mod output;
+pub mod profiles;
+pub mod session;
+pub mod tokens;
 
 use std::path::PathBuf;
 
@@ -27,9 +32,21 @@ use cli::ClientArgs;
 pub enum ClientError {
     /// No token could be found.
     #[error(
-        "no token: pass --token-file (or set OPENSHELL_TOKEN_FILE) to the file `gateway-shim dev` printed, or run inside a sandbox"
+        "no token: log in (`gateway-shim gateway add URL` then `gateway-shim login`), pass --token-file (or set OPENSHELL_TOKEN_FILE) to the file `gateway-shim dev` printed, or run inside a sandbox"
     )]
     NoToken,
+    /// The remembered gateway being called has no login.
+    #[error("not logged in to gateway {0}: run `gateway-shim login {0}`")]
+    NotLoggedIn(String),
+    /// A login, renewal or logout failed.
+    #[error(transparent)]
+    Login(#[from] login::LoginError),
+    /// The remembered gateways could not be read or changed.
+    #[error(transparent)]
+    Profile(#[from] profiles::ProfileError),
+    /// A stored login could not be read or written.
+    #[error("stored login: {0}")]
+    Tokens(String),
     /// The token file could not be read.
     #[error("cannot read the token file {path}: {source}")]
     TokenFile {
@@ -77,7 +94,9 @@ impl From<Status> for ClientError {
 
 fn describe(status: &Status) -> String {
     let hint = match status.code() {
-        tonic::Code::Unauthenticated => " (check the token: --token-file or OPENSHELL_TOKEN_FILE)",
+        tonic::Code::Unauthenticated => {
+            " (check the token: --token-file or OPENSHELL_TOKEN_FILE, or `gateway-shim login`)"
+        }
         tonic::Code::Unavailable => " (try again shortly)",
         _ => "",
     };
@@ -108,14 +127,9 @@ impl tonic::service::Interceptor for Bearer {
 /// # Errors
 /// [`ClientError`] saying what is missing.
 pub async fn connect(args: &ClientArgs) -> Result<Client, ClientError> {
-    let token = token(args)?;
+    let session::Target { addr, token, .. } = session::target(args).await?;
     let value =
         MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| ClientError::NoToken)?;
-    let addr = args
-        .gateway
-        .clone()
-        .or_else(|| std::env::var(crate::api::driver_spec::ENV_GATEWAY_ENDPOINT).ok())
-        .unwrap_or_else(|| DEFAULT_GATEWAY.to_owned());
     if !(addr.starts_with("http://") || addr.starts_with("https://")) {
         return Err(ClientError::NoScheme(addr));
     }
@@ -131,25 +145,6 @@ pub async fn connect(args: &ClientArgs) -> Result<Client, ClientError> {
         }
     })?;
     Ok(GatewayClient::with_interceptor(channel, Bearer(value)))
-}
-
-fn token(args: &ClientArgs) -> Result<String, ClientError> {
-    if let Some(token) = &args.token {
-        return Ok(token.trim().to_owned());
-    }
-    let candidates = [
-        args.token_file.clone(),
-        std::env::var_os("OPENSHELL_SANDBOX_TOKEN_FILE").map(PathBuf::from),
-        Some(crate::dev::default_state_dir().join(crate::dev::TOKEN_FILE)).filter(|p| p.exists()),
-    ];
-    let path = candidates
-        .into_iter()
-        .flatten()
-        .next()
-        .ok_or(ClientError::NoToken)?;
-    let token =
-        std::fs::read_to_string(&path).map_err(|source| ClientError::TokenFile { path, source })?;
-    Ok(token.trim().to_owned())
 }
 
 /// A request with the command's deadline.

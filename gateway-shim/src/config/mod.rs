@@ -74,6 +74,8 @@ pub mod defaults {
     pub const MAX_SANDBOXES_PER_OWNER: usize = 1000;
     /// `--max-providers-per-owner`.
     pub const MAX_PROVIDERS_PER_OWNER: usize = 100;
+    /// `--oidc-cli-scopes`.
+    pub const OIDC_CLI_SCOPES: &str = "openid offline_access";
 }
 
 const DAY: u64 = 24 * 3600;

@@ -41,6 +41,11 @@ pub struct OidcConfig {
     pub roles: Option<RoleNames>,
     /// Claim holding scopes; `None` = scopes not enforced.
     pub scopes_claim: Option<String>,
+    /// The public client CLIs log in with (told them by the discovery document);
+    /// `None`: the CLI must be given one.
+    pub cli_client_id: Option<String>,
+    /// Scopes the CLI should request (`openid` is always added).
+    pub cli_scopes: Vec<String>,
 }
 
 /// The two role names of RBAC.
