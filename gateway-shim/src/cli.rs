@@ -126,6 +126,19 @@ pub struct GatewayArgs {
     /// OIDC authentication of users.
     #[command(flatten)]
     pub oidc: OidcArgs,
+    /// PEM certificate chain of the API listener (with --tls-key: TLS on; the files
+    /// are re-read when they change).
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (not readable by others).
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates that client certificates must chain to (mTLS).
+    #[arg(long, value_name = "PATH")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// With --tls-client-ca: `required` refuses clients without a certificate.
+    #[arg(long, value_enum, default_value = "optional")]
+    pub tls_client_auth: crate::tls::ClientAuth,
     /// `--check-config`.
     #[command(flatten)]
     pub check: CheckArgs,
@@ -137,15 +150,20 @@ impl GatewayArgs {
     /// # Errors
     /// One line per problem, each naming the flag to fix.
     pub fn config(&self) -> Result<GatewayConfig, String> {
-        let (compute, oidc) = match (self.compute_driver_socket.clone(), self.oidc.config()) {
-            (Some(compute), Ok(oidc)) => (compute, oidc),
-            (compute, oidc) => {
+        let (compute, oidc, tls) = match (
+            self.compute_driver_socket.clone(),
+            self.oidc.config(),
+            self.tls(),
+        ) {
+            (Some(compute), Ok(oidc), Ok(tls)) => (compute, oidc, tls),
+            (compute, oidc, tls) => {
                 let missing = compute.is_none().then(|| {
                     "--compute-driver-socket (or OPENSHELL_COMPUTE_DRIVER_SOCKET) is required; or run `gateway-shim dev` to start the drivers too".to_owned()
                 });
                 return Err(missing
                     .into_iter()
                     .chain(oidc.err())
+                    .chain(tls.err())
                     .collect::<Vec<_>>()
                     .join("\n"));
             }
@@ -167,8 +185,30 @@ impl GatewayArgs {
             max_providers_per_owner: self.max_providers_per_owner,
             credential_policy: self.credential_policy.clone(),
             oidc,
+            tls,
             ..GatewayConfig::new(compute)
         })
+    }
+
+    fn tls(&self) -> Result<Option<crate::tls::TlsConfig>, String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(crate::tls::TlsConfig {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+                client_auth: self.tls_client_auth,
+            })),
+            (None, None) if self.tls_client_ca.is_some() => {
+                Err("--tls-client-ca needs TLS: set --tls-cert and --tls-key too".into())
+            }
+            (None, None) => Ok(None),
+            (Some(_), None) => {
+                Err("--tls-cert needs --tls-key (the certificate's private key)".into())
+            }
+            (None, Some(_)) => {
+                Err("--tls-key needs --tls-cert (the key's certificate chain)".into())
+            }
+        }
     }
 }
 

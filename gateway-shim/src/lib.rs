@@ -17,6 +17,7 @@ pub mod discovery;
 pub mod drivers;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 pub use cli::{Args, Command, DevArgs, GatewayArgs, OidcArgs};
 pub use config::GatewayConfig;

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,6 +89,13 @@ where
         addr: args.listen,
         source,
     })?;
+    let tls = args
+        .tls
+        .as_ref()
+        .map(crate::tls::Tls::load)
+        .transpose()
+        .map_err(Error::Setup)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let credential_policy = match &args.credential_policy {
         Some(path) => PolicyFile::load(path).map_err(Error::Setup)?,
         None => PolicyFile::builtin(),
@@ -111,7 +119,7 @@ where
         sandbox_endpoint: args
             .sandbox_endpoint
             .clone()
-            .unwrap_or_else(|| format!("http://{local_addr}")),
+            .unwrap_or_else(|| format!("{scheme}://{local_addr}")),
         closing: tokio_util::sync::CancellationToken::new(),
     });
     let oidc = match args.oidc.clone() {
@@ -162,31 +170,39 @@ where
         .await
         .map_err(|e| Error::Setup(format!("--metrics-addr: {e}")))?;
 
-    tracing::info!(listen = %local_addr, "gateway listening; NOT_SERVING until the drivers answer");
+    tracing::info!(listen = %local_addr, tls = tls.is_some(), "gateway listening; NOT_SERVING until the drivers answer");
     let closing = core.closing.clone();
     let max_request = core.limits.max_request_bytes;
     // HTTP/1.1 too: the discovery document is read with plain HTTP clients (gRPC
     // needs HTTP/2 and is unaffected).
-    let server = Server::builder()
+    let router = Server::builder()
         .accept_http1(true)
         .layer(crate::discovery::DiscoveryLayer::new(&discovery))
         .layer(AuthLayer::new(authenticator, metrics))
         .add_service(health_service)
         .add_service(
             GatewayServer::new(GatewayApi::new(core)).max_decoding_message_size(max_request),
-        )
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener).map(|accepted| {
-                accepted.inspect(|stream| {
-                    // Replies span several segments: without this, Nagle's algorithm
-                    // waits for the client's delayed ACK, 40 ms a reply.
-                    if let Err(error) = stream.set_nodelay(true) {
-                        tracing::debug!(%error, "TCP_NODELAY not set");
-                    }
-                })
-            }),
-            closing.clone().cancelled_owned(),
         );
+    let stopped = closing.clone().cancelled_owned();
+    let server: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+        match tls {
+            Some(tls) => {
+                background.push(tls.follow_files());
+                Box::pin(router.serve_with_incoming_shutdown(tls.incoming(listener), stopped))
+            }
+            None => Box::pin(router.serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener).map(|accepted| {
+                    accepted.inspect(|stream| {
+                        // Replies span several segments: without this, Nagle's algorithm
+                        // waits for the client's delayed ACK, 40 ms a reply.
+                        if let Err(error) = stream.set_nodelay(true) {
+                            tracing::debug!(%error, "TCP_NODELAY not set");
+                        }
+                    })
+                }),
+                stopped,
+            )),
+        };
     tokio::pin!(server);
     let served = tokio::select! {
         served = &mut server => served,

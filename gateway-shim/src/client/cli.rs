@@ -26,6 +26,28 @@ pub struct ClientArgs {
     /// (inside a sandbox), then the token `gateway-shim dev` writes.
     #[arg(long, global = true, value_name = "PATH", env = "OPENSHELL_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// PEM CA certificates to verify an https:// gateway with (besides the system's;
+    /// default: the one given at `gateway add`).
+    #[arg(long, global = true, value_name = "PATH", env = "OPENSHELL_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate for a gateway that asks for one (mTLS).
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "OPENSHELL_CLIENT_CERT",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "OPENSHELL_CLIENT_KEY",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
     /// Output: tables for people, JSON for scripts.
     #[arg(short, long, global = true, value_enum, default_value = "table")]
     pub output: Output,

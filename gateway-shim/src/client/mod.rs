@@ -8,6 +8,7 @@ pub mod login;
 mod output;
 pub mod profiles;
 pub mod session;
+mod tls;
 pub mod tokens;
 
 use std::path::PathBuf;
@@ -81,6 +82,9 @@ pub enum ClientError {
         /// The Ready condition's reason and message.
         why: String,
     },
+    /// A TLS file could not be used.
+    #[error("{0}")]
+    Tls(String),
     /// Output could not be written.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -93,14 +97,24 @@ impl From<Status> for ClientError {
 }
 
 fn describe(status: &Status) -> String {
+    // A connection the gateway closed (TLS 1.3 refuses a client certificate only
+    // after the handshake) surfaces at the first call: say why, with its causes.
+    let broken = matches!(status.code(), tonic::Code::Unknown | tonic::Code::Cancelled)
+        && std::error::Error::source(status).is_some();
     let hint = match status.code() {
         tonic::Code::Unauthenticated => {
             " (check the token: --token-file or OPENSHELL_TOKEN_FILE, or `gateway-shim login`)"
         }
         tonic::Code::Unavailable => " (try again shortly)",
+        _ if broken => {
+            " (the gateway closed the connection; over https it may require a client certificate its CA signed: --client-cert and --client-key)"
+        }
         _ => "",
     };
-    format!("{:?}: {}{hint}", status.code(), status.message())
+    let causes = std::error::Error::source(status)
+        .map(|source| format!(": {}", login::chain(source)))
+        .unwrap_or_default();
+    format!("{:?}: {}{causes}{hint}", status.code(), status.message())
 }
 
 /// Where the gateway is when nothing says otherwise.
@@ -127,23 +141,35 @@ impl tonic::service::Interceptor for Bearer {
 /// # Errors
 /// [`ClientError`] saying what is missing.
 pub async fn connect(args: &ClientArgs) -> Result<Client, ClientError> {
-    let session::Target { addr, token, .. } = session::target(args).await?;
+    let session::Target {
+        addr,
+        token,
+        profile,
+    } = session::target(args).await?;
     let value =
         MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| ClientError::NoToken)?;
     if !(addr.starts_with("http://") || addr.starts_with("https://")) {
         return Err(ClientError::NoScheme(addr));
     }
-    let endpoint = Endpoint::from_shared(addr.clone())
+    let mut endpoint = Endpoint::from_shared(addr.clone())
         .map_err(|_| ClientError::BadAddress(addr.clone()))?
         .connect_timeout(args.timeout);
-    let channel = endpoint.connect().await.map_err(|error| {
-        let why = std::error::Error::source(&error)
-            .map_or_else(|| error.to_string(), ToString::to_string);
-        ClientError::Unreachable {
+    if addr.starts_with("https://") {
+        let ca_file = args
+            .ca_file
+            .clone()
+            .or_else(|| profile.and_then(|p| p.ca_file));
+        endpoint = endpoint
+            .tls_config(tls::client_config(ca_file.as_deref(), args)?)
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+    }
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|error| ClientError::Unreachable {
             addr: addr.clone(),
-            why,
-        }
-    })?;
+            why: login::chain(&error),
+        })?;
     Ok(GatewayClient::with_interceptor(channel, Bearer(value)))
 }
 

@@ -1,6 +1,7 @@
 //! `gateway-shim serve --check-config`: everything start-up loads (flags, the
 //! credential policy, the signing key file, the store URL, the OIDC issuer URL, the
-//! directories secrets are written to), checked without serving or connecting.
+//! directories secrets are written to, the TLS files), checked without serving or
+//! connecting.
 
 use std::path::Path;
 
@@ -55,6 +56,13 @@ pub fn check(config: &GatewayConfig) -> ConfigCheck {
     }
     if let Some(oidc) = &config.oidc {
         report.expect("--oidc-issuer", http_url(&oidc.issuer), "URL (not fetched)");
+    }
+    if let Some(tls) = &config.tls {
+        report.expect(
+            "--tls-cert",
+            crate::tls::Tls::load(tls).map(drop),
+            "certificate, key and client CA load and match",
+        );
     }
     report
 }

@@ -52,6 +52,8 @@ pub struct GatewayConfig {
     pub credential_policy: Option<PathBuf>,
     /// OIDC authentication of users; `None` (default): off.
     pub oidc: Option<OidcConfig>,
+    /// TLS on the API listener; `None` (default): plain HTTP/2.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 /// The defaults, as the `serve` flags spell them.
@@ -101,6 +103,7 @@ impl GatewayConfig {
             max_providers_per_owner: defaults::MAX_PROVIDERS_PER_OWNER,
             credential_policy: None,
             oidc: None,
+            tls: None,
         }
     }
 }

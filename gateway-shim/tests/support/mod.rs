@@ -120,6 +120,13 @@ impl Gateway {
 #[derive(Clone)]
 pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
 
+impl Bearer {
+    /// Sends `authorization: Bearer <token>`.
+    pub fn new(token: &str) -> Self {
+        Self(MetadataValue::try_from(format!("Bearer {token}")).unwrap())
+    }
+}
+
 impl tonic::service::Interceptor for Bearer {
     fn call(
         &mut self,
