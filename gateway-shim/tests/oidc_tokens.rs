@@ -267,3 +267,60 @@ async fn a_discovered_issuer_must_match_the_configured_one() {
         "names the issuer to use: {error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_only_mode_admits_tokens_without_roles_and_still_enforces_scopes() {
+    let dir = proto::testing::short_dir();
+    let peer = OidcPeer::start_with(oidc::peer_config()).await;
+    let compute_socket = dir.path().join("c.sock");
+    let _mock =
+        support::serve_mock_compute(&compute_socket, MockCompute::new(Faults::default())).await;
+    let mut args = args(dir.path(), &compute_socket, None);
+    args.oidc = gateway_shim::OidcArgs {
+        oidc_admin_role: String::new(),
+        oidc_user_role: String::new(),
+        ..oidc::oidc_flags(&peer)
+    }
+    .config()
+    .unwrap();
+    assert!(args.oidc.as_ref().unwrap().roles.is_none());
+    let gateway = Gateway::start(args).await;
+    gateway.wait_health(ServingStatus::Serving).await;
+
+    // No roles at all: a user, limited by the scopes the token carries.
+    let reader = oidc::user_token(&peer, "carol", &[], "sandbox:read").await;
+    assert_eq!(code_for(&gateway, &reader).await, Code::Ok);
+    let mut carol = gateway.client_with(&reader).await;
+    let refused = carol
+        .create_sandbox(support::create_request("nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(refused.message().contains("sandbox:write"), "{refused:?}");
+    let writer = oidc::user_token(&peer, "carol", &[], "sandbox:read sandbox:write").await;
+    let mut carol = gateway.client_with(&writer).await;
+    let created = carol
+        .create_sandbox(support::create_request("mine"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.owner, oidc::owner(&peer, "carol"));
+
+    // A role claim means nothing here: "openshell-admin" is just another user, who
+    // sees only their own sandboxes.
+    let claimed = oidc::user_token(&peer, "mallory", &["openshell-admin"], "openshell:all").await;
+    let mut mallory = gateway.client_with(&claimed).await;
+    assert!(support::sandbox_names(&mut mallory).await.is_empty());
+    let hidden = mallory
+        .get_sandbox(support::by_name("mine"))
+        .await
+        .unwrap_err();
+    assert_eq!(hidden.code(), Code::NotFound);
+    gateway.stop().await;
+
+    // The same roleless token under RBAC (the default) lacks the user role.
+    let dir = proto::testing::short_dir();
+    let (rbac, _mock) = gateway_trusting(&peer, dir.path()).await;
+    assert_eq!(code_for(&rbac, &reader).await, Code::PermissionDenied);
+    rbac.stop().await;
+}
