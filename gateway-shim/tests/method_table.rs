@@ -66,7 +66,7 @@ async fn every_method_enforces_its_declaration() {
     let wrong_scope = oidc::user_token(&peer, "carol", &["openshell-user"], "unrelated:read").await;
     let admin = oidc::admin(&peer).await;
 
-    assert!(METHOD_AUTH.len() >= 19);
+    assert!(METHOD_AUTH.len() >= 23);
     for entry in METHOD_AUTH {
         let mode = AuthMode::try_from(entry.mode).unwrap();
         let method = entry.path;

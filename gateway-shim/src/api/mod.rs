@@ -14,6 +14,7 @@ mod providers;
 mod sandbox_calls;
 pub mod sandbox_saga;
 mod sandboxes;
+mod settings;
 mod watch;
 
 pub use watch::SandboxEvents;
@@ -386,5 +387,59 @@ impl GatewayTrait for GatewayApi {
         }
         .await;
         self.observe("ResolveProviderCredential", reply)
+    }
+
+    async fn get_sandbox_settings(
+        &self,
+        request: Request<pb::GetSandboxSettingsRequest>,
+    ) -> Reply<pb::SandboxSettings> {
+        let reply = async move {
+            let who = caller(&request)?;
+            Ok(Response::new(
+                settings::get(&self.core, &who, request.get_ref()).await?,
+            ))
+        }
+        .await;
+        self.observe("GetSandboxSettings", reply)
+    }
+
+    async fn update_sandbox_settings(
+        &self,
+        request: Request<pb::UpdateSandboxSettingsRequest>,
+    ) -> Reply<pb::SandboxSettings> {
+        let reply = async move {
+            let who = caller(&request)?;
+            Ok(Response::new(
+                settings::update(&self.core, &who, request.into_inner()).await?,
+            ))
+        }
+        .await;
+        self.observe("UpdateSandboxSettings", reply)
+    }
+
+    async fn get_own_sandbox_settings(
+        &self,
+        request: Request<pb::GetOwnSandboxSettingsRequest>,
+    ) -> Reply<pb::SandboxSettings> {
+        let reply = async move {
+            let who = caller(&request)?;
+            Ok(Response::new(settings::get_own(&self.core, &who).await?))
+        }
+        .await;
+        self.observe("GetOwnSandboxSettings", reply)
+    }
+
+    async fn report_policy_status(
+        &self,
+        request: Request<pb::ReportPolicyStatusRequest>,
+    ) -> Reply<pb::SandboxSettings> {
+        let reply = async move {
+            let who = caller(&request)?;
+            Ok(Response::new(
+                settings::report(&self.core, &who, request.into_inner()).await?,
+            ))
+        }
+        .await;
+        self.observe("ReportPolicyStatus", reply)
     }
 }

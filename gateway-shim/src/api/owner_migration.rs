@@ -53,6 +53,8 @@ pub fn rewrite(record: &Record, namespace: &str) -> Option<Record> {
             route.provider = provider_key(&route.provider, namespace);
             out.body = route.encode_to_vec();
         }
+        // The body names no owner; the record's owner column is rewritten above.
+        Kind::SandboxSettings => {}
         Kind::Setting => return None,
     }
     (out != *record).then_some(out)

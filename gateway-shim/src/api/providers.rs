@@ -119,7 +119,7 @@ pub(super) async fn delete(core: &Core, who: &Principal, name: &str) -> Result<(
         Kind::InferenceRoute => {
             super::inference::decode(referrer).is_ok_and(|route| route.provider == key)
         }
-        Kind::Provider | Kind::Setting => false,
+        Kind::Provider | Kind::Setting | Kind::SandboxSettings => false,
     };
     // The check and the delete are one transaction: an attach, a route or a sandbox
     // create naming this provider either lands first and is found, or finds it gone.

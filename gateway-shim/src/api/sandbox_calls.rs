@@ -115,6 +115,20 @@ async fn calling_sandbox(
         .sandbox()
         .cloned()
         .ok_or_else(|| ApiError::denied("this call is for sandboxes"))?;
+    let record = calling_sandbox_record(core, who).await?;
+    identity.owner = record.owner.clone();
+    Ok((identity, sandboxes::decode(&record)?))
+}
+
+/// The record of the sandbox whose token made the call: it must exist, still belong to
+/// the owner the token names and not be stopped.
+pub(super) async fn calling_sandbox_record(
+    core: &Core,
+    who: &Principal,
+) -> Result<Record, ApiError> {
+    let identity = who
+        .sandbox()
+        .ok_or_else(|| ApiError::denied("this call is for sandboxes"))?;
     let record: Option<Record> = core.store.get_cached(Kind::Sandbox, &identity.id).await?;
     match record {
         Some(record) if sandboxes::is_stopped(&record) => Err(ApiError::unauthenticated(
@@ -124,8 +138,7 @@ async fn calling_sandbox(
             if record.owner == identity.owner
                 || owner::legacy_form(&record.owner).as_deref() == Some(&identity.owner) =>
         {
-            identity.owner = record.owner.clone();
-            Ok((identity, sandboxes::decode(&record)?))
+            Ok(record)
         }
         _ => Err(ApiError::unauthenticated("this sandbox no longer exists")),
     }

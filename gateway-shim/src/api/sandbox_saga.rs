@@ -139,6 +139,11 @@ async fn remove(core: &Core, record: &Record) -> Result<(), ApiError> {
         Err(error) => return Err(error.into()),
     }
     core.store.delete(Kind::Sandbox, &record.key, None).await?;
+    // After the sandbox: a settings write checks the sandbox in its transaction, so
+    // none lands after this.
+    core.store
+        .delete(Kind::SandboxSettings, &record.key, None)
+        .await?;
     core.statuses.announce(Change::Deleted(record.key.clone()));
     tracing::info!(sandbox = %record.key, name = %record.name, "sandbox removed");
     Ok(())

@@ -38,6 +38,8 @@ pub enum Kind {
     InferenceRoute,
     /// Gateway-internal settings (the sandbox-token signing key).
     Setting,
+    /// A sandbox's settings document (keyed by the sandbox's id).
+    SandboxSettings,
 }
 
 impl Kind {
@@ -48,6 +50,7 @@ impl Kind {
             Self::Provider,
             Self::InferenceRoute,
             Self::Setting,
+            Self::SandboxSettings,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == value)
@@ -60,6 +63,7 @@ impl Kind {
             Self::Provider => "provider",
             Self::InferenceRoute => "inference_route",
             Self::Setting => "setting",
+            Self::SandboxSettings => "sandbox_settings",
         }
     }
 }
