@@ -232,6 +232,48 @@ async fn owners_write_settings_sandboxes_read_their_own_and_report_only_their_st
     assert_eq!(after.resource_version, before.resource_version + 8);
     assert_eq!(after.policy_version, 1, "the policy changed once");
 
+    // The CLI, as the owner: set a policy from a JSON file and a value, read it back.
+    let policy_file = dir.path().join("policy.json");
+    std::fs::write(&policy_file, r#"{"allow": ["pypi.org"], "strict": true}"#).unwrap();
+    let token = oidc::alice(&peer).await;
+    let url = format!("http://{}", gateway.addr);
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gateway-shim"))
+            .args(args)
+            .args(["--gateway", &url, "--token", &token])
+            .env("OPENSHELL_CONFIG_DIR", dir.path().join("cfg"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    cli(&[
+        "sandbox",
+        "settings",
+        "set",
+        "two",
+        "--policy-file",
+        policy_file.to_str().unwrap(),
+        "--value",
+        "team=ml",
+        "--unset",
+        "writer",
+        "-o",
+        "json",
+    ]);
+    let shown = cli(&["sandbox", "settings", "get", "two", "-o", "json"]);
+    assert_eq!(
+        shown["policy"],
+        serde_json::json!({"allow": ["pypi.org"], "strict": true})
+    );
+    assert_eq!(shown["values"], serde_json::json!({"team": "ml"}));
+    assert_eq!(shown["policy_version"], 2);
+    assert_eq!(shown["policy_status"]["state"], "pending");
+
     // Deleting the sandbox deletes its settings: a new one by the same name starts empty.
     alice.delete_sandbox(by_name("one")).await.unwrap();
     let gone = alice.get_sandbox_settings(get("one")).await.unwrap_err();

@@ -92,6 +92,39 @@ pub enum SandboxCommand {
     Watch(WithClient),
     /// Show what a sandbox's program wrote (stdout to stdout, stderr to stderr).
     Logs(SandboxLogs),
+    /// A sandbox's settings: its policy, values and the policy's status.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+}
+
+/// `sandbox settings …`
+#[derive(Subcommand, Clone, Debug)]
+pub enum SettingsCommand {
+    /// Show a sandbox's settings.
+    Get(SandboxName),
+    /// Change a sandbox's settings: only what is given changes (compare-and-set with
+    /// the version just read).
+    Set(SettingsSet),
+}
+
+/// `sandbox settings set`.
+#[derive(Args, Clone, Debug)]
+pub struct SettingsSet {
+    /// The sandbox.
+    #[command(flatten)]
+    pub sandbox: SandboxName,
+    /// JSON file holding the new policy (an object).
+    #[arg(long, value_name = "PATH")]
+    pub policy_file: Option<PathBuf>,
+    /// Value KEY=VALUE to set (repeatable).
+    #[arg(long = "value", value_parser = key_value)]
+    pub values: Vec<(String, String)>,
+    /// Value keys to remove (repeatable).
+    #[arg(long = "unset", value_name = "KEY")]
+    pub unset: Vec<String>,
+    /// Expected resource version (default: the one just read).
+    #[arg(long)]
+    pub version: Option<u64>,
 }
 
 /// `sandbox logs`.
@@ -388,6 +421,8 @@ pub fn client_args(command: &crate::Command) -> Option<&ClientArgs> {
             SandboxCommand::Create(c) => &c.client,
             SandboxCommand::List(c) | SandboxCommand::Watch(c) => &c.client,
             SandboxCommand::Logs(c) => &c.sandbox.client,
+            SandboxCommand::Settings(SettingsCommand::Get(c)) => &c.client,
+            SandboxCommand::Settings(SettingsCommand::Set(c)) => &c.sandbox.client,
             SandboxCommand::Get(c)
             | SandboxCommand::Stop(c)
             | SandboxCommand::Start(c)

@@ -31,7 +31,7 @@ pub async fn run_client(command: &Command) -> Option<Result<(), ClientError>> {
     })
 }
 
-fn reference(sub: &SandboxName) -> pb::SandboxRef {
+pub(super) fn reference(sub: &SandboxName) -> pb::SandboxRef {
     if sub.id {
         pb::SandboxRef {
             id: sub.name.clone(),
@@ -154,6 +154,7 @@ async fn sandbox(command: &SandboxCommand) -> Result<(), ClientError> {
         }
         SandboxCommand::Watch(with) => watch(&with.client).await,
         SandboxCommand::Logs(command) => logs(command).await,
+        SandboxCommand::Settings(command) => super::settings::run(command).await,
     }
 }
 

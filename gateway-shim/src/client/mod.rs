@@ -8,6 +8,7 @@ pub mod login;
 mod output;
 pub mod profiles;
 pub mod session;
+mod settings;
 mod tls;
 pub mod tokens;
 
@@ -82,6 +83,9 @@ pub enum ClientError {
         /// The Ready condition's reason and message.
         why: String,
     },
+    /// A file the command reads is unusable.
+    #[error("{0}")]
+    Input(String),
     /// A TLS file could not be used.
     #[error("{0}")]
     Tls(String),
