@@ -160,6 +160,10 @@ livenessProbe:
   value: {{ .userRole | quote }}
 - name: OPENSHELL_OIDC_SCOPES_CLAIM
   value: {{ .scopesClaim | quote }}
+- name: OPENSHELL_OIDC_CLI_CLIENT_ID
+  value: {{ .cliClientId | quote }}
+- name: OPENSHELL_OIDC_CLI_SCOPES
+  value: {{ .cliScopes | quote }}
 {{- end }}
 {{- end }}
 {{- end -}}
