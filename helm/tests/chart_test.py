@@ -34,6 +34,8 @@ OURS = ("gateway-shim", "compute-driver", "credentials-driver")
 CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 
 BAD_VALUES = [
+    ({"gateway": {"tls": {"clientAuth": "required"}}}, "gateway.tls.existingSecret"),
+    ({"gateway": {"tls": {"existingSecret": "s", "clientAuth": "always"}}}, "clientAuth"),
     ({"replicas": 2}, "store.type=postgres"),
     (
         {"replicas": 2, "store": {"type": "postgres", "postgres": {"existingSecret": "pg"}},
@@ -215,6 +217,17 @@ def populate(root, pod, container, docs):
             for item in volume["configMap"].get("items", [{"key": k, "path": k} for k in data]):
                 with open(os.path.join(target, item["path"]), "w") as f:
                     f.write(data[item["key"]])
+        elif "secret" in volume and mount["name"] == "gateway-tls":
+            # A kubernetes.io/tls Secret: a real key and certificate (self-signed, so
+            # it serves as the client CA too), each with the volume's mode.
+            key, crt = os.path.join(target, "tls.key"), os.path.join(target, "tls.crt")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt,
+                            "-days", "1", "-subj", "/CN=gateway"],
+                           check=True, capture_output=True)
+            shutil.copy(crt, os.path.join(target, "ca.crt"))
+            for file in ("tls.key", "tls.crt", "ca.crt"):
+                os.chmod(os.path.join(target, file), volume["secret"].get("defaultMode", 0o644))
         elif "secret" in volume:
             config = yaml.safe_load(configmaps[next(iter(configmaps))]["data"]["credentials.yaml"]) or {}
             for entry in (config.get("credentials") or {}).values():
@@ -320,6 +333,13 @@ def main():
                 images = sorted({c["image"] for c in pod["initContainers"] + pod["containers"]})
                 want = sorted(f"openshell/{b}:{app_version}" for b in OURS)
                 check(images == want, f"default images {images}, want {want} (the names .ci/build-images gives)")
+            tls = values["_merged"]["gateway"]["tls"]
+            if tls["existingSecret"]:
+                args = next(c for c in pod["containers"] if c["name"] == "gateway")["args"]
+                want = ["--tls-cert=/etc/gateway-tls/tls.crt", "--tls-key=/etc/gateway-tls/tls.key"]
+                if tls["clientAuth"]:
+                    want += [f"--tls-client-auth={tls['clientAuth']}"]
+                check(all(a in args for a in want), f"{name}: TLS flags {want} missing from {args}")
             ran = config_check(name, pod, docs, bin_dir)
             check(ran >= 1, f"{name}: no container of ours was checked")
             if values["_merged"]["credentialsDriver"]["existingSecret"]:

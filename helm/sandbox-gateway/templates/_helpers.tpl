@@ -88,6 +88,9 @@ livenessProbe:
 {{- if not (has $v.computeDriver.backend (list "kubernetes" "process")) -}}
 {{- fail (printf "computeDriver.backend: %q is not a backend; use kubernetes or process" $v.computeDriver.backend) -}}
 {{- end -}}
+{{- if and $v.gateway.tls.clientAuth (not $v.gateway.tls.existingSecret) -}}
+{{- fail "gateway.tls.clientAuth needs gateway.tls.existingSecret: a kubernetes.io/tls Secret with tls.crt, tls.key and ca.crt" -}}
+{{- end -}}
 {{- if and $v.gateway.oidc.enabled (not $v.gateway.oidc.issuer) -}}
 {{- fail "gateway.oidc.enabled needs gateway.oidc.issuer (Keycloak: https://<host>/realms/<realm>)" -}}
 {{- end -}}
@@ -129,6 +132,16 @@ livenessProbe:
 - --log-level={{ .Values.gateway.logLevel }}
 {{- if .Values.gateway.credentialPolicy }}
 - --credential-policy=/etc/gateway/credential-policy.yaml
+{{- end }}
+{{- with .Values.gateway.tls }}
+{{- if .existingSecret }}
+- --tls-cert=/etc/gateway-tls/tls.crt
+- --tls-key=/etc/gateway-tls/tls.key
+{{- if .clientAuth }}
+- --tls-client-ca=/etc/gateway-tls/ca.crt
+- --tls-client-auth={{ .clientAuth }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- with .Values.gateway.extraArgs }}
 {{ toYaml . }}
@@ -186,6 +199,11 @@ livenessProbe:
 {{- if .Values.gateway.credentialPolicy }}
 - name: gateway-config
   mountPath: /etc/gateway
+  readOnly: true
+{{- end }}
+{{- if .Values.gateway.tls.existingSecret }}
+- name: gateway-tls
+  mountPath: /etc/gateway-tls
   readOnly: true
 {{- end }}
 {{- end }}
