@@ -37,25 +37,12 @@ struct World {
 
 impl World {
     async fn start(peer_overrides: Value) -> Self {
-        let drivers = support::ensure_driver_binaries(GATEWAY);
         let peer = OidcPeer::start_with(peer_overrides).await;
         let dir = proto::testing::short_dir();
-        let state = dir.path().join("state");
-        let compute = SpawnedDriver::spawn(
-            &drivers.join("compute-driver"),
-            &["--state-dir", state.to_str().unwrap()],
-        );
-        compute.channel().await.unwrap();
-        let log = dir.path().join("gateway.log");
-        let db = format!("sqlite:{}", dir.path().join("gateway.db").display());
         let cli_scopes = format!("offline_access {SCOPES}");
-        let command = Serve::command(
-            &log,
+        let (compute, gateway, api) = support::serve::with_compute(
+            dir.path(),
             &[
-                "--compute-driver-socket",
-                compute.socket().to_str().unwrap(),
-                "--db-url",
-                &db,
                 "--oidc-issuer",
                 &peer.issuer,
                 "--oidc-audience",
@@ -67,9 +54,8 @@ impl World {
                 "--oidc-cli-scopes",
                 &cli_scopes,
             ],
-        );
-        let mut gateway = Serve::spawn(command, &log);
-        let api = gateway.wait_ready().await;
+        )
+        .await;
         std::fs::create_dir(dir.path().join("tmp")).unwrap();
         Self {
             peer,

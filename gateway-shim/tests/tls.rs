@@ -100,27 +100,10 @@ struct World {
 
 impl World {
     async fn start(dir: tempfile::TempDir, tls: &[&str]) -> Self {
-        let drivers = support::ensure_driver_binaries(GATEWAY);
-        let state = dir.path().join("state");
-        let compute = SpawnedDriver::spawn(
-            &drivers.join("compute-driver"),
-            &["--state-dir", state.to_str().unwrap()],
-        );
-        compute.channel().await.unwrap();
         let token = dir.path().join("private/gateway.token");
-        let db = format!("sqlite:{}", dir.path().join("gateway.db").display());
-        let mut flags = vec![
-            "--compute-driver-socket",
-            compute.socket().to_str().unwrap(),
-            "--db-url",
-            &db,
-            "--local-token-file",
-            token.to_str().unwrap(),
-        ];
+        let mut flags = vec!["--local-token-file", token.to_str().unwrap()];
         flags.extend_from_slice(tls);
-        let log = dir.path().join("gateway.log");
-        let mut gateway = Serve::spawn(Serve::command(&log, &flags), &log);
-        let api = gateway.wait_ready().await;
+        let (compute, gateway, api) = support::serve::with_compute(dir.path(), &flags).await;
         Self {
             dir,
             api,

@@ -39,7 +39,7 @@ pub use retry::{Backoff, Idempotency, RetryClass, RetryPolicy, call, classify};
 pub use secret::Secret;
 pub use uds::{
     BindError, BoundSocket, ConnectConfig, ConnectError, Health, PeerPolicy, Readiness, ServeError,
-    ServeOptions, SocketConfig, bind, connect, describe_status, lazy_channel, serve,
+    ServeOptions, SocketConfig, bind, connect, describe_status, error_chain, lazy_channel, serve,
     shutdown_signal, wait_for_answer, wait_ready,
 };
 pub use watch::{WatchEvent, reconnecting};

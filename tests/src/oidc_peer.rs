@@ -111,17 +111,7 @@ impl OidcPeer {
 
     /// Token requests seen since start (or the last reset).
     pub async fn token_requests(&self) -> u64 {
-        let url = format!("{}/__peer/stats", self.base);
-        let stats: Value = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        stats["token_requests"].as_u64().unwrap()
+        self.stats().await["token_requests"].as_u64().unwrap()
     }
 
     /// Makes the next `count` token requests fail with `status`.

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::ClientError;
 use super::cli::{GatewayAdd, GatewayCommand, Login, Logout};
 use super::login::flows::{self, BrowserOptions, LoginClient};
-use super::login::{Endpoints, LoginError, chain, http_client};
+use super::login::{Endpoints, LoginError, http_client};
 use super::output::emit;
 use super::profiles::{Profile, Profiles, check_name};
 use super::tokens::{SecretSource, StoredLogin, Tokens};
@@ -134,7 +134,7 @@ async fn fetch_discovery(url: &str, ca_file: Option<&Path>) -> Result<Discovery,
         .get(&address)
         .send()
         .await
-        .map_err(|e| unreachable(chain(&e)))?;
+        .map_err(|e| unreachable(proto::error_chain(&e)))?;
     if !response.status().is_success() {
         return Err(unreachable(format!(
             "{address} answered HTTP {}; is this a gateway-shim gateway?",

@@ -115,10 +115,7 @@ fn describe(status: &Status) -> String {
         }
         _ => "",
     };
-    let causes = std::error::Error::source(status)
-        .map(|source| format!(": {}", login::chain(source)))
-        .unwrap_or_default();
-    format!("{:?}: {}{causes}{hint}", status.code(), status.message())
+    format!("{}{hint}", proto::describe_status(status))
 }
 
 /// Where the gateway is when nothing says otherwise.
@@ -172,7 +169,7 @@ pub async fn connect(args: &ClientArgs) -> Result<Client, ClientError> {
         .await
         .map_err(|error| ClientError::Unreachable {
             addr: addr.clone(),
-            why: login::chain(&error),
+            why: proto::error_chain(&error),
         })?;
     Ok(GatewayClient::with_interceptor(channel, Bearer(value)))
 }

@@ -93,6 +93,33 @@ impl Serve {
     }
 }
 
+/// The compute driver (process backend, state in `dir/state`) and a `serve` on it with
+/// SQLite in `dir`, its log in `dir/gateway.log`, and `extra` flags; once ready.
+pub async fn with_compute(
+    dir: &Path,
+    extra: &[&str],
+) -> (proto::testing::SpawnedDriver, Serve, SocketAddr) {
+    let drivers = super::ensure_driver_binaries(GATEWAY);
+    let state = dir.join("state");
+    let compute = proto::testing::SpawnedDriver::spawn(
+        &drivers.join("compute-driver"),
+        &["--state-dir", state.to_str().unwrap()],
+    );
+    compute.channel().await.unwrap();
+    let db = format!("sqlite:{}", dir.join("gateway.db").display());
+    let mut flags = vec![
+        "--compute-driver-socket",
+        compute.socket().to_str().unwrap(),
+        "--db-url",
+        &db,
+    ];
+    flags.extend_from_slice(extra);
+    let log = dir.join("gateway.log");
+    let mut gateway = Serve::spawn(Serve::command(&log, &flags), &log);
+    let api = gateway.wait_ready().await;
+    (compute, gateway, api)
+}
+
 impl Drop for Serve {
     fn drop(&mut self) {
         self.kill();

@@ -202,7 +202,24 @@ where
 /// error there), for logs and error messages.
 pub fn describe_status(status: &Status) -> String {
     let mut text = format!("{:?}: {}", status.code(), status.message());
-    let mut source = std::error::Error::source(status);
+    if let Some(source) = std::error::Error::source(status) {
+        append_causes(&mut text, source);
+    }
+    text
+}
+
+/// An error and its sources on one line, each cause once (wrappers often repeat the
+/// message of what they wrap).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(source) = error.source() {
+        append_causes(&mut text, source);
+    }
+    text
+}
+
+fn append_causes(text: &mut String, first: &dyn std::error::Error) {
+    let mut source = Some(first);
     while let Some(cause) = source {
         let cause_text = cause.to_string();
         if !text.contains(&cause_text) {
@@ -211,5 +228,4 @@ pub fn describe_status(status: &Status) -> String {
         }
         source = cause.source();
     }
-    text
 }

@@ -13,11 +13,11 @@ mod serve;
 
 pub(crate) use bind::parent_is_trusted;
 pub use bind::{BindError, BoundSocket, MAX_SOCKET_PATH, SocketConfig, SocketGuard, bind, check};
-pub use connect::describe_status;
 pub use connect::{
     ConnectConfig, ConnectError, Readiness, connect, health_probe, lazy_channel, wait_for_answer,
     wait_ready,
 };
+pub use connect::{describe_status, error_chain};
 pub use health::Health;
 pub use peer::PeerPolicy;
 pub use serve::{ServeError, ServeOptions, serve, shutdown_signal};

@@ -6,8 +6,7 @@ use oauth2::basic::{BasicClient, BasicTokenResponse};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
     DeviceAuthorizationUrl, EndpointMaybeSet, EndpointNotSet, PkceCodeChallenge, RedirectUrl,
-    RefreshToken, RevocationUrl, Scope, StandardDeviceAuthorizationResponse, TokenResponse as _,
-    TokenUrl,
+    RefreshToken, Scope, StandardDeviceAuthorizationResponse, TokenResponse as _, TokenUrl,
 };
 use tokio::net::TcpListener;
 
@@ -15,11 +14,12 @@ use super::loopback::{self, CALLBACK_PATH, Callback};
 use super::{Endpoints, LoginError};
 use crate::client::tokens::{Grant, SecretSource, StoredLogin};
 
+// Revocation is not made through `oauth2` (see [`revoke`]): no revocation URL here.
 type OAuthClient = BasicClient<
     EndpointMaybeSet,
     EndpointMaybeSet,
     EndpointNotSet,
-    EndpointMaybeSet,
+    EndpointNotSet,
     EndpointMaybeSet,
 >;
 
@@ -57,14 +57,10 @@ fn oauth_client(endpoints: &Endpoints, client: &LoginClient) -> Result<OAuthClie
             )
         })
         .transpose()?;
-    let revocation = present(&endpoints.revocation_endpoint)
-        .map(|v| url("revocation endpoint", &v, RevocationUrl::new))
-        .transpose()?;
     let token = url("token endpoint", &endpoints.token_endpoint, TokenUrl::new)?;
     let mut oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
         .set_auth_uri_option(authorization)
         .set_device_authorization_url_option(device)
-        .set_revocation_url_option(revocation)
         .set_token_uri_option(Some(token))
         // Keycloak-style servers read the client's id (and secret) from the body.
         .set_auth_type(AuthType::RequestBody);
@@ -377,7 +373,7 @@ pub async fn revoke(
             .await
             .map_err(|e| LoginError::Transport {
                 what: "the revocation".into(),
-                why: super::chain(&e),
+                why: proto::error_chain(&e),
             })?;
     if response.status().is_success() {
         return Ok(true);

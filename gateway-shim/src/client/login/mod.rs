@@ -97,7 +97,7 @@ impl LoginError {
             },
             RequestTokenError::Request(e) => Self::Transport {
                 what: what.to_owned(),
-                why: chain(&e),
+                why: proto::error_chain(&e),
             },
             RequestTokenError::Parse(e, _) => Self::Transport {
                 what: what.to_owned(),
@@ -109,18 +109,6 @@ impl LoginError {
             },
         }
     }
-}
-
-/// An error and its sources, on one line.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 /// An HTTP client for the identity provider and the gateway's discovery document:
@@ -182,11 +170,18 @@ impl Endpoints {
             url: url.clone(),
             why,
         };
-        let response = http.get(&url).send().await.map_err(|e| failed(chain(&e)))?;
+        let response = http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| failed(proto::error_chain(&e)))?;
         if !response.status().is_success() {
             return Err(failed(format!("HTTP {}", response.status())));
         }
-        let endpoints: Self = response.json().await.map_err(|e| failed(chain(&e)))?;
+        let endpoints: Self = response
+            .json()
+            .await
+            .map_err(|e| failed(proto::error_chain(&e)))?;
         if endpoints.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
             return Err(failed(format!(
                 "it names itself {:?}, not {issuer:?}",
