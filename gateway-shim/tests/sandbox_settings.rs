@@ -65,6 +65,9 @@ async fn owners_write_settings_sandboxes_read_their_own_and_report_only_their_st
     let _server = support::serve_mock_compute(&compute_socket, mock.clone()).await;
     let mut args = args(dir.path(), &compute_socket, None);
     args.oidc = oidc::oidc_args(&peer);
+    // A file, as users run it: `sqlite::memory:` loses its database when a cancelled
+    // query makes the pool drop its only connection (see the stop note).
+    args.db_url = format!("sqlite:{}", dir.path().join("gateway.db").display());
     let gateway = Gateway::start(args).await;
     gateway.wait_health(ServingStatus::Serving).await;
     let mut alice = gateway.client_with(&oidc::alice(&peer).await).await;
@@ -231,6 +234,39 @@ async fn owners_write_settings_sandboxes_read_their_own_and_report_only_their_st
         .into_inner();
     assert_eq!(after.resource_version, before.resource_version + 8);
     assert_eq!(after.policy_version, 1, "the policy changed once");
+
+    // Callers giving up at every point of a write: each write lands whole or not at all
+    // (one store transaction), and the document stays readable and writable.
+    for step in 0..40u64 {
+        let value = step.to_string();
+        let mut ask = tonic::Request::new(update("two", "p", &[("step", &value)], 0));
+        ask.set_timeout(std::time::Duration::from_micros(50 * step));
+        let _ = alice.clone().update_sandbox_settings(ask).await;
+    }
+    let settled = alice
+        .get_sandbox_settings(get("two"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(settled.policy, Some(policy("p")));
+    assert_eq!(settled.values.len(), 1, "{:?}", settled.values);
+    let landed: u64 = settled
+        .values
+        .get("step")
+        .map_or(u64::MAX, |v| v.parse().unwrap());
+    assert!(
+        landed < 40 || settled.values.contains_key("writer"),
+        "{settled:?}"
+    );
+    alice
+        .update_sandbox_settings(update(
+            "two",
+            "p",
+            &[("writer", "after")],
+            settled.resource_version,
+        ))
+        .await
+        .unwrap();
 
     // The CLI, as the owner: set a policy from a JSON file and a value, read it back.
     let policy_file = dir.path().join("policy.json");
