@@ -139,6 +139,25 @@ pub struct GatewayArgs {
     /// With --tls-client-ca: `required` refuses clients without a certificate.
     #[arg(long, value_enum, default_value = "optional")]
     pub tls_client_auth: crate::tls::ClientAuth,
+    /// Attribute category of the sandbox owner's identity whose value becomes the
+    /// `x-gateway-inference-fairness-id` header of inference bundles. Empty: the
+    /// owner's tenant.
+    #[arg(
+        long,
+        value_name = "CATEGORY",
+        default_value = "",
+        env = "GATEWAY_INFERENCE_FAIRNESS_ATTRIBUTE"
+    )]
+    pub inference_fairness_attribute: String,
+    /// Value of the `x-gateway-inference-objective` header of inference bundles.
+    /// Empty: no such header.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "",
+        env = "GATEWAY_INFERENCE_OBJECTIVE"
+    )]
+    pub inference_objective: String,
     /// `--check-config`.
     #[command(flatten)]
     pub check: CheckArgs,
@@ -186,6 +205,12 @@ impl GatewayArgs {
             credential_policy: self.credential_policy.clone(),
             oidc,
             tls,
+            fairness: crate::api::fairness::Fairness {
+                attribute: (!self.inference_fairness_attribute.is_empty())
+                    .then(|| self.inference_fairness_attribute.clone()),
+                objective: (!self.inference_objective.is_empty())
+                    .then(|| self.inference_objective.clone()),
+            },
             ..GatewayConfig::new(compute)
         })
     }
@@ -274,6 +299,33 @@ pub struct OidcArgs {
         env = "OPENSHELL_OIDC_CLI_SCOPES"
     )]
     pub oidc_cli_scopes: String,
+    /// Dotted path of the claim naming the caller's tenant (e.g. `tenant`); tokens
+    /// without it are refused. Empty: every OIDC user is in the default tenant.
+    #[arg(
+        long,
+        value_name = "CLAIM",
+        default_value = "",
+        env = "GATEWAY_OIDC_TENANT_CLAIM"
+    )]
+    pub oidc_tenant_claim: String,
+    /// Role (in the roles claim) of platform admins, who also change the platform
+    /// layer every tenant falls back to. Empty: nobody holds it.
+    #[arg(
+        long,
+        value_name = "ROLE",
+        default_value = "",
+        env = "GATEWAY_OIDC_PLATFORM_ADMIN_ROLE"
+    )]
+    pub oidc_platform_admin_role: String,
+    /// An attribute category read from a claim, `CATEGORY=CLAIM` (dotted path; a
+    /// string or an array), for the attribute rules; repeatable.
+    #[arg(
+        long = "oidc-attribute-claim",
+        value_name = "CATEGORY=CLAIM",
+        env = "GATEWAY_OIDC_ATTRIBUTE_CLAIMS",
+        value_delimiter = ','
+    )]
+    pub oidc_attribute_claims: Vec<String>,
 }
 
 impl Default for OidcArgs {
@@ -289,6 +341,9 @@ impl Default for OidcArgs {
             oidc_scopes_claim: String::new(),
             oidc_cli_client_id: String::new(),
             oidc_cli_scopes: defaults::OIDC_CLI_SCOPES.into(),
+            oidc_tenant_claim: String::new(),
+            oidc_platform_admin_role: String::new(),
+            oidc_attribute_claims: Vec::new(),
         }
     }
 }
@@ -336,6 +391,11 @@ impl OidcArgs {
                 .split_whitespace()
                 .map(str::to_owned)
                 .collect(),
+            tenant_claim: (!self.oidc_tenant_claim.is_empty())
+                .then(|| self.oidc_tenant_claim.clone()),
+            platform_admin_role: (!self.oidc_platform_admin_role.is_empty())
+                .then(|| self.oidc_platform_admin_role.clone()),
+            attribute_claims: pairs("--oidc-attribute-claim", &self.oidc_attribute_claims)?,
         }))
     }
 }
@@ -350,4 +410,23 @@ pub struct DevArgs {
     /// TCP address of the gateway (loopback).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+}
+
+/// `KEY=VALUE` flag values as a map.
+///
+/// # Errors
+/// A message naming `flag` and the malformed value.
+pub(crate) fn pairs(
+    flag: &str,
+    values: &[String],
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    values
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() && !value.trim().is_empty() => {
+                Ok((key.trim().to_owned(), value.trim().to_owned()))
+            }
+            _ => Err(format!("{flag} {pair:?}: use KEY=VALUE")),
+        })
+        .collect()
 }

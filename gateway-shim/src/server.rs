@@ -116,6 +116,7 @@ where
         statuses: Arc::clone(&statuses),
         signer: signer.clone(),
         sandbox_token_ttl: args.sandbox_token_ttl,
+        fairness: args.fairness.clone(),
         sandbox_endpoint: args
             .sandbox_endpoint
             .clone()
@@ -281,6 +282,8 @@ async fn signing_key(args: &GatewayConfig, store: &Store) -> Result<SigningKey, 
         return SigningKey::read_file(path)
             .map_err(|e| Error::Setup(format!("--sandbox-token-key-file: {e}")));
     }
+    // A gateway setting: the platform's partition.
+    let store = &store.in_tenant(crate::store::PLATFORM_TENANT);
     if let Some(record) = store.get(Kind::Setting, SIGNING_KEY).await? {
         return SigningKey::from_bytes(record.body)
             .ok_or_else(|| Error::Setup("the stored sandbox-token key is too short".into()));

@@ -126,7 +126,7 @@ async fn subjects_spelled_like_other_owners_see_nothing_of_theirs() {
                 .await
                 .unwrap_err(),
             attacker
-                .get_inference_route(pb::GetInferenceRouteRequest {})
+                .get_inference_route(pb::GetInferenceRouteRequest::default())
                 .await
                 .unwrap_err(),
         ] {
@@ -210,6 +210,8 @@ async fn a_store_from_before_owner_namespaces_is_migrated_once() {
                 .duration_since(UNIX_EPOCH)
                 .unwrap()
                 .as_secs(),
+            // Minted before tenants: no tenant claim.
+            tnt: None,
         });
     let alice_key = format!("{}/openai", oidc::owner(&peer, "alice"));
 
@@ -229,7 +231,7 @@ async fn a_store_from_before_owner_namespaces_is_migrated_once() {
         assert_eq!(sandbox.owner, oidc::owner(&peer, "alice"), "start {start}");
         assert_eq!(sandbox.providers, ["openai"], "start {start}");
         let route = alice
-            .get_inference_route(pb::GetInferenceRouteRequest {})
+            .get_inference_route(pb::GetInferenceRouteRequest::default())
             .await
             .unwrap()
             .into_inner();

@@ -43,7 +43,7 @@ async fn assert_no_dangling(client: &mut Client, round: usize) {
         }
     }
     if let Ok(route) = client
-        .get_inference_route(pb::GetInferenceRouteRequest {})
+        .get_inference_route(pb::GetInferenceRouteRequest::default())
         .await
     {
         let named = route.into_inner().provider;
@@ -152,7 +152,7 @@ async fn races(db_url: String) {
         assert_no_dangling(&mut checker, round).await;
         if write.is_ok() {
             checker
-                .delete_inference_route(pb::DeleteInferenceRouteRequest {})
+                .delete_inference_route(pb::DeleteInferenceRouteRequest::default())
                 .await
                 .unwrap();
         }

@@ -233,6 +233,94 @@ async fn concurrent_increments_lose_nothing(store: &Store) {
     assert_eq!(r.version, 201);
 }
 
+/// Every read and write of a handle is confined to its tenant: one key, one owner's
+/// name, in two tenants are two records; a handle never sees, changes or deletes
+/// another tenant's.
+async fn tenants_are_a_hard_partition(store: &Store) {
+    let (acme, globex) = (store.in_tenant("acme"), store.in_tenant("globex"));
+    acme.create(&record("openai", "openai", "alice", b"acme"))
+        .await
+        .unwrap();
+    globex
+        .create(&record("openai", "openai", "alice", b"globex"))
+        .await
+        .unwrap();
+    for (handle, body) in [(&acme, &b"acme"[..]), (&globex, &b"globex"[..])] {
+        let got = handle.get(Kind::Provider, "openai").await.unwrap().unwrap();
+        assert_eq!(
+            (got.body.as_slice(), got.tenant.as_str()),
+            (body, handle.tenant())
+        );
+        let by_name = handle
+            .get_by_name(Kind::Provider, "alice", "openai")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_name.body, body);
+        let listed = handle
+            .list(Kind::Provider, &Filter::default())
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1, "{}", handle.tenant());
+        assert_eq!(handle.count(Kind::Provider, "alice").await.unwrap(), 1);
+    }
+    assert!(store.get(Kind::Provider, "openai").await.unwrap().is_none());
+    // globex's handle, holding acme's record at its version, changes nothing of acme's.
+    let mut theirs = acme.get(Kind::Provider, "openai").await.unwrap().unwrap();
+    theirs.version = acme.update(&theirs).await.unwrap();
+    theirs.body = b"hijacked".to_vec();
+    assert!(matches!(
+        globex.update(&theirs).await,
+        Err(StoreError::Conflict { .. } | StoreError::NotFound { .. })
+    ));
+    let globex_version = globex
+        .get(Kind::Provider, "openai")
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
+    assert_eq!(globex_version, 1);
+    assert!(globex.delete(Kind::Provider, "openai", None).await.unwrap());
+    let kept = acme.get(Kind::Provider, "openai").await.unwrap().unwrap();
+    assert_eq!((kept.body.as_slice(), kept.version), (&b"acme"[..], 2));
+    // A guarded write checks the required record in the tenant it names.
+    let mut sandbox = Record::new(Kind::Sandbox, "sb-1", "one", "alice");
+    sandbox.body = b"s".to_vec();
+    let missing = globex
+        .write_if_present(
+            gateway_shim::store::Write::Create(&sandbox),
+            &[(Kind::Provider, "globex", "openai")],
+        )
+        .await;
+    assert!(matches!(missing, Err(StoreError::MissingReference { .. })));
+    globex
+        .write_if_present(
+            gateway_shim::store::Write::Create(&sandbox),
+            &[(Kind::Provider, "acme", "openai")],
+        )
+        .await
+        .unwrap();
+    let every: Vec<(String, String)> = store
+        .list_every_tenant(Kind::Sandbox)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.tenant, r.key))
+        .collect();
+    assert_eq!(every, [("globex".to_owned(), "sb-1".to_owned())]);
+    // A referrer in another tenant is seen (with its tenant) by a guarded delete.
+    let found = acme
+        .delete_unless_referenced(
+            Kind::Provider,
+            "openai",
+            kept.version,
+            &[Kind::Sandbox],
+            &|r| r.tenant == "globex",
+        )
+        .await;
+    assert!(matches!(found, Err(StoreError::Referenced { .. })));
+}
+
 type Case = for<'a> fn(&'a Store) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
 
 const CASES: &[(&str, Case)] = &[
@@ -254,6 +342,9 @@ const CASES: &[(&str, Case)] = &[
     }),
     ("concurrent_increments_lose_nothing", |s| {
         Box::pin(concurrent_increments_lose_nothing(s))
+    }),
+    ("tenants_are_a_hard_partition", |s| {
+        Box::pin(tenants_are_a_hard_partition(s))
     }),
 ];
 
@@ -414,4 +505,90 @@ async fn a_bad_url_names_the_flag_and_hides_the_password() {
         .to_string();
     assert!(error.contains("--db-url"), "{error}");
     assert!(!error.contains("hunter2"), "{error}");
+}
+
+/// A database as the gateway left it before tenants (schema steps 1 and 2), with a
+/// user's provider and the signing-key setting.
+const BEFORE_TENANTS: &[&str] = &[
+    "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY)",
+    "INSERT INTO schema_migrations (version) VALUES (1), (2)",
+    "CREATE TABLE objects (kind TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL,
+        owner TEXT NOT NULL, labels TEXT NOT NULL, body BLOBTYPE NOT NULL,
+        version BIGINT NOT NULL, PRIMARY KEY (kind, key), UNIQUE (kind, owner, name))",
+    "CREATE INDEX objects_by_owner ON objects (kind, owner, key)",
+    "INSERT INTO objects VALUES ('provider', 'alice/openai', 'alice/openai', 'alice', '{}', BODY, 3)",
+    "INSERT INTO objects VALUES ('setting', 'sandbox-token-key', 'sandbox-token-key', '', '{}', BODY, 1)",
+];
+
+async fn records_before_tenants_are_the_default_tenant_s(url: &str) {
+    let store = Store::open(url).await.unwrap();
+    let provider = store
+        .get(Kind::Provider, "alice/openai")
+        .await
+        .unwrap()
+        .expect("the provider is in the default tenant");
+    assert_eq!((provider.version, provider.tenant.as_str()), (3, "default"));
+    assert!(
+        store
+            .in_tenant("acme")
+            .get(Kind::Provider, "alice/openai")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let platform = store.in_tenant(gateway_shim::store::PLATFORM_TENANT);
+    assert!(
+        platform
+            .get(Kind::Setting, "sandbox-token-key")
+            .await
+            .unwrap()
+            .is_some(),
+        "gateway settings move to the platform's partition"
+    );
+    // The migrated table takes new tenants' records under the same key.
+    store
+        .in_tenant("acme")
+        .create(&record("alice/openai", "alice/openai", "alice", b"x"))
+        .await
+        .unwrap();
+}
+
+/// Stores from before tenants open with every record in the default tenant, on SQLite
+/// and on PostgreSQL.
+#[tokio::test]
+async fn a_store_from_before_tenants_keeps_its_records_in_the_default_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("old.db");
+    {
+        use sqlx::ConnectOptions as _;
+        use std::str::FromStr as _;
+        let mut conn =
+            sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite:{}", file.display()))
+                .unwrap()
+                .create_if_missing(true)
+                .connect()
+                .await
+                .unwrap();
+        for statement in BEFORE_TENANTS {
+            let sql = statement
+                .replace("BLOBTYPE", "BLOB")
+                .replace("BODY", "x'00'");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    records_before_tenants_are_the_default_tenant_s(&format!("sqlite:{}", file.display())).await;
+
+    let peer = PostgresPeer::start().unwrap();
+    let url = peer.fresh_database("before_tenants").unwrap();
+    for statement in BEFORE_TENANTS {
+        let sql = statement
+            .replace("BLOBTYPE", "BYTEA")
+            .replace("BODY", "'\\x00'::bytea");
+        peer.psql_in("before_tenants", &sql).unwrap();
+    }
+    records_before_tenants_are_the_default_tenant_s(&url).await;
 }

@@ -37,7 +37,7 @@ fn route(provider: &str, model: &str) -> pb::SetInferenceRouteRequest {
     pb::SetInferenceRouteRequest {
         provider: provider.into(),
         model: model.into(),
-        resource_version: 0,
+        ..Default::default()
     }
 }
 
@@ -289,7 +289,7 @@ async fn alice_and_bob_each_see_only_their_own_and_share_the_admins() {
         "https://shared.example"
     );
     assert_eq!(
-        bob.get_inference_route(pb::GetInferenceRouteRequest {})
+        bob.get_inference_route(pb::GetInferenceRouteRequest::default())
             .await
             .unwrap()
             .into_inner()
@@ -336,7 +336,7 @@ async fn alice_and_bob_each_see_only_their_own_and_share_the_admins() {
     assert_eq!(bundle.routes[0].model, "global-model");
     assert_eq!(
         alice
-            .get_inference_route(pb::GetInferenceRouteRequest {})
+            .get_inference_route(pb::GetInferenceRouteRequest::default())
             .await
             .unwrap()
             .into_inner()
@@ -453,7 +453,7 @@ async fn concurrent_route_writers_conflict_instead_of_overwriting() {
     assert_eq!(lost.code(), Code::Aborted);
     assert_eq!(
         alice
-            .get_inference_route(pb::GetInferenceRouteRequest {})
+            .get_inference_route(pb::GetInferenceRouteRequest::default())
             .await
             .unwrap()
             .into_inner()

@@ -6,6 +6,7 @@
 mod credential_access;
 pub mod driver_spec;
 pub mod error;
+pub mod fairness;
 mod inference;
 pub mod limits;
 pub mod names;
@@ -53,11 +54,24 @@ pub struct Core {
     pub sandbox_endpoint: String,
     /// RPC counters for `/metrics`.
     pub metrics: proto::admin::Metrics,
+    /// The gateway's own headers on inference routes.
+    pub fairness: fairness::Fairness,
     /// Cancelled when the gateway shuts down: open watch streams end.
     pub closing: tokio_util::sync::CancellationToken,
 }
 
 impl Core {
+    /// The store partition of `who`'s tenant: every read and write a handler makes for
+    /// a caller goes through it.
+    pub fn records(&self, who: &Principal) -> Store {
+        self.store.in_tenant(&who.tenant)
+    }
+
+    /// The store partition `record` was read from.
+    pub fn records_of(&self, record: &crate::store::Record) -> Store {
+        self.store.in_tenant(&record.tenant)
+    }
+
     /// The credentials driver, or FAILED_PRECONDITION saying none is configured.
     ///
     /// # Errors
@@ -342,7 +356,9 @@ impl GatewayTrait for GatewayApi {
     ) -> Reply<pb::InferenceRoute> {
         let reply = async move {
             let who = caller(&request)?;
-            Ok(Response::new(inference::get(&self.core, &who).await?))
+            Ok(Response::new(
+                inference::get(&self.core, &who, request.get_ref()).await?,
+            ))
         }
         .await;
         self.observe("GetInferenceRoute", reply)
@@ -354,7 +370,7 @@ impl GatewayTrait for GatewayApi {
     ) -> Reply<pb::DeleteInferenceRouteResponse> {
         let reply = async move {
             let who = caller(&request)?;
-            inference::delete(&self.core, &who).await?;
+            inference::delete(&self.core, &who, request.get_ref()).await?;
             Ok(Response::new(pb::DeleteInferenceRouteResponse {}))
         }
         .await;

@@ -1,9 +1,12 @@
 //! Names, as pure functions: what callers may name things, the scoped keys providers
 //! and inference routes are stored under, and what each caller sees.
 //!
-//! A user's provider `openai` is stored as `<owner>/openai`; an admin's is shared and
-//! stored unprefixed. A name a user gives resolves to their own first, then the shared
-//! one. Users see their own providers by the plain name; admins see keys.
+//! Within a tenant, a user's provider `openai` is stored as `<owner>/openai`; a tenant
+//! admin's is shared by the tenant and stored unprefixed. A platform admin's provider
+//! named `platform:openai` is in the platform layer, under every tenant. A name a user
+//! gives resolves to their own first, then the tenant's shared one, then the
+//! platform's. Users see their own providers by the plain name; admins see keys; the
+//! platform's are always shown (and stored in references) as `platform:<name>`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,6 +19,62 @@ use crate::auth::Principal;
 pub const RESERVED_LABEL_PREFIX: &str = "openshell.io/";
 /// Base name of inference routes.
 pub const INFERENCE_ROUTE: &str = "inference.local";
+/// How the platform layer's providers are named and referred to.
+pub const PLATFORM_PREFIX: &str = "platform:";
+
+/// Where a provider lives: a key in the caller's tenant or in the platform layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderRef {
+    /// In the platform layer (else in the referring record's tenant).
+    pub platform: bool,
+    /// The key within its layer.
+    pub key: String,
+}
+
+impl ProviderRef {
+    /// A key in the caller's tenant.
+    pub fn tenant(key: impl Into<String>) -> Self {
+        Self {
+            platform: false,
+            key: key.into(),
+        }
+    }
+
+    /// A key in the platform layer.
+    pub fn platform(key: impl Into<String>) -> Self {
+        Self {
+            platform: true,
+            key: key.into(),
+        }
+    }
+
+    /// The reference stored in sandboxes and routes (`platform:<key>` for the
+    /// platform's).
+    pub fn reference(&self) -> String {
+        if self.platform {
+            format!("{PLATFORM_PREFIX}{}", self.key)
+        } else {
+            self.key.clone()
+        }
+    }
+
+    /// A stored reference read back.
+    pub fn parse(reference: &str) -> Self {
+        match reference.strip_prefix(PLATFORM_PREFIX) {
+            Some(key) => Self::platform(key),
+            None => Self::tenant(reference),
+        }
+    }
+
+    /// The tenant the provider lives in, for a referrer in `tenant`.
+    pub fn tenant_for<'a>(&self, tenant: &'a str) -> &'a str {
+        if self.platform {
+            crate::store::PLATFORM_TENANT
+        } else {
+            tenant
+        }
+    }
+}
 
 /// A DNS-1123 label (sandbox names, workspaces).
 ///
@@ -62,20 +121,55 @@ pub fn provider_name(field: &str, value: &str) -> Result<(), ApiError> {
     }
 }
 
-/// The key a new provider `name` from `principal` is stored under.
-pub fn provider_key(principal: &Principal, name: &str) -> String {
-    if principal.is_admin() {
+/// Where a new provider `name` from `principal` is stored: `platform:<name>` in the
+/// platform layer (platform admins only), else the caller's own, or the tenant's
+/// shared one for a tenant admin.
+///
+/// # Errors
+/// INVALID_ARGUMENT for a malformed name; PERMISSION_DENIED for the platform layer
+/// without the platform admin role.
+pub fn provider_key(principal: &Principal, name: &str) -> Result<ProviderRef, ApiError> {
+    if let Some(plain) = name.strip_prefix(PLATFORM_PREFIX) {
+        provider_name("name", plain)?;
+        if !principal.is_platform_admin() {
+            return Err(ApiError::denied(
+                "the platform layer (`platform:` names) is changed only by platform admins",
+            ));
+        }
+        return Ok(ProviderRef::platform(plain));
+    }
+    provider_name("name", name)?;
+    Ok(ProviderRef::tenant(if principal.is_admin() {
         name.to_owned()
     } else {
         format!("{}/{name}", principal.owner())
-    }
+    }))
 }
 
-/// The keys `name` may mean to `principal`, in resolution order.
+/// What `name` may mean to `principal`, in resolution order: for users their own,
+/// the tenant's shared one, the platform's; `platform:<name>` only the platform's.
 ///
 /// # Errors
 /// INVALID_ARGUMENT for a malformed name (users may not address scoped keys).
-pub fn provider_candidates(principal: &Principal, name: &str) -> Result<Vec<String>, ApiError> {
+pub fn provider_candidates(
+    principal: &Principal,
+    name: &str,
+) -> Result<Vec<ProviderRef>, ApiError> {
+    if let Some(plain) = name.strip_prefix(PLATFORM_PREFIX) {
+        provider_name("provider", plain)?;
+        return Ok(vec![ProviderRef::platform(plain)]);
+    }
+    let keys = tenant_candidates(principal, name)?;
+    let platform = (!name.contains('/')).then(|| ProviderRef::platform(name));
+    Ok(keys
+        .into_iter()
+        .map(ProviderRef::tenant)
+        .chain(platform)
+        .collect())
+}
+
+/// The keys in the caller's tenant `name` may mean, in resolution order.
+fn tenant_candidates(principal: &Principal, name: &str) -> Result<Vec<String>, ApiError> {
     if principal.is_admin() {
         if let Some((owner, plain)) = name.split_once('/') {
             provider_name("provider", plain)?;
@@ -101,25 +195,35 @@ pub fn provider_candidates(principal: &Principal, name: &str) -> Result<Vec<Stri
     ])
 }
 
-/// The keys `owner` (acting as a plain user, e.g. through a sandbox) may mean by `name`.
+/// The references `owner` (acting as a plain user, e.g. through a sandbox) may mean
+/// by `name`, in resolution order.
 pub fn owner_candidates(owner: &str, name: &str) -> Vec<String> {
-    vec![format!("{owner}/{name}"), name.to_owned()]
+    if name.starts_with(PLATFORM_PREFIX) {
+        return vec![name.to_owned()];
+    }
+    vec![
+        format!("{owner}/{name}"),
+        name.to_owned(),
+        ProviderRef::platform(name).reference(),
+    ]
 }
 
-/// How `principal` sees the provider key `key`.
-pub fn visible_provider_name(principal: &Principal, key: &str) -> String {
-    if principal.is_admin() {
-        return key.to_owned();
+/// How `principal` sees the provider `reference`.
+pub fn visible_provider_name(principal: &Principal, reference: &str) -> String {
+    if principal.is_admin() || reference.starts_with(PLATFORM_PREFIX) {
+        return reference.to_owned();
     }
-    key.strip_prefix(&format!("{}/", principal.owner()))
-        .unwrap_or(key)
+    reference
+        .strip_prefix(&format!("{}/", principal.owner()))
+        .unwrap_or(reference)
         .to_owned()
 }
 
-/// How the owner of the provider `key` names it.
-pub fn visible_provider_name_of_owner(owner: &str, key: &str) -> String {
-    key.strip_prefix(&format!("{owner}/"))
-        .unwrap_or(key)
+/// How the owner of the provider `reference` names it.
+pub fn visible_provider_name_of_owner(owner: &str, reference: &str) -> String {
+    reference
+        .strip_prefix(&format!("{owner}/"))
+        .unwrap_or(reference)
         .to_owned()
 }
 
@@ -140,13 +244,18 @@ pub fn route_candidates_for_owner(owner: &str) -> [String; 2] {
     ]
 }
 
-/// The driver workspace for `owner`'s workspace `name` (empty: their default): one
-/// per owner, so owners never share files.
+/// The driver workspace for `owner`'s workspace `name` (empty: their default) in
+/// `tenant`: one per owner and tenant, so owners never share files.
 ///
 /// # Errors
 /// INVALID_ARGUMENT for a malformed name.
-pub fn workspace(owner: &str, name: &str) -> Result<String, ApiError> {
-    let digest = Sha256::digest(owner.as_bytes());
+pub fn workspace(tenant: &str, owner: &str, name: &str) -> Result<String, ApiError> {
+    // The default tenant keeps the workspaces it had before tenants.
+    let digest = if tenant == crate::store::DEFAULT_TENANT {
+        Sha256::digest(owner.as_bytes())
+    } else {
+        Sha256::digest(format!("{tenant}\0{owner}").as_bytes())
+    };
     let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
     if name.is_empty() {
         return Ok(format!("ws-{hex}"));
@@ -179,6 +288,7 @@ mod tests {
             subject: owner.into(),
             owner: owner.into(),
             admin,
+            platform_admin: false,
             user_role: true,
             scopes: None,
             bearer: None,
@@ -188,11 +298,24 @@ mod tests {
     #[test]
     fn users_get_scoped_keys_and_fall_back_to_shared() {
         let alice = user("alice", false);
-        assert_eq!(provider_key(&alice, "openai"), "alice/openai");
+        assert_eq!(
+            provider_key(&alice, "openai").unwrap(),
+            ProviderRef::tenant("alice/openai")
+        );
         assert_eq!(
             provider_candidates(&alice, "openai").unwrap(),
-            ["alice/openai", "openai"]
+            [
+                ProviderRef::tenant("alice/openai"),
+                ProviderRef::tenant("openai"),
+                ProviderRef::platform("openai")
+            ]
         );
+        assert_eq!(
+            provider_candidates(&alice, "platform:openai").unwrap(),
+            [ProviderRef::platform("openai")]
+        );
+        let denied = provider_key(&alice, "platform:openai").unwrap_err();
+        assert_eq!(denied.code(), tonic::Code::PermissionDenied);
         let other = provider_candidates(&alice, "bob/openai").unwrap_err();
         assert_eq!(
             other.code(),
@@ -206,11 +329,16 @@ mod tests {
     #[test]
     fn admins_create_shared_and_address_keys() {
         let admin = user("root", true);
-        assert_eq!(provider_key(&admin, "openai"), "openai");
+        assert_eq!(
+            provider_key(&admin, "openai").unwrap(),
+            ProviderRef::tenant("openai")
+        );
         assert_eq!(
             provider_candidates(&admin, "alice/openai").unwrap(),
-            ["alice/openai"]
+            [ProviderRef::tenant("alice/openai")]
         );
+        // A tenant admin is no platform admin.
+        assert!(provider_key(&admin, "platform:openai").is_err());
         assert_eq!(
             visible_provider_name(&admin, "alice/openai"),
             "alice/openai"
@@ -220,14 +348,37 @@ mod tests {
     }
 
     #[test]
+    fn platform_references_round_trip_and_never_meet_a_tenant_key() {
+        for place in [
+            ProviderRef::platform("openai"),
+            ProviderRef::tenant("openai"),
+            ProviderRef::tenant("alice/openai"),
+        ] {
+            assert_eq!(ProviderRef::parse(&place.reference()), place);
+        }
+        // Tenant keys are names (no ':') or `<owner>/<name>`: never `platform:…`.
+        assert!(provider_name("provider", "platform:openai").is_err());
+        assert_eq!(
+            ProviderRef::platform("x").tenant_for("acme"),
+            crate::store::PLATFORM_TENANT
+        );
+        assert_eq!(ProviderRef::tenant("x").tenant_for("acme"), "acme");
+    }
+
+    #[test]
     fn names_are_validated_with_the_field_named() {
         let error = dns_label("name", "Bad_Name", 63).unwrap_err();
         assert!(error.to_string().starts_with("name \"Bad_Name\""));
         assert!(provider_name("provider", "").is_err());
-        assert!(workspace("alice", "x/y").is_err());
+        assert!(workspace("default", "alice", "x/y").is_err());
         assert_ne!(
-            workspace("alice", "").unwrap(),
-            workspace("bob", "").unwrap()
+            workspace("default", "alice", "").unwrap(),
+            workspace("default", "bob", "").unwrap()
+        );
+        assert_ne!(
+            workspace("acme", "alice", "").unwrap(),
+            workspace("globex", "alice", "").unwrap(),
+            "one owner key in two tenants gets two workspaces"
         );
     }
 

@@ -1,16 +1,21 @@
 //! Providers: a named credential in the credentials driver plus its type, endpoint and
 //! config. Credential values are never stored or returned, only the credential's name.
+//!
+//! Three layers, each its own store partition: the caller's own providers and the
+//! tenant's shared ones live in the caller's tenant; the platform layer's
+//! (`platform:<name>`, set by platform admins) in [`crate::store::PLATFORM_TENANT`],
+//! usable by every tenant.
 
 use super::error::ApiError;
 use prost::Message as _;
 use proto::pb::gateway::v1 as pb;
 
-use super::names::{self, client_labels};
+use super::names::{self, ProviderRef, client_labels};
 use super::sandboxes;
 use super::{Core, credential_access, limits};
 use crate::auth::Principal;
 use crate::authz::Access;
-use crate::store::{Kind, Record, StoreError};
+use crate::store::{Filter, Kind, PLATFORM_TENANT, Record, Store, StoreError};
 
 /// Creates a provider: the caller's own, or a shared one when the caller is an admin.
 pub(super) async fn create(
@@ -18,14 +23,15 @@ pub(super) async fn create(
     who: &Principal,
     provider: pb::Provider,
 ) -> Result<pb::Provider, ApiError> {
-    names::provider_name("name", &provider.name)?;
+    let place = names::provider_key(who, &provider.name)?;
     check_fields(&provider)?;
+    let store = layer(core, who, &place);
     limits::count(
         "providers",
-        core.store.count(Kind::Provider, who.owner()).await?,
+        store.count(Kind::Provider, who.owner()).await?,
         core.limits.max_providers_per_owner,
     )?;
-    let key = names::provider_key(who, &provider.name);
+    let key = place.key.clone();
     credential_access::check_at_write(
         core,
         credential_access::holder_of(&key, who.owner()),
@@ -42,18 +48,15 @@ pub(super) async fn create(
     let mut record = Record::new(Kind::Provider, &key, &key, who.owner());
     record.labels = stored.labels.clone().into_iter().collect();
     record.body = stored.encode_to_vec();
-    record.version = core
-        .store
-        .create(&record)
-        .await
-        .map_err(|error| match error {
-            StoreError::AlreadyExists { .. } => ApiError::already_exists(format!(
-                "provider {:?} already exists",
-                stored_name(who, &key)
-            )),
-            other => other.into(),
-        })?;
-    tracing::info!(provider = %key, owner = %who.owner(), "provider created");
+    record.version = store.create(&record).await.map_err(|error| match error {
+        StoreError::AlreadyExists { .. } => ApiError::already_exists(format!(
+            "provider {:?} already exists",
+            stored_name(who, &place.reference())
+        )),
+        other => other.into(),
+    })?;
+    record.tenant = store.tenant().to_owned();
+    tracing::info!(provider = %key, tenant = %record.tenant, owner = %who.owner(), "provider created");
     Ok(view(who, &record))
 }
 
@@ -66,13 +69,34 @@ pub(super) async fn get(
     Ok(view(who, &find(core, who, name).await?))
 }
 
-/// The caller's own providers and the shared ones (every one for admins).
+/// The caller's own providers, the tenant's shared ones and the platform's (every one
+/// of the tenant for its admins).
 pub(super) async fn list(core: &Core, who: &Principal) -> Result<Vec<pb::Provider>, ApiError> {
-    let records = core
-        .store
+    let mut records = core
+        .records(who)
         .list(Kind::Provider, &Access::of(who).provider_filter())
         .await?;
+    records.extend(
+        core.store
+            .in_tenant(PLATFORM_TENANT)
+            .list(Kind::Provider, &Filter::default())
+            .await?,
+    );
     Ok(records.iter().map(|record| view(who, record)).collect())
+}
+
+/// The store partition of `place`: the platform layer or the caller's tenant.
+fn layer(core: &Core, who: &Principal, place: &ProviderRef) -> Store {
+    core.store.in_tenant(place.tenant_for(&who.tenant))
+}
+
+/// The reference to the provider `record` that sandboxes and routes store.
+pub(super) fn reference(record: &Record) -> String {
+    ProviderRef {
+        platform: record.tenant == PLATFORM_TENANT,
+        key: record.key.clone(),
+    }
+    .reference()
 }
 
 /// Replaces a provider the caller owns (admins: any).
@@ -105,7 +129,7 @@ pub(super) async fn update(
     };
     record.labels = stored.labels.clone().into_iter().collect();
     record.body = stored.encode_to_vec();
-    record.version = core.store.update(&record).await?;
+    record.version = core.store.in_tenant(&record.tenant).update(&record).await?;
     Ok(view(who, &record))
 }
 
@@ -113,17 +137,23 @@ pub(super) async fn update(
 /// inference route uses it.
 pub(super) async fn delete(core: &Core, who: &Principal, name: &str) -> Result<(), ApiError> {
     let record = find_owned(core, who, name).await?;
-    let key = record.key.clone();
+    let (tenant, stored_ref) = (record.tenant.clone(), reference(&record));
+    // A platform provider is referred to from every tenant; a tenant's only from it.
+    let names_it = move |referrer: &Record, refs: &[String]| {
+        (tenant == PLATFORM_TENANT || referrer.tenant == tenant) && refs.contains(&stored_ref)
+    };
     let refers = move |referrer: &Record| match referrer.kind {
-        Kind::Sandbox => sandboxes::decode(referrer).is_ok_and(|s| s.providers.contains(&key)),
-        Kind::InferenceRoute => {
-            super::inference::decode(referrer).is_ok_and(|route| route.provider == key)
+        Kind::Sandbox => {
+            sandboxes::decode(referrer).is_ok_and(|s| names_it(referrer, &s.providers))
         }
+        Kind::InferenceRoute => super::inference::decode(referrer)
+            .is_ok_and(|route| names_it(referrer, std::slice::from_ref(&route.provider))),
         Kind::Provider | Kind::Setting | Kind::SandboxSettings => false,
     };
     // The check and the delete are one transaction: an attach, a route or a sandbox
     // create naming this provider either lands first and is found, or finds it gone.
     core.store
+        .in_tenant(&record.tenant)
         .delete_unless_referenced(
             Kind::Provider,
             &record.key,
@@ -149,12 +179,14 @@ pub(super) async fn delete(core: &Core, who: &Principal, name: &str) -> Result<(
     Ok(())
 }
 
-/// The provider `name` means to `who`: their own first, then a shared one. Another
-/// user's provider is NOT_FOUND.
+/// The provider `name` means to `who`: their own first, then the tenant's shared one,
+/// then the platform's. Another user's (or tenant's) provider is NOT_FOUND.
 pub(super) async fn find(core: &Core, who: &Principal, name: &str) -> Result<Record, ApiError> {
-    for key in names::provider_candidates(who, name)? {
-        if let Some(record) = core.store.get(Kind::Provider, &key).await?
-            && Access::of(who).may_use_provider(&record.key)
+    for place in names::provider_candidates(who, name)? {
+        if let Some(record) = layer(core, who, &place)
+            .get(Kind::Provider, &place.key)
+            .await?
+            && (place.platform || Access::of(who).may_use_provider(&record.key))
         {
             return Ok(record);
         }
@@ -165,23 +197,40 @@ pub(super) async fn find(core: &Core, who: &Principal, name: &str) -> Result<Rec
     )))
 }
 
-/// A provider the caller may change: their own (admins: any).
+/// A provider the caller may change: their own (tenant admins: any of the tenant;
+/// platform admins: the platform's too).
 async fn find_owned(core: &Core, who: &Principal, name: &str) -> Result<Record, ApiError> {
-    if who.is_admin() {
-        return find(core, who, name).await;
+    let record = if who.is_admin() {
+        find(core, who, name).await?
+    } else {
+        names::provider_candidates(who, name)?;
+        let place = names::provider_key(who, name).or_else(|_| find_denied(name))?;
+        let own = layer(core, who, &place)
+            .get(Kind::Provider, &place.key)
+            .await?;
+        match own {
+            Some(record) => record,
+            None => {
+                find(core, who, name).await?;
+                return Err(ApiError::denied(format!(
+                    "provider {name:?} is shared: only an admin can change it"
+                )));
+            }
+        }
+    };
+    if record.tenant == PLATFORM_TENANT && !who.is_platform_admin() {
+        return Err(ApiError::denied(format!(
+            "provider {name:?} is the platform's: only a platform admin can change it"
+        )));
     }
-    names::provider_candidates(who, name)?;
-    let key = names::provider_key(who, name);
-    match core.store.get(Kind::Provider, &key).await? {
-        Some(record) => Ok(record),
-        None if core.store.get(Kind::Provider, name).await?.is_some() => Err(ApiError::denied(
-            format!("provider {name:?} is shared: only an admin can change it"),
-        )),
-        None => Err(ApiError::not_found(format!(
-            "provider {} not found",
-            limits::shown(name)
-        ))),
-    }
+    Ok(record)
+}
+
+/// A name the caller could use but never change (a platform one, for a user).
+fn find_denied(name: &str) -> Result<ProviderRef, ApiError> {
+    Err(ApiError::denied(format!(
+        "provider {name:?} is the platform's: only a platform admin can change it"
+    )))
 }
 
 /// Decodes a provider record's body.
@@ -192,7 +241,7 @@ pub(super) fn decode(record: &Record) -> Result<pb::Provider, ApiError> {
 
 fn view(who: &Principal, record: &Record) -> pb::Provider {
     let mut provider = decode(record).unwrap_or_default();
-    provider.name = names::visible_provider_name(who, &record.key);
+    provider.name = names::visible_provider_name(who, &reference(record));
     provider.resource_version = record.version;
     provider
 }

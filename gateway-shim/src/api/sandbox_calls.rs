@@ -1,6 +1,8 @@
 //! Calls sandboxes make with their own token (resolving also open to users): resolve
-//! a provider's credential, and fetch the inference bundle (the owner's route, else the global one,
-//! always presented as `inference.local`).
+//! a provider's credential, and fetch the inference bundle (the owner's route, else the
+//! tenant's, else the platform's, always presented as `inference.local`, with the
+//! headers the inference client must send: the route's static ones and the gateway's
+//! fairness and objective headers, see [`super::fairness`]).
 
 use super::error::ApiError;
 use proto::pb::gateway::v1 as pb;
@@ -27,16 +29,18 @@ pub(super) async fn resolve(
         None => {
             names::provider_name("provider", name)?;
             let (identity, sandbox) = calling_sandbox(core, who).await?;
-            let key = names::owner_candidates(&identity.owner, name)
+            let reference = names::owner_candidates(&identity.owner, name)
                 .into_iter()
-                .find(|key| sandbox.providers.contains(key))
+                .find(|key| sandbox.0.providers.contains(key))
                 .ok_or_else(|| {
                     ApiError::not_found(format!(
                         "provider {} is not attached to this sandbox",
                         super::limits::shown(name)
                     ))
                 })?;
-            (load_provider(core, &key).await?, None)
+            let place = names::ProviderRef::parse(&reference);
+            let tenant = place.tenant_for(&who.tenant);
+            (load_provider(core, tenant, &place.key).await?, None)
         }
     };
     let provider = authorized(core, &record).await?;
@@ -75,10 +79,10 @@ fn explain_missing_subject(
 
 /// The inference bundle of the calling sandbox (empty when no route is set).
 pub(super) async fn bundle(core: &Core, who: &Principal) -> Result<pb::InferenceBundle, ApiError> {
-    let (identity, _) = calling_sandbox(core, who).await?;
+    let (identity, sandbox) = calling_sandbox(core, who).await?;
     let mut route_record = None;
-    for key in names::route_candidates_for_owner(&identity.owner) {
-        if let Some(record) = core.store.get_cached(Kind::InferenceRoute, &key).await? {
+    for (store, key) in inference::candidates_for_owner(core, &who.tenant, &identity.owner) {
+        if let Some(record) = store.get_cached(Kind::InferenceRoute, &key).await? {
             route_record = Some(record);
             break;
         }
@@ -87,11 +91,14 @@ pub(super) async fn bundle(core: &Core, who: &Principal) -> Result<pb::Inference
         return Ok(pb::InferenceBundle { routes: Vec::new() });
     };
     let route = inference::decode(&route_record)?;
-    let provider = authorized(core, &load_provider(core, &route.provider).await?).await?;
+    let (tenant, key) = inference::provider_of(&route_record, &route);
+    let provider = authorized(core, &load_provider(core, &tenant, &key).await?).await?;
     let token = core
         .credentials()?
         .resolve(&provider.credential, None)
         .await?;
+    let mut headers = inference::static_headers(&route);
+    headers.extend(core.fairness.headers(&who.tenant, &sandbox.1));
     Ok(pb::InferenceBundle {
         routes: vec![pb::ResolvedRoute {
             name: INFERENCE_ROUTE.into(),
@@ -100,6 +107,7 @@ pub(super) async fn bundle(core: &Core, who: &Principal) -> Result<pb::Inference
             provider_type: provider.r#type,
             api_key: token.token,
             expires_at_ms: token.expires_at_ms,
+            headers: headers.into_iter().collect(),
         }],
     })
 }
@@ -110,14 +118,14 @@ pub(super) async fn bundle(core: &Core, who: &Principal) -> Result<pb::Inference
 async fn calling_sandbox(
     core: &Core,
     who: &Principal,
-) -> Result<(SandboxIdentity, pb::Sandbox), ApiError> {
+) -> Result<(SandboxIdentity, (pb::Sandbox, Record)), ApiError> {
     let mut identity = who
         .sandbox()
         .cloned()
         .ok_or_else(|| ApiError::denied("this call is for sandboxes"))?;
     let record = calling_sandbox_record(core, who).await?;
     identity.owner = record.owner.clone();
-    Ok((identity, sandboxes::decode(&record)?))
+    Ok((identity, (sandboxes::decode(&record)?, record)))
 }
 
 /// The record of the sandbox whose token made the call: it must exist, still belong to
@@ -129,7 +137,10 @@ pub(super) async fn calling_sandbox_record(
     let identity = who
         .sandbox()
         .ok_or_else(|| ApiError::denied("this call is for sandboxes"))?;
-    let record: Option<Record> = core.store.get_cached(Kind::Sandbox, &identity.id).await?;
+    let record: Option<Record> = core
+        .records(who)
+        .get_cached(Kind::Sandbox, &identity.id)
+        .await?;
     match record {
         Some(record) if sandboxes::is_stopped(&record) => Err(ApiError::unauthenticated(
             "this sandbox is stopped: its token works again once it is started",
@@ -144,8 +155,9 @@ pub(super) async fn calling_sandbox_record(
     }
 }
 
-async fn load_provider(core: &Core, key: &str) -> Result<Record, ApiError> {
+async fn load_provider(core: &Core, tenant: &str, key: &str) -> Result<Record, ApiError> {
     core.store
+        .in_tenant(tenant)
         .get_cached(Kind::Provider, key)
         .await?
         .ok_or_else(|| {

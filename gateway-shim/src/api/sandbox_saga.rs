@@ -28,7 +28,7 @@ use super::error::ApiError;
 use super::Core;
 use super::driver_spec::SANDBOX_NAME_LABEL;
 use crate::drivers::Change;
-use crate::store::{Filter, Kind, Record, StoreError};
+use crate::store::{Kind, Record, StoreError};
 
 /// Record-level label of a sandbox whose saga has not finished.
 pub(super) const PENDING: &str = "openshell.io/pending";
@@ -106,7 +106,7 @@ async fn create_detached(
 /// `sent`, then the record.
 async fn roll_back(core: &Core, record: Record, sent: bool) -> Result<(), ApiError> {
     if !sent {
-        core.store
+        core.records_of(&record)
             .delete(Kind::Sandbox, &record.key, Some(record.version))
             .await?;
         return Ok(());
@@ -138,10 +138,11 @@ async fn remove(core: &Core, record: &Record) -> Result<(), ApiError> {
         Err(status) if status.code() == Code::NotFound => {}
         Err(error) => return Err(error.into()),
     }
-    core.store.delete(Kind::Sandbox, &record.key, None).await?;
+    let store = core.records_of(record);
+    store.delete(Kind::Sandbox, &record.key, None).await?;
     // After the sandbox: a settings write checks the sandbox in its transaction, so
     // none lands after this.
-    core.store
+    store
         .delete(Kind::SandboxSettings, &record.key, None)
         .await?;
     core.statuses.announce(Change::Deleted(record.key.clone()));
@@ -170,14 +171,14 @@ pub(super) async fn set_mark(
             Some(value) => record.labels.insert(label.to_owned(), value.to_owned()),
             None => record.labels.remove(label),
         };
-        match core.store.update(&record).await {
+        match core.records_of(&record).update(&record).await {
             Ok(version) => {
                 record.version = version;
                 return Ok(record);
             }
             Err(StoreError::Conflict { .. }) => {
                 record = core
-                    .store
+                    .records_of(&record)
                     .get(Kind::Sandbox, &record.key)
                     .await?
                     .ok_or_else(|| ApiError::not_found("the sandbox was deleted meanwhile"))?;
@@ -205,7 +206,7 @@ pub async fn repair(core: &Core, min_age: Duration) -> Result<usize, ApiError> {
     // its record written before it was created, so one without a record now is an
     // orphan (a create that reached the driver after its rollback's delete).
     let at_driver = core.compute.list().await?;
-    let records = core.store.list(Kind::Sandbox, &Filter::default()).await?;
+    let records = core.store.list_every_tenant(Kind::Sandbox).await?;
     let mut removed = 0;
     for orphan in orphans(&at_driver, &records) {
         if core.statuses.is_creating(orphan) {

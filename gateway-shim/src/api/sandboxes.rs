@@ -12,7 +12,7 @@ use prost::Message as _;
 use proto::pb::gateway::v1 as pb;
 
 use super::driver_spec::{driver_sandbox, status};
-use super::names::{self, client_labels, dns_label};
+use super::names::{self, ProviderRef, client_labels, dns_label};
 use super::{Core, limits, providers, sandbox_saga};
 use crate::auth::{Claims, Principal};
 use crate::authz::Access;
@@ -31,14 +31,14 @@ pub(super) async fn create(
     limits::create(&request)?;
     limits::count(
         "sandboxes",
-        core.store.count(Kind::Sandbox, who.owner()).await?,
+        core.records(who).count(Kind::Sandbox, who.owner()).await?,
         core.limits.max_sandboxes_per_owner,
     )?;
     let spec = request.spec.unwrap_or_default();
-    let workspace = names::workspace(who.owner(), &spec.workspace)?;
+    let workspace = names::workspace(&who.tenant, who.owner(), &spec.workspace)?;
     let mut keys = Vec::new();
     for name in &request.providers {
-        let key = providers::find(core, who, name).await?.key;
+        let key = providers::reference(&providers::find(core, who, name).await?);
         if !keys.contains(&key) {
             keys.push(key);
         }
@@ -56,18 +56,34 @@ pub(super) async fn create(
         created_at_ms: now_ms(),
     };
     let mut record = Record::new(Kind::Sandbox, &id, &request.name, who.owner());
+    record.tenant = who.tenant.clone();
     record.labels = sandbox.labels.clone().into_iter().collect();
     record
         .labels
         .insert(sandbox_saga::PENDING.to_owned(), "create".to_owned());
+    if let Some(id) = core.fairness.stamp_for(who) {
+        record
+            .labels
+            .insert(super::fairness::FAIRNESS_LABEL.to_owned(), id);
+    }
     record.body = sandbox.encode_to_vec();
-    let requires: Vec<(Kind, &str)> = sandbox
+    let places: Vec<ProviderRef> = sandbox
         .providers
         .iter()
-        .map(|key| (Kind::Provider, key.as_str()))
+        .map(|reference| ProviderRef::parse(reference))
+        .collect();
+    let requires: Vec<(Kind, &str, &str)> = places
+        .iter()
+        .map(|place| {
+            (
+                Kind::Provider,
+                place.tenant_for(&who.tenant),
+                place.key.as_str(),
+            )
+        })
         .collect();
     record.version = core
-        .store
+        .records(who)
         .write_if_present(Write::Create(&record), &requires)
         .await
         .map_err(|error| match error {
@@ -80,7 +96,7 @@ pub(super) async fn create(
             }
             other => other.into(),
         })?;
-    let driver = driver_request(core, &sandbox, &workspace);
+    let driver = driver_request(core, &sandbox, &who.tenant, &workspace);
     let record = sandbox_saga::create(core, record, driver, deadline).await?;
     tracing::info!(sandbox = %id, name = %request.name, owner = %who.owner(), "sandbox created");
     Ok(view(core, who, &record))
@@ -90,6 +106,7 @@ pub(super) async fn create(
 fn driver_request(
     core: &Core,
     sandbox: &pb::Sandbox,
+    tenant: &str,
     workspace: &str,
 ) -> proto::pb::compute::v1::DriverSandbox {
     let expires = SystemTime::now() + core.sandbox_token_ttl;
@@ -99,6 +116,8 @@ fn driver_request(
         exp: expires
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        // The default tenant's tokens look as they did before tenants.
+        tnt: (tenant != crate::store::DEFAULT_TENANT).then(|| tenant.to_owned()),
     });
     driver_sandbox(sandbox, workspace, &token, &core.sandbox_endpoint)
 }
@@ -115,7 +134,7 @@ pub(super) async fn get(
 /// The caller's sandboxes (everyone's for admins).
 pub(super) async fn list(core: &Core, who: &Principal) -> Result<Vec<pb::Sandbox>, ApiError> {
     let records = core
-        .store
+        .records(who)
         .list(Kind::Sandbox, &Access::of(who).sandbox_filter())
         .await?;
     Ok(records
@@ -189,15 +208,21 @@ pub(super) async fn attach(
     request: pb::AttachmentRequest,
 ) -> Result<pb::Sandbox, ApiError> {
     let mut record = find(core, who, &request.sandbox.unwrap_or_default()).await?;
-    let key = providers::find(core, who, &request.provider).await?.key;
+    let provider = providers::find(core, who, &request.provider).await?;
+    let key = providers::reference(&provider);
     let mut sandbox = decode(&record)?;
     if !sandbox.providers.contains(&key) {
         sandbox.providers.push(key.clone());
         record.body = sandbox.encode_to_vec();
         // Written only while the provider still exists (one transaction with the check).
+        let required = (
+            Kind::Provider,
+            provider.tenant.as_str(),
+            provider.key.as_str(),
+        );
         record.version = core
-            .store
-            .write_if_present(Write::Update(&record), &[(Kind::Provider, &key)])
+            .records(who)
+            .write_if_present(Write::Update(&record), &[required])
             .await
             .map_err(|error| match error {
                 StoreError::MissingReference { .. } => ApiError::not_found(format!(
@@ -220,7 +245,10 @@ pub(super) async fn detach(
 ) -> Result<pb::Sandbox, ApiError> {
     let mut record = find(core, who, &request.sandbox.unwrap_or_default()).await?;
     let mut sandbox = decode(&record)?;
-    let candidates = names::provider_candidates(who, &request.provider)?;
+    let candidates: Vec<String> = names::provider_candidates(who, &request.provider)?
+        .iter()
+        .map(ProviderRef::reference)
+        .collect();
     let Some(key) = candidates
         .iter()
         .find(|key| sandbox.providers.contains(key))
@@ -243,12 +271,12 @@ pub(super) async fn find(
     reference: &pb::SandboxRef,
 ) -> Result<Record, ApiError> {
     let found = if !reference.id.is_empty() {
-        core.store
+        core.records(who)
             .get(Kind::Sandbox, &reference.id)
             .await?
             .filter(|record| Access::of(who).owns(&record.owner))
     } else if !reference.name.is_empty() {
-        core.store
+        core.records(who)
             .get_by_name(Kind::Sandbox, who.owner(), &reference.name)
             .await?
     } else {
@@ -272,7 +300,7 @@ pub(super) fn decode(record: &Record) -> Result<pb::Sandbox, ApiError> {
 
 async fn save(core: &Core, record: &mut Record, sandbox: &pb::Sandbox) -> Result<(), ApiError> {
     record.body = sandbox.encode_to_vec();
-    record.version = core.store.update(record).await?;
+    record.version = core.records_of(record).update(record).await?;
     core.statuses.announce(Change::Updated(record.key.clone()));
     Ok(())
 }

@@ -60,7 +60,10 @@ pub(super) async fn get(
     request: &pb::GetSandboxSettingsRequest,
 ) -> Result<pb::SandboxSettings, ApiError> {
     let sandbox = sandboxes::find(core, who, &reference(request.sandbox.as_ref())?).await?;
-    let stored = core.store.get(Kind::SandboxSettings, &sandbox.key).await?;
+    let stored = core
+        .records_of(&sandbox)
+        .get(Kind::SandboxSettings, &sandbox.key)
+        .await?;
     view(&sandbox, stored.as_ref())
 }
 
@@ -109,7 +112,10 @@ pub(super) async fn update(
         if attempt > 0 {
             pause(attempt).await;
         }
-        let stored = core.store.get(Kind::SandboxSettings, &sandbox.key).await?;
+        let stored = core
+            .records_of(&sandbox)
+            .get(Kind::SandboxSettings, &sandbox.key)
+            .await?;
         let version = stored.as_ref().map_or(0, |r| r.version);
         if request.resource_version != 0 && request.resource_version != version {
             return Err(ApiError::conflict(format!(
@@ -171,8 +177,11 @@ async fn write(
         Write::Update(&record)
     };
     let version = core
-        .store
-        .write_if_present(write, &[(Kind::Sandbox, sandbox.key.as_str())])
+        .records_of(sandbox)
+        .write_if_present(
+            write,
+            &[(Kind::Sandbox, sandbox.tenant.as_str(), sandbox.key.as_str())],
+        )
         .await
         .map_err(|error| match error {
             StoreError::MissingReference { .. } => {
@@ -187,7 +196,10 @@ async fn write(
 /// The calling sandbox's own settings.
 pub(super) async fn get_own(core: &Core, who: &Principal) -> Result<pb::SandboxSettings, ApiError> {
     let sandbox = sandbox_calls::calling_sandbox_record(core, who).await?;
-    let stored = core.store.get(Kind::SandboxSettings, &sandbox.key).await?;
+    let stored = core
+        .records_of(&sandbox)
+        .get(Kind::SandboxSettings, &sandbox.key)
+        .await?;
     view(&sandbox, stored.as_ref())
 }
 
@@ -209,7 +221,10 @@ pub(super) async fn report(
         if attempt > 0 {
             pause(attempt).await;
         }
-        let stored = core.store.get(Kind::SandboxSettings, &sandbox.key).await?;
+        let stored = core
+            .records_of(&sandbox)
+            .get(Kind::SandboxSettings, &sandbox.key)
+            .await?;
         let mut settings = view(&sandbox, stored.as_ref())?;
         if request.policy_version != settings.policy_version {
             return Err(ApiError::conflict(format!(

@@ -83,7 +83,7 @@ async fn snapshot(
     seen: &mut HashSet<String>,
 ) -> Result<(), ()> {
     let records = match core
-        .store
+        .records(who)
         .list(Kind::Sandbox, &Access::of(who).sandbox_filter())
         .await
     {
@@ -114,7 +114,7 @@ async fn updated(
     seen: &mut HashSet<String>,
     id: &str,
 ) -> Result<(), ()> {
-    let Ok(Some(record)) = core.store.get(Kind::Sandbox, id).await else {
+    let Ok(Some(record)) = core.records(who).get(Kind::Sandbox, id).await else {
         return Ok(());
     };
     if !Access::of(who).owns(&record.owner) {

@@ -94,6 +94,7 @@ mod tests {
             subject: "s".into(),
             owner: "o".into(),
             admin,
+            platform_admin: false,
             user_role,
             scopes: scopes.map(|s| s.iter().map(|x| (*x).to_owned()).collect::<BTreeSet<_>>()),
             bearer: None,

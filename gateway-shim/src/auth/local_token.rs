@@ -80,6 +80,7 @@ impl LocalToken {
             subject: LOCAL_SUBJECT.to_owned(),
             owner: super::owner::LOCAL_OWNER.to_owned(),
             admin: true,
+            platform_admin: true,
             user_role: true,
             scopes: None,
             bearer: None,

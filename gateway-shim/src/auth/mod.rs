@@ -58,10 +58,16 @@ impl Authenticator {
                 .sandbox_key
                 .verify(token, now_secs)
                 .map_err(|error| Status::unauthenticated(error.to_string()))?;
-            return Ok(Some(Principal::new(Identity::Sandbox(SandboxIdentity {
-                id: claims.sid,
-                owner: claims.own,
-            }))));
+            let tenant = claims
+                .tnt
+                .unwrap_or_else(|| crate::store::DEFAULT_TENANT.to_owned());
+            return Ok(Some(
+                Principal::new(Identity::Sandbox(SandboxIdentity {
+                    id: claims.sid,
+                    owner: claims.own,
+                }))
+                .in_tenant(tenant),
+            ));
         }
         if let Some(local) = &self.local
             && let Some(principal) = local.authenticate(token, peer)?
@@ -69,9 +75,7 @@ impl Authenticator {
             return Ok(Some(principal));
         }
         match &self.oidc {
-            Some(oidc) => Ok(Some(Principal::new(Identity::User(
-                oidc.verify(token).await?,
-            )))),
+            Some(oidc) => Ok(Some(oidc.verify(token).await?)),
             None => Err(Status::unauthenticated(
                 "bearer token not recognised: use the gateway's local token (--local-token-file) or a sandbox token",
             )),

@@ -1,8 +1,8 @@
 //! Who is calling: the principal every handler receives.
 //!
-//! Kept as a struct with room to grow (a tenant and attribute categories from trusted
-//! upstream identity are planned), so handlers never match on how a caller
-//! authenticated.
+//! A struct, so handlers never match on how a caller authenticated: who it is, the
+//! tenant it belongs to (every read and write is confined to it), and its attribute
+//! categories (teams, namespaces, ...) for the attribute rules on objects.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,10 +13,12 @@ use proto::Secret;
 pub struct Principal {
     /// A person (or service account) or a sandbox.
     pub identity: Identity,
-    /// Tenant partition (not used yet: one gateway per tenant).
-    pub tenant: Option<String>,
-    /// Attribute categories (teams, namespaces, ...) for attribute-based rules later.
-    pub attributes: BTreeMap<String, Vec<String>>,
+    /// The tenant partition the caller acts in ([`crate::store::DEFAULT_TENANT`]
+    /// when its authenticator names none).
+    pub tenant: String,
+    /// Attribute categories (teams, namespaces, ...) the attribute rules compare with
+    /// an object's access attributes.
+    pub attributes: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// How the caller is known.
@@ -35,8 +37,11 @@ pub struct User {
     pub subject: String,
     /// The owner key stamped on what this user creates ([`super::owner`]).
     pub owner: String,
-    /// Holds the admin role.
+    /// Holds the admin role of its tenant.
     pub admin: bool,
+    /// Holds the platform admin role: may also change the platform layer (providers
+    /// and the inference route every tenant falls back to).
+    pub platform_admin: bool,
     /// Holds the user role (or the admin role), or roles are not enforced.
     pub user_role: bool,
     /// Scopes granted; `None` when scopes are not enforced.
@@ -56,13 +61,20 @@ pub struct SandboxIdentity {
 }
 
 impl Principal {
-    /// A principal with no tenant or attributes.
+    /// A principal of the default tenant with no attributes.
     pub fn new(identity: Identity) -> Self {
         Self {
             identity,
-            tenant: None,
+            tenant: crate::store::DEFAULT_TENANT.to_owned(),
             attributes: BTreeMap::new(),
         }
+    }
+
+    /// This principal in `tenant`.
+    #[must_use]
+    pub fn in_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = tenant.into();
+        self
     }
 
     /// The user, if the caller is one.
@@ -89,9 +101,14 @@ impl Principal {
         }
     }
 
-    /// Whether the caller is an admin user.
+    /// Whether the caller is an admin user of its tenant.
     pub fn is_admin(&self) -> bool {
         self.user().is_some_and(|user| user.admin)
+    }
+
+    /// Whether the caller may change the platform layer.
+    pub fn is_platform_admin(&self) -> bool {
+        self.user().is_some_and(|user| user.platform_admin)
     }
 }
 

@@ -2,7 +2,8 @@
 //! `sandbox_token`, presented by the sandbox on sandbox-facing calls.
 //!
 //! Format: `osb1.<payload>.<mac>`, base64url without padding; the payload is JSON
-//! `{"sid","own","exp"}` and the MAC is HMAC-SHA256 over `osb1.<payload>` with the
+//! `{"sid","own","exp","tnt"}` (`tnt`, the sandbox's tenant, absent in tokens minted
+//! before tenants: those are of the default tenant) and the MAC is HMAC-SHA256 over `osb1.<payload>` with the
 //! gateway's signing key (shared by replicas through the store, or from a file).
 //! Verification is constant time (`hmac`'s `verify_slice`).
 
@@ -34,6 +35,9 @@ pub struct Claims {
     pub own: String,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+    /// The sandbox's tenant (`None`: the default tenant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tnt: Option<String>,
 }
 
 /// Why a token was refused (the message never echoes the token).
@@ -143,6 +147,7 @@ mod tests {
             sid: "sb-1".into(),
             own: "alice".into(),
             exp: 1_000,
+            tnt: Some("acme".into()),
         }
     }
 
@@ -160,16 +165,30 @@ mod tests {
         let token = key.mint(&claims()).expose().to_owned();
         let other = SigningKey::generate().unwrap();
         assert_eq!(other.verify(&token, 1), Err(TokenError::BadSignature));
-        let forged = Claims {
-            own: "bob".into(),
-            ..claims()
-        };
-        let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
-        let tag = token.rsplit_once('.').unwrap().1;
-        let tampered = format!("{PREFIX}{forged_payload}.{tag}");
-        assert_eq!(key.verify(&tampered, 1), Err(TokenError::BadSignature));
+        for forged in [
+            Claims {
+                own: "bob".into(),
+                ..claims()
+            },
+            Claims {
+                tnt: Some("globex".into()),
+                ..claims()
+            },
+        ] {
+            let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
+            let tag = token.rsplit_once('.').unwrap().1;
+            let tampered = format!("{PREFIX}{forged_payload}.{tag}");
+            assert_eq!(key.verify(&tampered, 1), Err(TokenError::BadSignature));
+        }
         assert_eq!(key.verify("osb1.x", 1), Err(TokenError::Malformed));
         assert_eq!(key.verify("Bearer abc", 1), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn tokens_minted_before_tenants_have_none() {
+        let old = serde_json::json!({"sid": "sb-1", "own": "alice", "exp": 5});
+        let claims: Claims = serde_json::from_value(old).unwrap();
+        assert_eq!(claims.tnt, None);
     }
 
     #[test]

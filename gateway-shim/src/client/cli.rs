@@ -300,9 +300,9 @@ pub enum InferenceCommand {
     /// Set your inference route (admins: the global one).
     Set(InferenceSet),
     /// Show the route that applies to you.
-    Get(WithClient),
+    Get(InferenceScope),
     /// Delete your own route.
-    Delete(WithClient),
+    Delete(InferenceScope),
     /// From inside a sandbox: the inference bundle (endpoint, model, key).
     Bundle(WithClient),
 }
@@ -319,6 +319,24 @@ pub struct InferenceSet {
     /// Expected resource version (ABORTED when it moved on).
     #[arg(long)]
     pub version: Option<u64>,
+    /// The platform layer's route, under every tenant's (platform admins).
+    #[arg(long)]
+    pub platform: bool,
+    /// A static request header the route's clients must send, `NAME=VALUE`;
+    /// repeatable.
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// Client flags.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `inference get` and `inference delete`.
+#[derive(Args, Clone, Debug)]
+pub struct InferenceScope {
+    /// The platform layer's route instead of yours.
+    #[arg(long)]
+    pub platform: bool,
     /// Client flags.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -437,9 +455,8 @@ pub fn client_args(command: &crate::Command) -> Option<&ClientArgs> {
         },
         Command::Inference(sub) => match sub {
             InferenceCommand::Set(c) => &c.client,
-            InferenceCommand::Get(c)
-            | InferenceCommand::Delete(c)
-            | InferenceCommand::Bundle(c) => &c.client,
+            InferenceCommand::Get(c) | InferenceCommand::Delete(c) => &c.client,
+            InferenceCommand::Bundle(c) => &c.client,
         },
         Command::Credential(CredentialCommand::Resolve(c)) => &c.client,
     })

@@ -381,10 +381,16 @@ async fn inference(command: &InferenceCommand) -> Result<(), ClientError> {
     match command {
         InferenceCommand::Set(set) => {
             let mut client = connect(&set.client).await?;
+            let headers = crate::cli::pairs("--header", &set.headers)
+                .map_err(ClientError::Usage)?
+                .into_iter()
+                .collect();
             let call = pb::SetInferenceRouteRequest {
                 provider: set.provider.clone(),
                 model: set.model.clone(),
                 resource_version: set.version.unwrap_or_default(),
+                platform: set.platform,
+                headers,
             };
             let route = client
                 .set_inference_route(request(call, &set.client))
@@ -401,7 +407,12 @@ async fn inference(command: &InferenceCommand) -> Result<(), ClientError> {
             let args = &with.client;
             let mut client = connect(args).await?;
             let route = client
-                .get_inference_route(request(pb::GetInferenceRouteRequest {}, args))
+                .get_inference_route(request(
+                    pb::GetInferenceRouteRequest {
+                        platform: with.platform,
+                    },
+                    args,
+                ))
                 .await?
                 .into_inner();
             Ok(emit(
@@ -415,7 +426,12 @@ async fn inference(command: &InferenceCommand) -> Result<(), ClientError> {
             let args = &with.client;
             let mut client = connect(args).await?;
             client
-                .delete_inference_route(request(pb::DeleteInferenceRouteRequest {}, args))
+                .delete_inference_route(request(
+                    pb::DeleteInferenceRouteRequest {
+                        platform: with.platform,
+                    },
+                    args,
+                ))
                 .await?;
             Ok(message(
                 args.output,
@@ -439,16 +455,18 @@ async fn inference(command: &InferenceCommand) -> Result<(), ClientError> {
                         r.endpoint.clone(),
                         r.model.clone(),
                         r.provider_type.clone(),
+                        output::headers_cell(&r.headers),
                     ]
                 })
                 .collect();
             let json = json!({"routes": bundle.routes.iter().map(|r| json!({
                 "name": r.name, "endpoint": r.endpoint, "model": r.model,
                 "provider_type": r.provider_type, "api_key": r.api_key, "expires_at_ms": r.expires_at_ms,
+                "headers": r.headers,
             })).collect::<Vec<_>>()});
             Ok(emit(
                 args.output,
-                &["NAME", "ENDPOINT", "MODEL", "TYPE"],
+                &["NAME", "ENDPOINT", "MODEL", "TYPE", "HEADERS"],
                 &rows,
                 &json,
             )?)

@@ -58,6 +58,9 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    /// A flag's value is malformed.
+    #[error("{0}")]
+    Usage(String),
     /// The gateway address is not a URL.
     #[error("--gateway {0:?} is not a URL like http://127.0.0.1:8080")]
     BadAddress(String),

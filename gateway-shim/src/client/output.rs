@@ -159,8 +159,19 @@ pub(super) fn route_row(r: &pb::InferenceRoute) -> Vec<String> {
 pub(super) fn route_json(r: &pb::InferenceRoute) -> Value {
     json!({
         "name": r.name, "provider": r.provider, "model": r.model, "owner": r.owner,
-        "resource_version": r.resource_version,
+        "resource_version": r.resource_version, "headers": r.headers,
     })
+}
+
+/// Request headers as one cell: `name: value` pairs in name order.
+pub(super) fn headers_cell(headers: &std::collections::HashMap<String, String>) -> String {
+    let mut pairs: Vec<_> = headers.iter().collect();
+    pairs.sort();
+    pairs
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

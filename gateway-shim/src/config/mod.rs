@@ -54,6 +54,9 @@ pub struct GatewayConfig {
     pub oidc: Option<OidcConfig>,
     /// TLS on the API listener; `None` (default): plain HTTP/2.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// The gateway's headers on inference routes (default: the fairness id is the
+    /// tenant, no objective).
+    pub fairness: crate::api::fairness::Fairness,
 }
 
 /// The defaults, as the `serve` flags spell them.
@@ -104,6 +107,7 @@ impl GatewayConfig {
             credential_policy: None,
             oidc: None,
             tls: None,
+            fairness: crate::api::fairness::Fairness::default(),
         }
     }
 }

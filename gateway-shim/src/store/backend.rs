@@ -4,26 +4,33 @@
 
 /// Creates a record at version 1 unless its key or its owner's name is taken.
 pub(crate) const CREATE_SQL: &str =
-    "INSERT INTO objects (kind, key, name, owner, labels, body, version)
-     VALUES ($1, $2, $3, $4, $5, $6, 1)
+    "INSERT INTO objects (kind, tenant, key, name, owner, labels, body, version)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 1)
      ON CONFLICT DO NOTHING RETURNING version";
 /// Replaces a record if it is still at the version read.
 pub(crate) const UPDATE_SQL: &str =
     "UPDATE objects SET name = $1, owner = $2, labels = $3, body = $4,
          version = version + 1
-     WHERE kind = $5 AND key = $6 AND version = $7 RETURNING version";
+     WHERE kind = $5 AND key = $6 AND version = $7 AND tenant = $8 RETURNING version";
+/// The columns a [`crate::store::Row`] is read from.
+pub(crate) type RowTuple = (String, String, String, String, String, Vec<u8>, i64);
 
+/// Placeholders must appear in the order they are bound: SQLite numbers `$n` by first
+/// use, not by `n`.
+///
 /// Generates the record operations for a store type holding `pool: $pool`.
 macro_rules! record_operations {
     ($store:ty) => {
         impl $store {
             pub(crate) async fn create(
                 &self,
+                tenant: &str,
                 record: &crate::store::Record,
                 labels: &str,
             ) -> Result<Option<u64>, sqlx::Error> {
                 let row: Option<(i64,)> = sqlx::query_as(crate::store::backend::CREATE_SQL)
                     .bind(record.kind.as_str())
+                    .bind(tenant)
                     .bind(&record.key)
                     .bind(&record.name)
                     .bind(&record.owner)
@@ -36,6 +43,7 @@ macro_rules! record_operations {
 
             pub(crate) async fn update(
                 &self,
+                tenant: &str,
                 record: &crate::store::Record,
                 labels: &str,
             ) -> Result<Option<u64>, sqlx::Error> {
@@ -47,6 +55,7 @@ macro_rules! record_operations {
                     .bind(record.kind.as_str())
                     .bind(&record.key)
                     .bind(crate::store::db_version(record.version))
+                    .bind(tenant)
                     .fetch_optional(&self.pool)
                     .await?;
                 Ok(row.map(|(version,)| u64::try_from(version).unwrap_or_default()))
@@ -54,6 +63,7 @@ macro_rules! record_operations {
 
             pub(crate) async fn delete(
                 &self,
+                tenant: &str,
                 kind: crate::store::Kind,
                 key: &str,
                 expected: Option<u64>,
@@ -61,20 +71,25 @@ macro_rules! record_operations {
                 let result = match expected {
                     Some(version) => {
                         sqlx::query(
-                            "DELETE FROM objects WHERE kind = $1 AND key = $2 AND version = $3",
+                            "DELETE FROM objects
+                             WHERE kind = $1 AND key = $2 AND version = $3 AND tenant = $4",
                         )
                         .bind(kind.as_str())
                         .bind(key)
                         .bind(crate::store::db_version(version))
+                        .bind(tenant)
                         .execute(&self.pool)
                         .await?
                     }
                     None => {
-                        sqlx::query("DELETE FROM objects WHERE kind = $1 AND key = $2")
-                            .bind(kind.as_str())
-                            .bind(key)
-                            .execute(&self.pool)
-                            .await?
+                        sqlx::query(
+                            "DELETE FROM objects WHERE kind = $1 AND key = $2 AND tenant = $3",
+                        )
+                        .bind(kind.as_str())
+                        .bind(key)
+                        .bind(tenant)
+                        .execute(&self.pool)
+                        .await?
                     }
                 };
                 Ok(result.rows_affected() > 0)
@@ -82,15 +97,17 @@ macro_rules! record_operations {
 
             pub(crate) async fn get(
                 &self,
+                tenant: &str,
                 kind: crate::store::Kind,
                 key: &str,
             ) -> Result<Option<crate::store::Row>, sqlx::Error> {
-                let row: Option<(String, String, String, String, Vec<u8>, i64)> = sqlx::query_as(
-                    "SELECT key, name, owner, labels, body, version FROM objects
-                     WHERE kind = $1 AND key = $2",
+                let row: Option<crate::store::backend::RowTuple> = sqlx::query_as(
+                    "SELECT tenant, key, name, owner, labels, body, version FROM objects
+                     WHERE kind = $1 AND key = $2 AND tenant = $3",
                 )
                 .bind(kind.as_str())
                 .bind(key)
+                .bind(tenant)
                 .fetch_optional(&self.pool)
                 .await?;
                 Ok(row.map(crate::store::Row::from))
@@ -98,53 +115,64 @@ macro_rules! record_operations {
 
             pub(crate) async fn get_by_name(
                 &self,
+                tenant: &str,
                 kind: crate::store::Kind,
                 owner: &str,
                 name: &str,
             ) -> Result<Option<crate::store::Row>, sqlx::Error> {
-                let row: Option<(String, String, String, String, Vec<u8>, i64)> = sqlx::query_as(
-                    "SELECT key, name, owner, labels, body, version FROM objects
-                     WHERE kind = $1 AND owner = $2 AND name = $3",
+                let row: Option<crate::store::backend::RowTuple> = sqlx::query_as(
+                    "SELECT tenant, key, name, owner, labels, body, version FROM objects
+                     WHERE kind = $1 AND owner = $2 AND name = $3 AND tenant = $4",
                 )
                 .bind(kind.as_str())
                 .bind(owner)
                 .bind(name)
+                .bind(tenant)
                 .fetch_optional(&self.pool)
                 .await?;
                 Ok(row.map(crate::store::Row::from))
             }
 
+            /// Records of `kind` passing `filter`, in `tenant` (`None`: in every
+            /// tenant, for the gateway's own bookkeeping).
             pub(crate) async fn list(
                 &self,
+                tenant: Option<&str>,
                 kind: crate::store::Kind,
                 filter: &crate::store::Filter,
             ) -> Result<Vec<crate::store::Row>, sqlx::Error> {
                 let sql = format!(
-                    "SELECT key, name, owner, labels, body, version FROM objects
-                     WHERE kind = $1{} ORDER BY key",
-                    filter.sql()
+                    "SELECT tenant, key, name, owner, labels, body, version FROM objects
+                     WHERE kind = $1{} ORDER BY tenant, key",
+                    filter.sql(tenant.is_some())
                 );
                 // Our own text: placeholders only, the values are bound.
                 let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(kind.as_str());
+                if let Some(tenant) = tenant {
+                    query = query.bind(tenant);
+                }
                 for owner in filter.owners.iter().flatten() {
                     query = query.bind(owner);
                 }
-                let rows: Vec<(String, String, String, String, Vec<u8>, i64)> =
+                let rows: Vec<crate::store::backend::RowTuple> =
                     query.fetch_all(&self.pool).await?;
                 Ok(rows.into_iter().map(crate::store::Row::from).collect())
             }
 
             pub(crate) async fn count(
                 &self,
+                tenant: &str,
                 kind: crate::store::Kind,
                 owner: &str,
             ) -> Result<i64, sqlx::Error> {
-                let (count,): (i64,) =
-                    sqlx::query_as("SELECT count(*) FROM objects WHERE kind = $1 AND owner = $2")
-                        .bind(kind.as_str())
-                        .bind(owner)
-                        .fetch_one(&self.pool)
-                        .await?;
+                let (count,): (i64,) = sqlx::query_as(
+                    "SELECT count(*) FROM objects WHERE kind = $1 AND owner = $2 AND tenant = $3",
+                )
+                .bind(kind.as_str())
+                .bind(owner)
+                .bind(tenant)
+                .fetch_one(&self.pool)
+                .await?;
                 Ok(count)
             }
 
@@ -160,28 +188,32 @@ macro_rules! record_operations {
             ) -> Result<usize, crate::store::StoreError> {
                 let setting = crate::store::Kind::Setting.as_str();
                 let mut tx = Self::begin_locked(&self.pool).await?;
-                let done: Option<(i64,)> =
-                    sqlx::query_as("SELECT version FROM objects WHERE kind = $1 AND key = $2")
-                        .bind(setting)
-                        .bind(marker)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                let platform = crate::store::PLATFORM_TENANT;
+                let done: Option<(i64,)> = sqlx::query_as(
+                    "SELECT version FROM objects WHERE kind = $1 AND key = $2 AND tenant = $3",
+                )
+                .bind(setting)
+                .bind(marker)
+                .bind(platform)
+                .fetch_optional(&mut *tx)
+                .await?;
                 if done.is_some() {
                     return Ok(0);
                 }
-                let rows: Vec<(String, String, String, String, String, Vec<u8>, i64)> =
+                let rows: Vec<(String, String, String, String, String, String, Vec<u8>, i64)> =
                     sqlx::query_as(
-                        "SELECT kind, key, name, owner, labels, body, version FROM objects",
+                        "SELECT kind, tenant, key, name, owner, labels, body, version FROM objects",
                     )
                     .fetch_all(&mut *tx)
                     .await?;
                 let mut changed = Vec::new();
-                for (kind, key, name, owner, labels, body, version) in rows {
+                for (kind, tenant, key, name, owner, labels, body, version) in rows {
                     let Some(kind) = crate::store::Kind::parse(&kind) else {
                         continue;
                     };
-                    let record = crate::store::Row::from((key, name, owner, labels, body, version))
-                        .into_record(kind)?;
+                    let record =
+                        crate::store::Row::from((tenant, key, name, owner, labels, body, version))
+                            .into_record(kind)?;
                     if let Some(new) = rewrite(&record) {
                         changed.push((record, new));
                     }
@@ -189,18 +221,23 @@ macro_rules! record_operations {
                 // Every old row goes before any new one is written: new keys and names
                 // never meet an old row.
                 for (old, _) in &changed {
-                    sqlx::query("DELETE FROM objects WHERE kind = $1 AND key = $2")
-                        .bind(old.kind.as_str())
-                        .bind(&old.key)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for (_, new) in &changed {
                     sqlx::query(
-                        "INSERT INTO objects (kind, key, name, owner, labels, body, version)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        "DELETE FROM objects WHERE kind = $1 AND key = $2 AND tenant = $3",
+                    )
+                    .bind(old.kind.as_str())
+                    .bind(&old.key)
+                    .bind(&old.tenant)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                // A rewrite never moves a record to another tenant.
+                for ((old, _), (_, new)) in changed.iter().zip(&changed) {
+                    sqlx::query(
+                        "INSERT INTO objects (kind, tenant, key, name, owner, labels, body, version)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     )
                     .bind(new.kind.as_str())
+                    .bind(&old.tenant)
                     .bind(&new.key)
                     .bind(&new.name)
                     .bind(&new.owner)
@@ -211,10 +248,11 @@ macro_rules! record_operations {
                     .await?;
                 }
                 sqlx::query(
-                    "INSERT INTO objects (kind, key, name, owner, labels, body, version)
-                     VALUES ($1, $2, $2, '', '{}', $3, 1)",
+                    "INSERT INTO objects (kind, tenant, key, name, owner, labels, body, version)
+                     VALUES ($1, $2, $3, $3, '', '{}', $4, 1)",
                 )
                 .bind(setting)
+                .bind(platform)
                 .bind(marker)
                 .bind(Vec::<u8>::new())
                 .execute(&mut *tx)

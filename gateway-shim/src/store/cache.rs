@@ -34,7 +34,7 @@ pub struct RecordCache {
     capacity: usize,
     epoch: AtomicU64,
     #[allow(clippy::disallowed_types)]
-    entries: Mutex<HashMap<(Kind, String), Entry>>,
+    entries: Mutex<HashMap<(Kind, String, String), Entry>>,
 }
 
 #[derive(Debug)]
@@ -65,9 +65,9 @@ impl RecordCache {
     }
 
     /// The cached answer for `kind`/`key` (`Some(None)`: known missing), if fresh.
-    pub fn get(&self, kind: Kind, key: &str) -> Option<Option<Record>> {
+    pub fn get(&self, kind: Kind, tenant: &str, key: &str) -> Option<Option<Record>> {
         let entries = self.lock();
-        let entry = entries.get(&(kind, key.to_owned()))?;
+        let entry = entries.get(&(kind, tenant.to_owned(), key.to_owned()))?;
         (entry.until > Instant::now()).then(|| entry.record.clone())
     }
 
@@ -77,7 +77,7 @@ impl RecordCache {
     }
 
     /// Keeps what a read begun at `fill` found, unless a write happened since.
-    pub fn fill(&self, fill: Fill, kind: Kind, key: &str, record: Option<&Record>) {
+    pub fn fill(&self, fill: Fill, kind: Kind, tenant: &str, key: &str, record: Option<&Record>) {
         if !self.enabled() {
             return;
         }
@@ -95,7 +95,7 @@ impl RecordCache {
             entries.remove(&victim);
         }
         entries.insert(
-            (kind, key.to_owned()),
+            (kind, tenant.to_owned(), key.to_owned()),
             Entry {
                 record: record.cloned(),
                 until: now + self.ttl,
@@ -103,11 +103,12 @@ impl RecordCache {
         );
     }
 
-    /// Forgets `kind`/`key` (after a write to it) and voids fills begun before.
-    pub fn invalidate(&self, kind: Kind, key: &str) {
+    /// Forgets `kind`/`key` of `tenant` (after a write to it) and voids fills begun
+    /// before.
+    pub fn invalidate(&self, kind: Kind, tenant: &str, key: &str) {
         let mut entries = self.lock();
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        entries.remove(&(kind, key.to_owned()));
+        entries.remove(&(kind, tenant.to_owned(), key.to_owned()));
     }
 
     /// Forgets everything (after a write to many records).
@@ -127,7 +128,7 @@ impl RecordCache {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Kind, String), Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Kind, String, String), Entry>> {
         // A panic while holding the lock leaves only cache entries behind; dropping
         // them all is always correct.
         self.entries.lock().unwrap_or_else(|poisoned| {
@@ -143,15 +144,15 @@ impl RecordCache {
 /// caller gives up after the database committed.
 pub struct OnWrite<'a> {
     cache: &'a RecordCache,
-    target: Option<(Kind, String)>,
+    target: Option<(Kind, String, String)>,
 }
 
 impl<'a> OnWrite<'a> {
-    /// Invalidates `kind`/`key` when dropped.
-    pub fn key(cache: &'a RecordCache, kind: Kind, key: &str) -> Self {
+    /// Invalidates `kind`/`key` of `tenant` when dropped.
+    pub fn key(cache: &'a RecordCache, kind: Kind, tenant: &str, key: &str) -> Self {
         Self {
             cache,
-            target: Some((kind, key.to_owned())),
+            target: Some((kind, tenant.to_owned(), key.to_owned())),
         }
     }
 
@@ -167,7 +168,7 @@ impl<'a> OnWrite<'a> {
 impl Drop for OnWrite<'_> {
     fn drop(&mut self) {
         match &self.target {
-            Some((kind, key)) => self.cache.invalidate(*kind, key),
+            Some((kind, tenant, key)) => self.cache.invalidate(*kind, tenant, key),
             None => self.cache.clear(),
         }
     }

@@ -13,25 +13,28 @@
 macro_rules! guarded_operations {
     ($store:ty) => {
         impl $store {
-            /// `write` if every record in `requires` exists. `Ok(Err(missing))` names
+            /// `write` (in `tenant`) if every record in `requires` (kind, tenant, key)
+            /// exists. `Ok(Err(missing))` names
             /// the first that does not; `Ok(Ok(None))` is a create that found its key
             /// or name taken, or an update whose version moved on.
             pub(crate) async fn write_if_present(
                 &self,
+                tenant: &str,
                 write: crate::store::Write<'_>,
                 labels: &str,
-                requires: &[(crate::store::Kind, &str)],
+                requires: &[(crate::store::Kind, &str, &str)],
             ) -> Result<Result<Option<u64>, (crate::store::Kind, String)>, sqlx::Error> {
                 let mut tx = Self::begin_locked_for_writes(&self.pool).await?;
-                for (kind, key) in requires {
+                for (kind, required_tenant, key) in requires {
                     let sql = format!(
-                        "SELECT version FROM objects WHERE kind = $1 AND key = $2{}",
+                        "SELECT version FROM objects WHERE kind = $1 AND key = $2 AND tenant = $3{}",
                         Self::LOCK_SHARED
                     );
                     // Our own constant with the lock clause appended; no input reaches it.
                     let found: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                         .bind(kind.as_str())
                         .bind(*key)
+                        .bind(*required_tenant)
                         .fetch_optional(&mut *tx)
                         .await?;
                     if found.is_none() {
@@ -42,6 +45,7 @@ macro_rules! guarded_operations {
                     crate::store::Write::Create(record) => {
                         sqlx::query_as(crate::store::backend::CREATE_SQL)
                             .bind(record.kind.as_str())
+                            .bind(tenant)
                             .bind(&record.key)
                             .bind(&record.name)
                             .bind(&record.owner)
@@ -59,6 +63,7 @@ macro_rules! guarded_operations {
                             .bind(record.kind.as_str())
                             .bind(&record.key)
                             .bind(crate::store::db_version(record.version))
+                            .bind(tenant)
                             .fetch_optional(&mut *tx)
                             .await?
                     }
@@ -69,11 +74,13 @@ macro_rules! guarded_operations {
                 })))
             }
 
-            /// Deletes `kind`/`key` at `version` unless a record of one of `by` refers
-            /// to it (`refers`). `Ok(Err(referrer))` is the first referrer found;
-            /// `Ok(Ok(false))` means the record is gone or its version moved on.
+            /// Deletes `kind`/`key` of `tenant` at `version` unless a record of one of
+            /// `by`, in any tenant, refers to it (`refers`). `Ok(Err(referrer))` is the
+            /// first referrer found; `Ok(Ok(false))` means the record is gone or its
+            /// version moved on.
             pub(crate) async fn delete_unless_referenced(
                 &self,
+                tenant: &str,
                 kind: crate::store::Kind,
                 key: &str,
                 version: u64,
@@ -82,21 +89,22 @@ macro_rules! guarded_operations {
             ) -> Result<Result<bool, crate::store::Record>, crate::store::StoreError> {
                 let mut tx = Self::begin_locked_for_writes(&self.pool).await?;
                 let sql = format!(
-                    "SELECT version FROM objects WHERE kind = $1 AND key = $2{}",
+                    "SELECT version FROM objects WHERE kind = $1 AND key = $2 AND tenant = $3{}",
                     Self::LOCK_EXCLUSIVE
                 );
                 // Our own constant with the lock clause appended; no input reaches it.
                 let current: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(kind.as_str())
                     .bind(key)
+                    .bind(tenant)
                     .fetch_optional(&mut *tx)
                     .await?;
                 if current.is_none_or(|(v,)| v != crate::store::db_version(version)) {
                     return Ok(Ok(false));
                 }
                 for referring in by {
-                    let rows: Vec<(String, String, String, String, Vec<u8>, i64)> = sqlx::query_as(
-                        "SELECT key, name, owner, labels, body, version FROM objects
+                    let rows: Vec<crate::store::backend::RowTuple> = sqlx::query_as(
+                        "SELECT tenant, key, name, owner, labels, body, version FROM objects
                              WHERE kind = $1",
                     )
                     .bind(referring.as_str())
@@ -109,9 +117,10 @@ macro_rules! guarded_operations {
                         }
                     }
                 }
-                sqlx::query("DELETE FROM objects WHERE kind = $1 AND key = $2")
+                sqlx::query("DELETE FROM objects WHERE kind = $1 AND key = $2 AND tenant = $3")
                     .bind(kind.as_str())
                     .bind(key)
+                    .bind(tenant)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;

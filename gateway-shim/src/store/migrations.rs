@@ -22,6 +22,33 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
         2,
         &["CREATE INDEX IF NOT EXISTS objects_by_owner ON objects (kind, owner, key)"],
     ),
+    // Tenants: every record belongs to one, keys and names are unique within it (the
+    // primary key and the unique name gain `tenant`). Records before tenants belong to
+    // `default`; gateway settings to the platform.
+    (
+        3,
+        &[
+            "CREATE TABLE objects_t (
+                kind TEXT NOT NULL,
+                tenant TEXT NOT NULL,
+                key TEXT NOT NULL,
+                name TEXT NOT NULL,
+                owner TEXT NOT NULL,
+                labels TEXT NOT NULL,
+                body BYTES NOT NULL,
+                version BIGINT NOT NULL,
+                PRIMARY KEY (kind, tenant, key),
+                UNIQUE (kind, tenant, owner, name)
+            )",
+            "INSERT INTO objects_t (kind, tenant, key, name, owner, labels, body, version)
+             SELECT kind, CASE WHEN kind = 'setting' THEN '_platform' ELSE 'default' END,
+                    key, name, owner, labels, body, version
+             FROM objects",
+            "DROP TABLE objects",
+            "ALTER TABLE objects_t RENAME TO objects",
+            "CREATE INDEX IF NOT EXISTS objects_by_tenant_owner ON objects (kind, tenant, owner, key)",
+        ],
+    ),
 ];
 
 /// The statement with the binary column type each backend spells.

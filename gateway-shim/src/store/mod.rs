@@ -1,8 +1,14 @@
 //! The gateway's store: versioned records behind one interface, two backends.
 //!
 //! Every object (sandbox, provider, inference route, the gateway's signing key) is a
-//! [`Record`]: a kind, a key unique within the kind, a name unique per owner, labels, an
-//! opaque body and a resource version. Writes are conditional: [`Store::create`] must
+//! [`Record`] of one tenant: a kind, a key unique within the kind and tenant, a name
+//! unique per owner, labels, an opaque body and a resource version.
+//!
+//! Tenants are a hard partition: a [`Store`] handle is bound to one tenant
+//! ([`Store::in_tenant`]) and every read and write it makes is confined to it in the
+//! query itself, so code holding a tenant's handle cannot reach another tenant's
+//! records. Gateway settings and the platform layer (providers and the route an operator
+//! sets for every tenant) live in [`PLATFORM_TENANT`]. Writes are conditional: [`Store::create`] must
 //! create, [`Store::update`] and [`Store::delete`] must match the version read, so two
 //! writers racing on one record get [`StoreError::Conflict`] (ABORTED) instead of one
 //! silently overwriting the other.
@@ -23,6 +29,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache::{OnWrite, RecordCache};
+
+/// The tenant of callers whose authenticator names none, and of every record stored
+/// before tenants existed.
+pub const DEFAULT_TENANT: &str = "default";
+/// Where gateway settings and the platform layer live; never a caller's tenant (tenant
+/// names start with a letter or digit).
+pub const PLATFORM_TENANT: &str = "_platform";
 
 /// How long [`Store::get_cached`] may serve a record another replica has since changed.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(1);
@@ -73,6 +86,9 @@ impl Kind {
 pub struct Record {
     /// What it is.
     pub kind: Kind,
+    /// The tenant it belongs to: stamped by the store handle that created it (the
+    /// field is ignored on writes) and never changed.
+    pub tenant: String,
     /// Unique within the kind.
     pub key: String,
     /// Unique among the owner's records of the kind.
@@ -97,6 +113,7 @@ impl Record {
     ) -> Self {
         Self {
             kind,
+            tenant: String::new(),
             key: key.into(),
             name: name.into(),
             owner: owner.into(),
@@ -137,12 +154,17 @@ impl Filter {
         }
     }
 
-    /// The `WHERE` clause after `kind = $1`, with placeholders from `$2`.
-    pub(crate) fn sql(&self) -> String {
+    /// The `WHERE` clause after `kind = $1`: `tenant = $2` when `in_tenant`, then the
+    /// owners' placeholders.
+    pub(crate) fn sql(&self, in_tenant: bool) -> String {
+        let tenant = if in_tenant { " AND tenant = $2" } else { "" };
+        let first = if in_tenant { 3 } else { 2 };
         let Some(owners) = &self.owners else {
-            return String::new();
+            return tenant.to_owned();
         };
-        let placeholders: Vec<String> = (0..owners.len()).map(|i| format!("${}", i + 2)).collect();
+        let placeholders: Vec<String> = (0..owners.len())
+            .map(|i| format!("${}", i + first))
+            .collect();
         let mut clause = format!("owner IN ({})", placeholders.join(", "));
         if owners.is_empty() {
             clause = "FALSE".to_owned();
@@ -150,7 +172,7 @@ impl Filter {
         if self.shared {
             clause = format!("({clause} OR key NOT LIKE '%/%')");
         }
-        format!(" AND {clause}")
+        format!("{tenant} AND {clause}")
     }
 }
 
@@ -218,12 +240,13 @@ pub enum StoreError {
     },
 }
 
-/// The store: one of the two backends, and the cache of hot records
-/// ([`Store::get_cached`]) that every write through it keeps current.
+/// The store, bound to one tenant: one of the two backends, and the cache of hot
+/// records ([`Store::get_cached`]) that every write through it keeps current.
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
     cache: Arc<RecordCache>,
+    tenant: Arc<str>,
 }
 
 /// One of the two databases.
@@ -255,7 +278,23 @@ impl Store {
         Ok(Self {
             backend,
             cache: Arc::new(RecordCache::new(DEFAULT_CACHE_TTL, cache::CAPACITY)),
+            tenant: Arc::from(DEFAULT_TENANT),
         })
+    }
+
+    /// This store bound to `tenant` (same database and cache).
+    #[must_use]
+    pub fn in_tenant(&self, tenant: &str) -> Self {
+        Self {
+            backend: self.backend.clone(),
+            cache: Arc::clone(&self.cache),
+            tenant: Arc::from(tenant),
+        }
+    }
+
+    /// The tenant this handle reads and writes.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
     }
 
     /// This store with hot records cached for `ttl` (zero: not cached). Another
@@ -265,6 +304,7 @@ impl Store {
         Self {
             backend: self.backend,
             cache: Arc::new(RecordCache::new(ttl, cache::CAPACITY)),
+            tenant: self.tenant,
         }
     }
 
@@ -321,10 +361,10 @@ impl Store {
     /// [`StoreError::AlreadyExists`], [`StoreError::Database`].
     pub async fn create(&self, record: &Record) -> Result<u64, StoreError> {
         let labels = encode_labels(&record.labels);
-        let _invalidate = OnWrite::key(&self.cache, record.kind, &record.key);
+        let _invalidate = OnWrite::key(&self.cache, record.kind, &self.tenant, &record.key);
         let created = match &self.backend {
-            Backend::Sqlite(s) => s.create(record, &labels).await?,
-            Backend::Postgres(s) => s.create(record, &labels).await?,
+            Backend::Sqlite(s) => s.create(&self.tenant, record, &labels).await?,
+            Backend::Postgres(s) => s.create(&self.tenant, record, &labels).await?,
         };
         created.ok_or_else(|| StoreError::AlreadyExists {
             kind: record.kind.as_str(),
@@ -340,10 +380,10 @@ impl Store {
     /// (the new name is taken), [`StoreError::Database`].
     pub async fn update(&self, record: &Record) -> Result<u64, StoreError> {
         let labels = encode_labels(&record.labels);
-        let _invalidate = OnWrite::key(&self.cache, record.kind, &record.key);
+        let _invalidate = OnWrite::key(&self.cache, record.kind, &self.tenant, &record.key);
         let updated = match &self.backend {
-            Backend::Sqlite(s) => s.update(record, &labels).await,
-            Backend::Postgres(s) => s.update(record, &labels).await,
+            Backend::Sqlite(s) => s.update(&self.tenant, record, &labels).await,
+            Backend::Postgres(s) => s.update(&self.tenant, record, &labels).await,
         };
         match updated {
             Ok(Some(version)) => Ok(version),
@@ -369,10 +409,10 @@ impl Store {
         key: &str,
         expected: Option<u64>,
     ) -> Result<bool, StoreError> {
-        let _invalidate = OnWrite::key(&self.cache, kind, key);
+        let _invalidate = OnWrite::key(&self.cache, kind, &self.tenant, key);
         let removed = match &self.backend {
-            Backend::Sqlite(s) => s.delete(kind, key, expected).await?,
-            Backend::Postgres(s) => s.delete(kind, key, expected).await?,
+            Backend::Sqlite(s) => s.delete(&self.tenant, kind, key, expected).await?,
+            Backend::Postgres(s) => s.delete(&self.tenant, kind, key, expected).await?,
         };
         if removed {
             return Ok(true);
@@ -392,8 +432,8 @@ impl Store {
     /// [`StoreError::Database`].
     pub async fn get(&self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {
         let row = match &self.backend {
-            Backend::Sqlite(s) => s.get(kind, key).await?,
-            Backend::Postgres(s) => s.get(kind, key).await?,
+            Backend::Sqlite(s) => s.get(&self.tenant, kind, key).await?,
+            Backend::Postgres(s) => s.get(&self.tenant, kind, key).await?,
         };
         row.map(|row| row.into_record(kind)).transpose()
     }
@@ -406,12 +446,13 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`].
     pub async fn get_cached(&self, kind: Kind, key: &str) -> Result<Option<Record>, StoreError> {
-        if let Some(answer) = self.cache.get(kind, key) {
+        if let Some(answer) = self.cache.get(kind, &self.tenant, key) {
             return Ok(answer);
         }
         let fill = self.cache.begin_fill();
         let record = self.get(kind, key).await?;
-        self.cache.fill(fill, kind, key, record.as_ref());
+        self.cache
+            .fill(fill, kind, &self.tenant, key, record.as_ref());
         Ok(record)
     }
 
@@ -426,8 +467,8 @@ impl Store {
         name: &str,
     ) -> Result<Option<Record>, StoreError> {
         let row = match &self.backend {
-            Backend::Sqlite(s) => s.get_by_name(kind, owner, name).await?,
-            Backend::Postgres(s) => s.get_by_name(kind, owner, name).await?,
+            Backend::Sqlite(s) => s.get_by_name(&self.tenant, kind, owner, name).await?,
+            Backend::Postgres(s) => s.get_by_name(&self.tenant, kind, owner, name).await?,
         };
         row.map(|row| row.into_record(kind)).transpose()
     }
@@ -438,8 +479,8 @@ impl Store {
     /// [`StoreError::Database`].
     pub async fn count(&self, kind: Kind, owner: &str) -> Result<usize, StoreError> {
         let count = match &self.backend {
-            Backend::Sqlite(s) => s.count(kind, owner).await?,
-            Backend::Postgres(s) => s.count(kind, owner).await?,
+            Backend::Sqlite(s) => s.count(&self.tenant, kind, owner).await?,
+            Backend::Postgres(s) => s.count(&self.tenant, kind, owner).await?,
         };
         Ok(usize::try_from(count).unwrap_or_default())
     }
@@ -449,14 +490,33 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`].
     pub async fn list(&self, kind: Kind, filter: &Filter) -> Result<Vec<Record>, StoreError> {
+        self.list_in(Some(&self.tenant), kind, filter).await
+    }
+
+    /// Every record of `kind` in every tenant, ordered by tenant and key: for the
+    /// gateway's own bookkeeping (reconciling with the drivers), never for a caller.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn list_every_tenant(&self, kind: Kind) -> Result<Vec<Record>, StoreError> {
+        self.list_in(None, kind, &Filter::default()).await
+    }
+
+    async fn list_in(
+        &self,
+        tenant: Option<&str>,
+        kind: Kind,
+        filter: &Filter,
+    ) -> Result<Vec<Record>, StoreError> {
         let rows = match &self.backend {
-            Backend::Sqlite(s) => s.list(kind, filter).await?,
-            Backend::Postgres(s) => s.list(kind, filter).await?,
+            Backend::Sqlite(s) => s.list(tenant, kind, filter).await?,
+            Backend::Postgres(s) => s.list(tenant, kind, filter).await?,
         };
         rows.into_iter().map(|row| row.into_record(kind)).collect()
     }
 
-    /// `write` if every record in `requires` exists, checked and written in one
+    /// `write` if every record in `requires` (kind, tenant, key: a route or sandbox
+    /// may name a platform provider) exists, checked and written in one
     /// transaction (a concurrent delete of a required record either happens before,
     /// and this fails, or waits and then sees this write). Returns the new version.
     ///
@@ -466,16 +526,17 @@ impl Store {
     pub async fn write_if_present(
         &self,
         write: Write<'_>,
-        requires: &[(Kind, &str)],
+        requires: &[(Kind, &str, &str)],
     ) -> Result<u64, StoreError> {
         let record = match write {
             Write::Create(record) | Write::Update(record) => record,
         };
         let labels = encode_labels(&record.labels);
-        let _invalidate = OnWrite::key(&self.cache, record.kind, &record.key);
+        let _invalidate = OnWrite::key(&self.cache, record.kind, &self.tenant, &record.key);
+        let tenant = &self.tenant;
         let written = match &self.backend {
-            Backend::Sqlite(s) => s.write_if_present(write, &labels, requires).await,
-            Backend::Postgres(s) => s.write_if_present(write, &labels, requires).await,
+            Backend::Sqlite(s) => s.write_if_present(tenant, write, &labels, requires).await,
+            Backend::Postgres(s) => s.write_if_present(tenant, write, &labels, requires).await,
         };
         match written {
             Ok(Ok(Some(version))) => Ok(version),
@@ -500,8 +561,8 @@ impl Store {
         }
     }
 
-    /// Deletes `kind`/`key` at `version` unless a record of a kind in `by` refers to
-    /// it, checked and deleted in one transaction (a concurrent
+    /// Deletes `kind`/`key` at `version` unless a record of a kind in `by`, in any
+    /// tenant (`refers` sees each one's tenant), refers to it, checked and deleted in one transaction (a concurrent
     /// [`Store::write_if_present`] naming it either lands first and is found, or
     /// waits and then finds it gone).
     ///
@@ -516,14 +577,15 @@ impl Store {
         by: &[Kind],
         refers: &(dyn Fn(&Record) -> bool + Send + Sync),
     ) -> Result<(), StoreError> {
-        let _invalidate = OnWrite::key(&self.cache, kind, key);
+        let _invalidate = OnWrite::key(&self.cache, kind, &self.tenant, key);
+        let tenant = &self.tenant;
         let deleted = match &self.backend {
             Backend::Sqlite(s) => {
-                s.delete_unless_referenced(kind, key, version, by, refers)
+                s.delete_unless_referenced(tenant, kind, key, version, by, refers)
                     .await?
             }
             Backend::Postgres(s) => {
-                s.delete_unless_referenced(kind, key, version, by, refers)
+                s.delete_unless_referenced(tenant, kind, key, version, by, refers)
                     .await?
             }
         };
@@ -575,6 +637,7 @@ impl Store {
 /// A row as both backends read it.
 #[derive(Debug)]
 pub(crate) struct Row {
+    pub(crate) tenant: String,
     pub(crate) key: String,
     pub(crate) name: String,
     pub(crate) owner: String,
@@ -583,11 +646,10 @@ pub(crate) struct Row {
     pub(crate) version: i64,
 }
 
-impl From<(String, String, String, String, Vec<u8>, i64)> for Row {
-    fn from(
-        (key, name, owner, labels, body, version): (String, String, String, String, Vec<u8>, i64),
-    ) -> Self {
+impl From<backend::RowTuple> for Row {
+    fn from((tenant, key, name, owner, labels, body, version): backend::RowTuple) -> Self {
         Self {
+            tenant,
             key,
             name,
             owner,
@@ -608,6 +670,7 @@ impl Row {
             })?;
         Ok(Record {
             kind,
+            tenant: self.tenant,
             key: self.key,
             name: self.name,
             owner: self.owner,

@@ -13,8 +13,8 @@ use proto::Secret;
 use serde::Deserialize;
 use tonic::Status;
 
-use super::User;
 use super::owner::oidc_owner;
+use super::{Identity, Principal, User, is_label_value};
 use keys::{KeyCache, KeyError};
 
 /// Clock skew allowed on `exp` and `nbf`.
@@ -46,6 +46,13 @@ pub struct OidcConfig {
     pub cli_client_id: Option<String>,
     /// Scopes the CLI should request (`openid` is always added).
     pub cli_scopes: Vec<String>,
+    /// Dotted path of the claim naming the caller's tenant; `None`: every user is in
+    /// the default tenant. When set, a token without it is refused.
+    pub tenant_claim: Option<String>,
+    /// The role (in the roles claim) of platform admins; `None`: nobody holds it.
+    pub platform_admin_role: Option<String>,
+    /// Attribute categories read from claims: category → dotted claim path.
+    pub attribute_claims: std::collections::BTreeMap<String, String>,
 }
 
 /// The two role names of RBAC.
@@ -121,12 +128,12 @@ impl Oidc {
         Ok(Self { config, keys })
     }
 
-    /// The user `token` describes.
+    /// The user `token` describes, in the tenant its tenant claim names.
     ///
     /// # Errors
     /// UNAUTHENTICATED saying why (never echoing the token); UNAVAILABLE when the
     /// IdP's keys cannot be had.
-    pub async fn verify(&self, token: &str) -> Result<User, Status> {
+    pub async fn verify(&self, token: &str) -> Result<Principal, Status> {
         let unauthenticated =
             |why: &str| Status::unauthenticated(format!("invalid bearer token: {why}"));
         let parsed = token::parse(token).map_err(unauthenticated)?;
@@ -156,7 +163,28 @@ impl Oidc {
             leeway: LEEWAY_SECS,
         };
         token::check(&parsed.claims, &expect).map_err(unauthenticated)?;
-        Ok(self.user(&parsed.claims, token))
+        let mut principal = Principal::new(Identity::User(self.user(&parsed.claims, token)));
+        if let Some(claim) = &self.config.tenant_claim {
+            let tenant = match token::strings_at(&parsed.claims, claim).as_slice() {
+                [tenant] if is_label_value(tenant) => tenant.clone(),
+                [] => return Err(unauthenticated(&format!("no tenant claim `{claim}`"))),
+                _ => {
+                    return Err(unauthenticated(&format!(
+                        "the tenant claim `{claim}` must be one label value"
+                    )));
+                }
+            };
+            principal.tenant = tenant;
+        }
+        for (category, claim) in &self.config.attribute_claims {
+            let values = token::strings_at(&parsed.claims, claim);
+            if !values.is_empty() {
+                principal
+                    .attributes
+                    .insert(category.clone(), values.into_iter().collect());
+            }
+        }
+        Ok(principal)
     }
 
     fn user(&self, claims: &serde_json::Value, token: &str) -> User {
@@ -169,6 +197,11 @@ impl Oidc {
             }
             None => (false, true),
         };
+        let platform_admin = self
+            .config
+            .platform_admin_role
+            .as_ref()
+            .is_some_and(|role| roles.contains(role));
         let scopes = self.config.scopes_claim.as_deref().map(|claim| {
             token::scopes_at(claims, claim)
                 .into_iter()
@@ -177,8 +210,9 @@ impl Oidc {
         User {
             owner: oidc_owner(&self.config.issuer, &subject),
             subject,
-            admin,
-            user_role,
+            admin: admin || platform_admin,
+            platform_admin,
+            user_role: user_role || platform_admin,
             scopes,
             bearer: Some(Secret::new(token)),
         }
