@@ -10,6 +10,9 @@ use proto::cli::{CheckArgs, LogArgs, parse_duration};
 
 use crate::config::{GatewayConfig, defaults};
 
+mod trusted_proxy;
+pub use trusted_proxy::TrustedProxyArgs;
+
 use crate::client::cli::{
     CredentialCommand, GatewayCommand, InferenceCommand, Login, Logout, ProviderCommand,
     SandboxCommand,
@@ -158,6 +161,9 @@ pub struct GatewayArgs {
         env = "GATEWAY_INFERENCE_OBJECTIVE"
     )]
     pub inference_objective: String,
+    /// The trusted-proxy listener.
+    #[command(flatten)]
+    pub trusted_proxy: TrustedProxyArgs,
     /// `--check-config`.
     #[command(flatten)]
     pub check: CheckArgs,
@@ -169,13 +175,14 @@ impl GatewayArgs {
     /// # Errors
     /// One line per problem, each naming the flag to fix.
     pub fn config(&self) -> Result<GatewayConfig, String> {
-        let (compute, oidc, tls) = match (
+        let (compute, oidc, tls, proxy) = match (
             self.compute_driver_socket.clone(),
             self.oidc.config(),
             self.tls(),
+            self.trusted_proxy.config(),
         ) {
-            (Some(compute), Ok(oidc), Ok(tls)) => (compute, oidc, tls),
-            (compute, oidc, tls) => {
+            (Some(compute), Ok(oidc), Ok(tls), Ok(proxy)) => (compute, oidc, tls, proxy),
+            (compute, oidc, tls, proxy) => {
                 let missing = compute.is_none().then(|| {
                     "--compute-driver-socket (or OPENSHELL_COMPUTE_DRIVER_SOCKET) is required; or run `gateway-shim dev` to start the drivers too".to_owned()
                 });
@@ -183,6 +190,7 @@ impl GatewayArgs {
                     .into_iter()
                     .chain(oidc.err())
                     .chain(tls.err())
+                    .chain(proxy.err())
                     .collect::<Vec<_>>()
                     .join("\n"));
             }
@@ -205,6 +213,7 @@ impl GatewayArgs {
             credential_policy: self.credential_policy.clone(),
             oidc,
             tls,
+            trusted_proxy: proxy,
             fairness: crate::api::fairness::Fairness {
                 attribute: (!self.inference_fairness_attribute.is_empty())
                     .then(|| self.inference_fairness_attribute.clone()),

@@ -19,7 +19,7 @@ pub mod server;
 pub mod store;
 pub mod tls;
 
-pub use cli::{Args, Command, DevArgs, GatewayArgs, OidcArgs};
+pub use cli::{Args, Command, DevArgs, GatewayArgs, OidcArgs, TrustedProxyArgs};
 pub use config::GatewayConfig;
 pub use dev::run_dev;
 pub use server::run_gateway;

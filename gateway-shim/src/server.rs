@@ -20,7 +20,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 
 use crate::api::{Core, GatewayApi};
-use crate::auth::{AuthLayer, Authenticator, LocalToken, SigningKey};
+use crate::auth::{AuthLayer, Authenticator, LocalToken, SigningKey, TrustedProxy};
 use crate::authz::PolicyFile;
 use crate::drivers::{ComputeClient, CredentialsClient, Statuses, follow, monitor};
 use crate::store::{Kind, Record, Store, StoreError};
@@ -174,36 +174,37 @@ where
     tracing::info!(listen = %local_addr, tls = tls.is_some(), "gateway listening; NOT_SERVING until the drivers answer");
     let closing = core.closing.clone();
     let max_request = core.limits.max_request_bytes;
+    let proxy = trusted_proxy(args).await?;
+    let api = GatewayApi::new(core);
     // HTTP/1.1 too: the discovery document is read with plain HTTP clients (gRPC
     // needs HTTP/2 and is unaffected).
-    let router = Server::builder()
-        .accept_http1(true)
-        .layer(crate::discovery::DiscoveryLayer::new(&discovery))
-        .layer(AuthLayer::new(authenticator, metrics))
-        .add_service(health_service)
-        .add_service(
-            GatewayServer::new(GatewayApi::new(core)).max_decoding_message_size(max_request),
+    let router = |auth: AuthLayer| {
+        Server::builder()
+            .accept_http1(true)
+            .layer(crate::discovery::DiscoveryLayer::new(&discovery))
+            .layer(auth)
+            .add_service(health_service.clone())
+            .add_service(GatewayServer::new(api.clone()).max_decoding_message_size(max_request))
+    };
+    let auth = AuthLayer::new(authenticator, metrics);
+    let main = router(
+        auth.clone()
+            .stripping(proxy.as_ref().map(|(p, _, _)| Arc::clone(p))),
+    );
+    let mut server = serve(main, listener, tls, &closing, &mut background);
+    if let Some((proxy, proxy_listener, proxy_tls)) = proxy {
+        let proxy_server = serve(
+            router(auth.trusting(proxy)),
+            proxy_listener,
+            proxy_tls,
+            &closing,
+            &mut background,
         );
-    let stopped = closing.clone().cancelled_owned();
-    let server: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
-        match tls {
-            Some(tls) => {
-                background.push(tls.follow_files());
-                Box::pin(router.serve_with_incoming_shutdown(tls.incoming(listener), stopped))
-            }
-            None => Box::pin(router.serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener).map(|accepted| {
-                    accepted.inspect(|stream| {
-                        // Replies span several segments: without this, Nagle's algorithm
-                        // waits for the client's delayed ACK, 40 ms a reply.
-                        if let Err(error) = stream.set_nodelay(true) {
-                            tracing::debug!(%error, "TCP_NODELAY not set");
-                        }
-                    })
-                }),
-                stopped,
-            )),
-        };
+        server = Box::pin(async move {
+            let (main, proxy) = tokio::join!(server, proxy_server);
+            main.and(proxy)
+        });
+    }
     tokio::pin!(server);
     let served = tokio::select! {
         served = &mut server => served,
@@ -228,6 +229,78 @@ where
     served?;
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// A served listener.
+type Serving = Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
+
+/// Serves `router` on `listener` (over `tls` when set) until `closing` is cancelled.
+fn serve(
+    router: tonic::transport::server::Router<
+        tower::layer::util::Stack<
+            AuthLayer,
+            tower::layer::util::Stack<
+                crate::discovery::DiscoveryLayer,
+                tower::layer::util::Identity,
+            >,
+        >,
+    >,
+    listener: TcpListener,
+    tls: Option<crate::tls::Tls>,
+    closing: &tokio_util::sync::CancellationToken,
+    background: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Serving {
+    let stopped = closing.clone().cancelled_owned();
+    match tls {
+        Some(tls) => {
+            background.push(tls.follow_files());
+            Box::pin(router.serve_with_incoming_shutdown(tls.incoming(listener), stopped))
+        }
+        None => Box::pin(router.serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener).map(|accepted| {
+                accepted.inspect(|stream| {
+                    // Replies span several segments: without this, Nagle's algorithm
+                    // waits for the client's delayed ACK, 40 ms a reply.
+                    if let Err(error) = stream.set_nodelay(true) {
+                        tracing::debug!(%error, "TCP_NODELAY not set");
+                    }
+                })
+            }),
+            stopped,
+        )),
+    }
+}
+
+/// The trusted-proxy listener, when configured: the proxy's configuration, its bound
+/// listener and its TLS (the API's certificate, requiring the proxy's client
+/// certificate, with `--trusted-proxy-client-ca`).
+async fn trusted_proxy(
+    args: &GatewayConfig,
+) -> Result<Option<(Arc<TrustedProxy>, TcpListener, Option<crate::tls::Tls>)>, Error> {
+    let Some(config) = &args.trusted_proxy else {
+        return Ok(None);
+    };
+    let proxy = TrustedProxy::load(config.clone()).map_err(Error::Setup)?;
+    let tls = match (&config.client_ca, &args.tls) {
+        (Some(ca), Some(tls)) => Some(
+            crate::tls::Tls::load(&crate::tls::TlsConfig {
+                client_ca: Some(ca.clone()),
+                client_auth: crate::tls::ClientAuth::Required,
+                ..tls.clone()
+            })
+            .map_err(|e| Error::Setup(format!("--trusted-proxy-client-ca: {e}")))?,
+        ),
+        (Some(_), None) => {
+            return Err(Error::Setup(
+                "--trusted-proxy-client-ca needs TLS: set --tls-cert and --tls-key too".into(),
+            ));
+        }
+        (None, _) => None,
+    };
+    let listener = listen(config.listen).await?;
+    let addr = listener.local_addr().unwrap_or(config.listen);
+    tracing::info!(listen = %addr, checks = %proxy.checks(), "trusted-proxy listener: identity from the proxy's headers");
+    Ok(Some((Arc::new(proxy), listener, tls)))
 }
 
 /// SERVING while every configured driver answers.

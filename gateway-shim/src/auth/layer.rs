@@ -11,7 +11,7 @@ use proto::admin::Metrics;
 use tonic::transport::server::TcpConnectInfo;
 use tower::{Layer, Service};
 
-use super::{Authenticator, authorize, bearer, entry_for};
+use super::{Authenticator, TrustedProxy, authorize, bearer, entry_for};
 
 /// Header names clients may not set: identity asserted by a proxy, or our own
 /// internal markers. Removed before any decision.
@@ -54,12 +54,35 @@ pub fn strip_identity_headers(headers: &mut HeaderMap) -> usize {
 pub struct AuthLayer {
     auth: Arc<Authenticator>,
     metrics: Metrics,
+    proxy: Option<Arc<TrustedProxy>>,
+    trusting: bool,
 }
 
 impl AuthLayer {
     /// A layer using `auth`; refusals are counted in `metrics`.
     pub fn new(auth: Arc<Authenticator>, metrics: Metrics) -> Self {
-        Self { auth, metrics }
+        Self {
+            auth,
+            metrics,
+            proxy: None,
+            trusting: false,
+        }
+    }
+
+    /// Also strips the headers `proxy` reads (on a listener that does not trust it).
+    #[must_use]
+    pub fn stripping(mut self, proxy: Option<Arc<TrustedProxy>>) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
+    /// The trusted-proxy listener's layer: callers are who `proxy`'s headers say
+    /// (after the listener's check of the proxy); bearer tokens are not read.
+    #[must_use]
+    pub fn trusting(mut self, proxy: Arc<TrustedProxy>) -> Self {
+        self.proxy = Some(proxy);
+        self.trusting = true;
+        self
     }
 }
 
@@ -71,6 +94,8 @@ impl<S> Layer<S> for AuthLayer {
             inner,
             auth: Arc::clone(&self.auth),
             metrics: self.metrics.clone(),
+            proxy: self.proxy.clone(),
+            trusting: self.trusting,
         }
     }
 }
@@ -81,6 +106,8 @@ pub struct AuthService<S> {
     inner: S,
     auth: Arc<Authenticator>,
     metrics: Metrics,
+    proxy: Option<Arc<TrustedProxy>>,
+    trusting: bool,
 }
 
 impl<S, B> Service<Request<B>> for AuthService<S>
@@ -98,7 +125,24 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let removed = strip_identity_headers(request.headers_mut());
+        let peer = request
+            .extensions()
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr);
+        // Read before anything is stripped, on the trusted listener only.
+        let asserted = match (&self.proxy, self.trusting) {
+            (Some(proxy), true) => Some(
+                proxy
+                    .admit(request.headers(), peer)
+                    .and_then(|()| proxy.principal(request.headers())),
+            ),
+            _ => None,
+        };
+        let mut removed = strip_identity_headers(request.headers_mut());
+        for name in self.proxy.iter().flat_map(|proxy| proxy.header_names()) {
+            removed += request.headers().get_all(&name).iter().count();
+            request.headers_mut().remove(&name);
+        }
         if removed > 0 {
             tracing::debug!(removed, "stripped client-sent identity headers");
         }
@@ -109,23 +153,23 @@ where
             return Box::pin(inner.call(request));
         };
         let token = bearer(request.headers());
-        let peer = request
-            .extensions()
-            .get::<TcpConnectInfo>()
-            .and_then(TcpConnectInfo::remote_addr);
         let auth = Arc::clone(&self.auth);
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            let decision = match token {
-                Ok(token) => auth
-                    .authenticate(token.as_deref(), peer, now)
-                    .await
-                    .and_then(|principal| authorize(entry, principal.as_ref()).map(|()| principal)),
-                Err(status) => Err(status),
+            let authenticated = match (asserted, token) {
+                (Some(Ok(principal)), _) => Ok(Some(principal)),
+                (Some(Err(refusal)), _) => {
+                    tracing::info!(path = entry.path, ?peer, reason = %refusal.reason, "trusted proxy: refused");
+                    Err(tonic::Status::unauthenticated(refusal.public))
+                }
+                (None, Ok(token)) => auth.authenticate(token.as_deref(), peer, now).await,
+                (None, Err(status)) => Err(status),
             };
+            let decision = authenticated
+                .and_then(|principal| authorize(entry, principal.as_ref()).map(|()| principal));
             match decision {
                 Ok(Some(principal)) => {
                     request.extensions_mut().insert(principal);

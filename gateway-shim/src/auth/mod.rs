@@ -12,6 +12,7 @@ mod oidc;
 pub mod owner;
 mod principal;
 pub mod sandbox_token;
+pub mod trusted_proxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use local_token::{LOCAL_SUBJECT, LocalToken};
 pub use oidc::{Oidc, OidcConfig, RoleNames};
 pub use principal::{Identity, Principal, SandboxIdentity, User, is_label_value};
 pub use sandbox_token::{Claims, SigningKey};
+pub use trusted_proxy::{TrustedProxy, TrustedProxyConfig};
 
 /// The chain of authenticators the gateway runs: sandbox tokens, the local token,
 /// then OIDC.

@@ -7,10 +7,13 @@
 //!   `<v>` is the subject when it is a label value of at most 49 characters that does
 //!   not start with `h--`, else `h--` and the first 24 hex digits of SHA-256(subject).
 //!
+//! - A principal asserted by the trusted authenticating proxy: `proxy.<v>`, `<v>` as
+//!   for OIDC (readable up to 57 characters).
+//!
 //! Every key is a valid Kubernetes label value (the drivers label resources with it),
 //! and the mapping is injective: the namespaces have distinct prefixes, and a raw
 //! subject never starts with `h--`, which only hashed values do. Later authenticators
-//! (API keys, a trusted proxy) get prefixes of their own.
+//! (API keys) get prefixes of their own.
 //!
 //! Keys before namespacing were the subject itself or `u-<24 hex>` of its hash: see
 //! [`from_legacy`] (the store migration) and [`legacy_form`] (sandbox tokens minted
@@ -29,6 +32,27 @@ const HASHED: &str = "h--";
 /// Longest subject kept readable (63 minus `oidc-xxxxxxxx.`).
 const MAX_READABLE: usize = 49;
 
+/// Prefix of every trusted-proxy owner key.
+const PROXY_PREFIX: &str = "proxy.";
+
+/// The owner key of the principal `subject` a trusted proxy asserted.
+pub fn proxy_owner(subject: &str) -> String {
+    format!(
+        "{PROXY_PREFIX}{}",
+        readable_or_hashed(subject, 63 - PROXY_PREFIX.len())
+    )
+}
+
+/// `subject` itself when it is a label value of at most `max` characters not starting
+/// with `h--`, else `h--` and 24 hex digits of its digest.
+fn readable_or_hashed(subject: &str, max: usize) -> String {
+    if is_label_value(subject) && subject.len() <= max && !subject.starts_with(HASHED) {
+        subject.to_owned()
+    } else {
+        format!("{HASHED}{}", hex_prefix(subject.as_bytes(), 12))
+    }
+}
+
 /// The namespace of OIDC subjects of `issuer`: `oidc-<8 hex>`.
 pub fn oidc_namespace(issuer: &str) -> String {
     format!("{OIDC_PREFIX}{}", hex_prefix(issuer.as_bytes(), 4))
@@ -36,21 +60,20 @@ pub fn oidc_namespace(issuer: &str) -> String {
 
 /// The owner key of OIDC subject `subject` of `issuer`.
 pub fn oidc_owner(issuer: &str, subject: &str) -> String {
-    let value =
-        if is_label_value(subject) && subject.len() <= MAX_READABLE && !subject.starts_with(HASHED)
-        {
-            subject.to_owned()
-        } else {
-            format!("{HASHED}{}", hex_prefix(subject.as_bytes(), 12))
-        };
-    format!("{}.{value}", oidc_namespace(issuer))
+    format!(
+        "{}.{}",
+        oidc_namespace(issuer),
+        readable_or_hashed(subject, MAX_READABLE)
+    )
 }
 
 /// The namespaced key for a key stamped before namespacing (`local` stays; every other
 /// was an OIDC subject of the issuer whose `namespace` is given); `None` when it does
 /// not change.
 pub fn from_legacy(owner: &str, namespace: &str) -> Option<String> {
-    if owner.is_empty() || owner == LOCAL_OWNER {
+    // Trusted-proxy keys came after namespacing (stores that had them were migrated
+    // already, unless OIDC is configured later: those keep their key).
+    if owner.is_empty() || owner == LOCAL_OWNER || owner.starts_with(PROXY_PREFIX) {
         return None;
     }
     let value = match owner.strip_prefix("u-") {
@@ -101,6 +124,10 @@ mod tests {
             // A subject spelled like the hashed value of another is hashed itself.
             oidc_owner(ISSUER, &raw_lookalike),
             oidc_owner(ISSUER, &format!("u-{}", &raw_lookalike[3..])),
+            proxy_owner("alice"),
+            proxy_owner("local"),
+            proxy_owner("alice@example.com"),
+            proxy_owner(&format!("oidc-{}", &hashed[5..13])),
         ];
         for (i, a) in keys.iter().enumerate() {
             assert!(is_label_value(a), "{a} is a label value");

@@ -57,6 +57,13 @@ pub fn check(config: &GatewayConfig) -> ConfigCheck {
     if let Some(oidc) = &config.oidc {
         report.expect("--oidc-issuer", http_url(&oidc.issuer), "URL (not fetched)");
     }
+    if let Some(proxy) = &config.trusted_proxy {
+        report.expect(
+            "--trusted-proxy-listen",
+            crate::auth::TrustedProxy::load(proxy.clone()).map(|p| p.checks()),
+            "the proxy is checked",
+        );
+    }
     if let Some(tls) = &config.tls {
         report.expect(
             "--tls-cert",

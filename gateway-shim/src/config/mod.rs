@@ -54,6 +54,8 @@ pub struct GatewayConfig {
     pub oidc: Option<OidcConfig>,
     /// TLS on the API listener; `None` (default): plain HTTP/2.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// The trusted-proxy listener; `None` (default): off.
+    pub trusted_proxy: Option<crate::auth::TrustedProxyConfig>,
     /// The gateway's headers on inference routes (default: the fairness id is the
     /// tenant, no objective).
     pub fairness: crate::api::fairness::Fairness,
@@ -107,6 +109,7 @@ impl GatewayConfig {
             credential_policy: None,
             oidc: None,
             tls: None,
+            trusted_proxy: None,
             fairness: crate::api::fairness::Fairness::default(),
         }
     }

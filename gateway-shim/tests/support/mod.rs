@@ -81,8 +81,7 @@ impl Gateway {
 
     /// A client authenticated with `token`.
     pub async fn client_with(&self, token: &str) -> Client {
-        let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
-        GatewayClient::with_interceptor(self.channel().await, Bearer(value))
+        GatewayClient::with_interceptor(self.channel().await, Bearer::new(token))
     }
 
     /// A client with the local (admin) token.
@@ -117,13 +116,29 @@ impl Gateway {
     }
 }
 
+/// Headers every call of a client sends (a bearer token, or a proxy's identity).
 #[derive(Clone)]
-pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+pub struct Bearer(
+    Vec<(
+        tonic::metadata::MetadataKey<tonic::metadata::Ascii>,
+        MetadataValue<tonic::metadata::Ascii>,
+    )>,
+);
 
 impl Bearer {
     /// Sends `authorization: Bearer <token>`.
     pub fn new(token: &str) -> Self {
-        Self(MetadataValue::try_from(format!("Bearer {token}")).unwrap())
+        Self::headers(&[("authorization", &format!("Bearer {token}"))])
+    }
+
+    /// Sends these headers (repeated names are sent repeatedly).
+    pub fn headers(pairs: &[(&str, &str)]) -> Self {
+        Self(
+            pairs
+                .iter()
+                .map(|(name, value)| (name.parse().unwrap(), value.parse().unwrap()))
+                .collect(),
+        )
     }
 }
 
@@ -132,9 +147,9 @@ impl tonic::service::Interceptor for Bearer {
         &mut self,
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
+        for (name, value) in &self.0 {
+            request.metadata_mut().append(name.clone(), value.clone());
+        }
         Ok(request)
     }
 }
@@ -148,8 +163,17 @@ pub async fn client_at(addr: SocketAddr, token: &str) -> Client {
         .connect()
         .await
         .unwrap();
-    let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
-    GatewayClient::with_interceptor(channel, Bearer(value))
+    GatewayClient::with_interceptor(channel, Bearer::new(token))
+}
+
+/// A client of the gateway at `addr` sending `headers` with every call.
+pub async fn client_with_headers(addr: SocketAddr, headers: &[(&str, &str)]) -> Client {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    GatewayClient::with_interceptor(channel, Bearer::headers(headers))
 }
 
 /// The names of the sandboxes `client` lists.
