@@ -4,7 +4,9 @@
 //!    credential resolved directly on the driver's socket;
 //! 2. sandbox create throughput against the mock compute driver (SQLite file store);
 //! 3. authentication: OIDC JWT verification alone (warm JWKS), and a cheap call
-//!    (ListProviders) with the local token beside the same call with an OIDC token.
+//!    (ListProviders) with the local token beside the same call with an OIDC token and
+//!    through the trusted-proxy listener (address and shared-secret checks, identity,
+//!    tenant and attributes from headers).
 //!
 //! Needs node (the OIDC test peer).
 //! Everything runs in this process on one 2-worker runtime. Run:
@@ -155,6 +157,28 @@ async fn authentication(length: Duration) {
         support::serve_mock_compute(&compute_socket, MockCompute::new(Faults::default())).await;
     let mut args = support::args(dir.path(), &compute_socket, None);
     args.oidc = support::oidc::oidc_args(&peer);
+    let secret = dir.path().join("proxy-secret");
+    std::fs::write(&secret, "bench-proxy-shared-secret").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let proxy_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    args.trusted_proxy = Some(gateway_shim::auth::TrustedProxyConfig {
+        listen: proxy_addr,
+        allowed_peers: vec!["127.0.0.1/32".parse().unwrap()],
+        secret_file: Some(secret),
+        secret_header: "x-trusted-proxy-secret".into(),
+        client_ca: None,
+        principal_header: "x-maas-user".into(),
+        attributes_header: Some("x-maas-attributes".into()),
+        attribute_headers: [("x-maas-group".to_owned(), "teams".to_owned())].into(),
+        tenant_header: None,
+        tenant_attribute: Some("tenant".into()),
+        roles_attribute: "roles".into(),
+        admin_role: "openshell-admin".into(),
+        platform_admin_role: None,
+    });
     let gateway = support::Gateway::start(args).await;
     gateway
         .wait_health(proto::pb::health::health_check_response::ServingStatus::Serving)
@@ -164,6 +188,19 @@ async fn authentication(length: Duration) {
         (
             "ListProviders, OIDC token",
             gateway.client_with(&token).await,
+        ),
+        (
+            "ListProviders, trusted-proxy headers",
+            support::client_with_headers(
+                proxy_addr,
+                &[
+                    ("x-trusted-proxy-secret", "bench-proxy-shared-secret"),
+                    ("x-maas-user", "alice"),
+                    ("x-maas-attributes", r#"{"tenant": "acme"}"#),
+                    ("x-maas-group", "ml,infra"),
+                ],
+            )
+            .await,
         ),
     ] {
         let call = move || {

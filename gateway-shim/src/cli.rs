@@ -126,6 +126,11 @@ pub struct GatewayArgs {
     /// reference token-exchange credentials only; admins any.
     #[arg(long, value_name = "PATH")]
     pub credential_policy: Option<PathBuf>,
+    /// YAML file of attribute rules: which callers besides an object's owner may read,
+    /// use, update or delete it, by the attributes they share with it (see the README,
+    /// "Tenants and attribute rules"). Unset: owner or admin only.
+    #[arg(long, value_name = "PATH", env = "GATEWAY_ACCESS_RULES")]
+    pub access_rules: Option<PathBuf>,
     /// OIDC authentication of users.
     #[command(flatten)]
     pub oidc: OidcArgs,
@@ -211,6 +216,7 @@ impl GatewayArgs {
             max_sandboxes_per_owner: self.max_sandboxes_per_owner,
             max_providers_per_owner: self.max_providers_per_owner,
             credential_policy: self.credential_policy.clone(),
+            access_rules: self.access_rules.clone(),
             oidc,
             tls,
             trusted_proxy: proxy,

@@ -100,6 +100,11 @@ where
         Some(path) => PolicyFile::load(path).map_err(Error::Setup)?,
         None => PolicyFile::builtin(),
     };
+    let access_rules = match &args.access_rules {
+        Some(path) => crate::authz::AccessRules::load(path)
+            .map_err(|e| Error::Setup(format!("--access-rules {e}")))?,
+        None => crate::authz::AccessRules::default(),
+    };
     let statuses = Arc::new(Statuses::default());
     let metrics = Metrics::new("gateway");
     let core = Arc::new(Core {
@@ -108,6 +113,7 @@ where
         compute: compute.clone(),
         credentials: credentials.clone(),
         credential_policy,
+        access_rules,
         limits: crate::api::limits::Limits {
             max_sandboxes_per_owner: args.max_sandboxes_per_owner,
             max_providers_per_owner: args.max_providers_per_owner,

@@ -148,6 +148,7 @@ async fn list_filters_by_owner(store: &Store) {
     let alice = Filter {
         owners: Some(vec!["alice".into(), String::new()]),
         shared: false,
+        ..Default::default()
     };
     assert_eq!(
         keys(store.list(Kind::Provider, &alice).await.unwrap()),
@@ -158,6 +159,7 @@ async fn list_filters_by_owner(store: &Store) {
     let with_shared = Filter {
         owners: Some(vec!["alice".into()]),
         shared: true,
+        ..Default::default()
     };
     assert_eq!(
         keys(store.list(Kind::Provider, &with_shared).await.unwrap()),
@@ -166,6 +168,7 @@ async fn list_filters_by_owner(store: &Store) {
     let nobody = Filter {
         owners: Some(Vec::new()),
         shared: false,
+        ..Default::default()
     };
     assert!(
         store
@@ -185,7 +188,7 @@ async fn list_filters_by_owner(store: &Store) {
     );
     for record in store.list(Kind::Provider, &with_shared).await.unwrap() {
         assert!(
-            with_shared.admits(&record.key, &record.owner),
+            with_shared.admits(&record.key, &record.owner, &record.labels),
             "{}",
             record.key
         );
@@ -321,6 +324,105 @@ async fn tenants_are_a_hard_partition(store: &Store) {
     assert!(matches!(found, Err(StoreError::Referenced { .. })));
 }
 
+/// Listings admit what the attribute rules admit, in SQL, exactly as
+/// [`Filter::admits`] says: first matching term decides, and neither a label value nor
+/// a label key spelled to look like an access label counts.
+async fn list_follows_the_attribute_rules(store: &Store) {
+    use gateway_shim::store::{AccessTerm, access_label};
+    let ml = access_label("teams", "ml");
+    let ops = access_label("teams", "ops");
+    let gold = access_label("ns", "gold");
+    let labelled: &[(&str, &[(&str, &str)])] = &[
+        ("bob/ml", &[(&ml, "")]),
+        ("bob/ml-gold", &[(&ml, ""), (&gold, "")]),
+        ("bob/ops", &[(&ops, "")]),
+        ("bob/none", &[]),
+        (
+            "bob/fake-value",
+            &[("note", "{\"openshell.io/access/teams/ml\":\"\"}")],
+        ),
+        (
+            "bob/fake-key",
+            &[("x\",\"openshell.io/access/teams/ml", "")],
+        ),
+        ("bob/case", &[(&access_label("teams", "ML"), "")]),
+        ("alice/own", &[]),
+    ];
+    for (key, labels) in labelled {
+        let mut r = record(key, key, key.split('/').next().unwrap(), b"");
+        r.labels = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        store.create(&r).await.unwrap();
+    }
+    let term = |permit: bool, labels: Option<Vec<&String>>| AccessTerm {
+        permit,
+        labels: labels.map(|l| l.into_iter().cloned().collect()),
+    };
+    let cases: Vec<(&str, Vec<AccessTerm>, &[&str])> = vec![
+        ("no rules", vec![], &["alice/own"]),
+        (
+            "teammates of ml",
+            vec![term(true, Some(vec![&ml]))],
+            &["alice/own", "bob/ml", "bob/ml-gold"],
+        ),
+        (
+            "forbid gold first",
+            vec![
+                term(false, Some(vec![&gold])),
+                term(true, Some(vec![&ml, &ops])),
+            ],
+            &["alice/own", "bob/ml", "bob/ops"],
+        ),
+        (
+            "permit first wins over a later forbid",
+            vec![term(true, Some(vec![&ml])), term(false, Some(vec![&ml]))],
+            &["alice/own", "bob/ml", "bob/ml-gold"],
+        ),
+        (
+            "a caller with no values",
+            vec![term(true, Some(vec![]))],
+            &["alice/own"],
+        ),
+        (
+            "everything but ops",
+            vec![term(false, Some(vec![&ops])), term(true, None)],
+            &[
+                "alice/own",
+                "bob/case",
+                "bob/fake-key",
+                "bob/fake-value",
+                "bob/ml",
+                "bob/ml-gold",
+                "bob/none",
+            ],
+        ),
+    ];
+    for (what, rules, expected) in cases {
+        let filter = Filter {
+            owners: Some(vec!["alice".into()]),
+            shared: false,
+            rules,
+        };
+        let listed = store.list(Kind::Provider, &filter).await.unwrap();
+        let keys: Vec<&str> = listed.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, expected, "{what}");
+        for record in store
+            .list(Kind::Provider, &Filter::default())
+            .await
+            .unwrap()
+        {
+            assert_eq!(
+                filter.admits(&record.key, &record.owner, &record.labels),
+                expected.contains(&record.key.as_str()),
+                "{what}: {} (in memory as in SQL)",
+                record.key
+            );
+        }
+    }
+}
+
 type Case = for<'a> fn(&'a Store) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
 
 const CASES: &[(&str, Case)] = &[
@@ -345,6 +447,9 @@ const CASES: &[(&str, Case)] = &[
     }),
     ("tenants_are_a_hard_partition", |s| {
         Box::pin(tenants_are_a_hard_partition(s))
+    }),
+    ("list_follows_the_attribute_rules", |s| {
+        Box::pin(list_follows_the_attribute_rules(s))
     }),
 ];
 

@@ -79,6 +79,11 @@ struct Suite {
 
 impl Suite {
     async fn start(peer: &OidcPeer) -> Self {
+        Self::start_with_rules(peer, None).await
+    }
+
+    /// With the attribute rules `rules` (YAML) in the file `--access-rules` names.
+    async fn start_with_rules(peer: &OidcPeer, rules: Option<&str>) -> Self {
         let dir = proto::testing::short_dir();
         let compute_socket = dir.path().join("c.sock");
         let credentials_socket = dir.path().join("k.sock");
@@ -97,6 +102,8 @@ impl Suite {
         std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .unwrap();
         let proxy_addr = free_port();
+        let rules_file = dir.path().join("access-rules.yaml");
+        std::fs::write(&rules_file, rules.unwrap_or("rules: []")).unwrap();
         let mut args = args(dir.path(), &compute_socket, Some(&credentials_socket));
         // The flags as an operator writes them, parsed by the real flag parser.
         let flags = <gateway_shim::Args as clap::Parser>::try_parse_from([
@@ -130,6 +137,8 @@ impl Suite {
             "X-MaaS-Group=teams",
             "--trusted-proxy-tenant-attribute",
             "tenant",
+            "--access-rules",
+            rules_file.to_str().unwrap(),
         ])
         .unwrap();
         let gateway_shim::Command::Serve(serve) = flags.command else {
@@ -138,6 +147,7 @@ impl Suite {
         let parsed = serve.config().unwrap();
         args.oidc = parsed.oidc;
         args.trusted_proxy = parsed.trusted_proxy;
+        args.access_rules = parsed.access_rules;
         args.credential_policy = Some(support::credential_policy(
             dir.path(),
             "grants: [{credentials: [mock-static]}]",
@@ -568,4 +578,274 @@ async fn proxy_headers_count_only_on_the_proxy_listener_and_only_from_the_proxy(
     assert!(!refused.message().contains("JSON"), "{}", refused.message());
     // The proxy's own call still works: carol sees hers.
     assert_eq!(support::sandbox_names(&mut carol).await, ["carols"]);
+}
+
+const RULES: &str = "
+rules:
+  - effect: forbid
+    actions: [use]
+    caller: {teams: [contractors]}
+  - effect: permit
+    actions: [read, use]
+    shared_in: teams
+";
+
+fn resolve_request(name: &str) -> pb::ResolveProviderCredentialRequest {
+    pb::ResolveProviderCredentialRequest {
+        provider: name.into(),
+    }
+}
+
+fn shared_with(teams: &[&str]) -> Vec<pb::AccessAttribute> {
+    vec![pb::AccessAttribute {
+        category: "teams".into(),
+        values: teams.iter().map(|t| (*t).to_owned()).collect(),
+    }]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_shared_with_a_team_serves_teammates_only_and_a_forbid_first_wins() {
+    let peer = OidcPeer::start_with(oidc::peer_config()).await;
+    let suite = Suite::start_with_rules(&peer, Some(RULES)).await;
+    let gw = &suite.gateway;
+    let user = |sub: &'static str, tenant: &'static str, groups: &'static [&'static str]| {
+        let peer = &peer;
+        async move {
+            gw.client_with(&token(peer, sub, tenant, &["openshell-user"], groups).await)
+                .await
+        }
+    };
+    let mut alice = user("alice", "acme", &["ml"]).await;
+    let mut dave = user("dave", "acme", &["ml", "infra"]).await;
+    let mut erin = user("erin", "acme", &["ops"]).await;
+    let mut carl = user("carl", "acme", &["ml", "contractors"]).await;
+    let mut bob = user("bob", "globex", &["ml"]).await;
+    // Through the proxy too: a teammate and a stranger.
+    let mut pia = suite.via_proxy("pia", "acme", "ml", &[]).await;
+    let mut oscar = suite.via_proxy("oscar", "acme", "ops", &[]).await;
+
+    let mut gpu = provider("gpu", "https://gpu.alice.example");
+    gpu.access = shared_with(&["ml"]);
+    let created = alice
+        .create_provider(gpu.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.access, shared_with(&["ml"]));
+    let key = format!("{}/gpu", oidc::owner(&peer, "alice"));
+
+    // Teammates list, read and use it by its key.
+    for teammate in [&mut dave, &mut pia] {
+        let listed: Vec<String> = teammate
+            .list_providers(pb::ListProvidersRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .providers
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(listed, std::slice::from_ref(&key));
+        let got = teammate.get_provider(get(&key)).await.unwrap().into_inner();
+        assert_eq!(got.endpoint, "https://gpu.alice.example");
+        let resolved = teammate
+            .resolve_provider_credential(resolve_request(&key))
+            .await;
+        assert_eq!(
+            resolved.unwrap().into_inner().endpoint,
+            "https://gpu.alice.example"
+        );
+        // Never change it.
+        assert_eq!(
+            code(teammate.update_provider(provider(&key, "https://x")).await),
+            Code::NotFound
+        );
+        assert_eq!(
+            code(teammate.delete_provider(get(&key)).await),
+            Code::NotFound
+        );
+    }
+    // Others do not see it: another team, another tenant with the same team name.
+    for stranger in [&mut erin, &mut oscar, &mut bob] {
+        assert_eq!(code(stranger.get_provider(get(&key)).await), Code::NotFound);
+        assert_eq!(
+            code(
+                stranger
+                    .resolve_provider_credential(resolve_request(&key))
+                    .await
+            ),
+            Code::NotFound
+        );
+        let listed = stranger
+            .list_providers(pb::ListProvidersRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .providers;
+        assert!(listed.is_empty(), "{listed:?}");
+    }
+    // The forbid comes first: a contractor on the team reads it but cannot use it.
+    assert_eq!(code(carl.get_provider(get(&key)).await), Code::Ok);
+    assert_eq!(
+        code(
+            carl.resolve_provider_credential(resolve_request(&key))
+                .await
+        ),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(
+            carl.create_sandbox(pb::CreateSandboxRequest {
+                providers: vec![key.clone()],
+                ..create_request("contracted")
+            })
+            .await
+        ),
+        Code::NotFound
+    );
+
+    // Dave's sandbox uses it while it stays shared with his team.
+    let sandbox = dave
+        .create_sandbox(pb::CreateSandboxRequest {
+            providers: vec![key.clone()],
+            ..create_request("training")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut in_sandbox = gw
+        .client_with(&suite.mock.token_of(&sandbox.id).await.unwrap())
+        .await;
+    let resolved = in_sandbox
+        .resolve_provider_credential(resolve_request(&key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resolved.endpoint, "https://gpu.alice.example");
+    // Alice stops sharing it: the sandbox loses it at once.
+    gpu.access = shared_with(&["research"]);
+    alice.update_provider(gpu).await.unwrap();
+    assert_eq!(
+        code(
+            in_sandbox
+                .resolve_provider_credential(resolve_request(&key))
+                .await
+        ),
+        Code::NotFound
+    );
+    assert_eq!(code(dave.get_provider(get(&key)).await), Code::NotFound);
+    // Malformed access attributes name the field.
+    let mut bad = provider("bad", "https://x");
+    bad.access = shared_with(&["a/b"]);
+    let refused = alice.create_provider(bad).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().starts_with("access:"),
+        "{}",
+        refused.message()
+    );
+}
+
+/// The CLI as users run it: a platform admin sets the platform layer (`platform:`
+/// provider, `inference set --platform` with a static header), a user shares a
+/// provider with a team (`--access`), and a sandbox's `inference bundle` shows the
+/// headers its client must send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sets_the_platform_layer_shares_with_a_team_and_shows_bundle_headers() {
+    let peer = OidcPeer::start_with(oidc::peer_config()).await;
+    let suite = Suite::start_with_rules(&peer, Some(RULES)).await;
+    let url = format!("http://{}", suite.gateway.addr);
+    let config_dir = tempfile::tempdir().unwrap();
+    let cli = |token: &str, args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gateway-shim"))
+            .args(args)
+            .args(["--gateway", &url, "--token", token, "-o", "json"])
+            .env("OPENSHELL_CONFIG_DIR", config_dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let root = token(&peer, "root", "acme", &["openshell-platform-admin"], &[]).await;
+    let alice = token(&peer, "alice", "acme", &["openshell-user"], &["ml"]).await;
+    let dave = token(&peer, "dave", "acme", &["openshell-user"], &["ml"]).await;
+    let create = [
+        "provider",
+        "create",
+        "--type",
+        "openai",
+        "--credential",
+        "mock-static",
+        "--endpoint",
+        "https://llm.example",
+    ];
+    cli(&root, &[&create[..], &["platform:llm"]].concat());
+    let route = cli(
+        &root,
+        &[
+            "inference",
+            "set",
+            "--platform",
+            "--provider",
+            "platform:llm",
+            "--model",
+            "m1",
+            "--header",
+            "x-team-budget=gold",
+        ],
+    );
+    assert_eq!(route["headers"]["x-team-budget"], "gold", "{route}");
+    let shown = cli(&alice, &["inference", "get", "--platform"]);
+    assert_eq!(shown["provider"], "platform:llm", "{shown}");
+    let shared = cli(
+        &alice,
+        &[&create[..], &["gpu", "--access", "teams=ml,infra"]].concat(),
+    );
+    assert_eq!(
+        shared["access"]["teams"],
+        json!(["infra", "ml"]),
+        "{shared}"
+    );
+    let key = format!("{}/gpu", oidc::owner(&peer, "alice"));
+    let seen = cli(&dave, &["provider", "get", &key]);
+    assert_eq!(seen["endpoint"], "https://llm.example", "{seen}");
+    let unshared = cli(&alice, &["provider", "update", "gpu", "--unshare"]);
+    assert_eq!(unshared["access"], json!({}), "{unshared}");
+
+    // A sandbox's bundle: the platform route, its static header and the fairness key.
+    let mut client = suite.gateway.client_with(&dave).await;
+    let sandbox = client
+        .create_sandbox(create_request("cli"))
+        .await
+        .unwrap()
+        .into_inner();
+    let sandbox_token = suite.mock.token_of(&sandbox.id).await.unwrap();
+    let bundle = cli(&sandbox_token, &["inference", "bundle"]);
+    let headers = &bundle["routes"][0]["headers"];
+    assert_eq!(headers["x-team-budget"], "gold", "{bundle}");
+    assert_eq!(headers[FAIRNESS], "acme", "{bundle}");
+    // A route may not declare the gateway's own headers.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gateway-shim"))
+        .args([
+            "inference",
+            "set",
+            "--platform",
+            "--provider",
+            "platform:llm",
+            "--model",
+            "m1",
+            "--header",
+            "X-Gateway-Inference-Fairness-Id=acme",
+        ])
+        .args(["--gateway", &url, "--token", &root])
+        .env("OPENSHELL_CONFIG_DIR", config_dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("set by the gateway"), "{stderr}");
 }

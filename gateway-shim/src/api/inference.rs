@@ -12,6 +12,7 @@ use proto::pb::gateway::v1 as pb;
 use super::names::{self, INFERENCE_ROUTE, ProviderRef};
 use super::{Core, limits, providers};
 use crate::auth::Principal;
+use crate::authz::Action;
 use crate::store::{Kind, PLATFORM_TENANT, Record, Store, StoreError, Write};
 
 /// Header names only the gateway sets on a route.
@@ -31,7 +32,7 @@ pub(super) async fn set(
     }
     check_headers(&request.headers)?;
     let (store, key) = place(core, who, request.platform)?;
-    let provider = providers::find(core, who, &request.provider).await?;
+    let provider = providers::find(core, who, &request.provider, Action::Use).await?;
     if request.platform && provider.tenant != PLATFORM_TENANT {
         return Err(ApiError::invalid(format!(
             "provider: the platform route serves every tenant, so its provider must be a platform one (`{}<name>`)",

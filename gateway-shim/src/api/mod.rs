@@ -40,6 +40,8 @@ pub struct Core {
     pub compute: ComputeClient,
     /// The credentials driver, when configured.
     pub credentials: Option<CredentialsClient>,
+    /// The operator's attribute rules on objects.
+    pub access_rules: crate::authz::AccessRules,
     /// Which credentials users may reference.
     pub credential_policy: crate::authz::PolicyFile,
     /// Input limits.

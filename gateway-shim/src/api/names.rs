@@ -169,26 +169,24 @@ pub fn provider_candidates(
 }
 
 /// The keys in the caller's tenant `name` may mean, in resolution order.
+///
+/// A key (`<owner>/<name>`) means only itself: admins address any; a user another's
+/// only where the attribute rules admit them (decided on the record found).
 fn tenant_candidates(principal: &Principal, name: &str) -> Result<Vec<String>, ApiError> {
-    if principal.is_admin() {
-        if let Some((owner, plain)) = name.split_once('/') {
-            provider_name("provider", plain)?;
-            if owner.is_empty() {
-                return Err(ApiError::invalid("provider key has an empty owner"));
-            }
-            return Ok(vec![name.to_owned()]);
+    if let Some((owner, plain)) = name.split_once('/') {
+        if owner.is_empty() || provider_name("provider", plain).is_err() {
+            // Not a key of anyone's: it does not exist for this caller.
+            return Err(ApiError::not_found(format!(
+                "provider {} not found",
+                super::limits::shown(name)
+            )));
         }
-        provider_name("provider", name)?;
         return Ok(vec![name.to_owned()]);
     }
-    if name.contains('/') {
-        // Another user's key: it does not exist for this caller.
-        return Err(ApiError::not_found(format!(
-            "provider {} not found",
-            super::limits::shown(name)
-        )));
-    }
     provider_name("provider", name)?;
+    if principal.is_admin() {
+        return Ok(vec![name.to_owned()]);
+    }
     Ok(vec![
         format!("{}/{name}", principal.owner()),
         name.to_owned(),
@@ -198,7 +196,7 @@ fn tenant_candidates(principal: &Principal, name: &str) -> Result<Vec<String>, A
 /// The references `owner` (acting as a plain user, e.g. through a sandbox) may mean
 /// by `name`, in resolution order.
 pub fn owner_candidates(owner: &str, name: &str) -> Vec<String> {
-    if name.starts_with(PLATFORM_PREFIX) {
+    if name.starts_with(PLATFORM_PREFIX) || name.contains('/') {
         return vec![name.to_owned()];
     }
     vec![
@@ -316,12 +314,13 @@ mod tests {
         );
         let denied = provider_key(&alice, "platform:openai").unwrap_err();
         assert_eq!(denied.code(), tonic::Code::PermissionDenied);
-        let other = provider_candidates(&alice, "bob/openai").unwrap_err();
+        // Another user's key means only that key (the rules decide on the record).
         assert_eq!(
-            other.code(),
-            tonic::Code::NotFound,
-            "another user's key does not exist for alice"
+            provider_candidates(&alice, "bob/openai").unwrap(),
+            [ProviderRef::tenant("bob/openai")]
         );
+        let malformed = provider_candidates(&alice, "/openai").unwrap_err();
+        assert_eq!(malformed.code(), tonic::Code::NotFound);
         assert_eq!(visible_provider_name(&alice, "alice/openai"), "openai");
         assert_eq!(visible_provider_name(&alice, "openai"), "openai");
     }

@@ -14,7 +14,9 @@ use super::names::{self, ProviderRef, client_labels};
 use super::sandboxes;
 use super::{Core, credential_access, limits};
 use crate::auth::Principal;
-use crate::authz::Access;
+use crate::authz::access::access_labels;
+use crate::authz::access_rules::{Attributes, check_name};
+use crate::authz::{Access, Action};
 use crate::store::{Filter, Kind, PLATFORM_TENANT, Record, Store, StoreError};
 
 /// Creates a provider: the caller's own, or a shared one when the caller is an admin.
@@ -25,6 +27,7 @@ pub(super) async fn create(
 ) -> Result<pb::Provider, ApiError> {
     let place = names::provider_key(who, &provider.name)?;
     check_fields(&provider)?;
+    let access = access_attributes(&provider.access)?;
     let store = layer(core, who, &place);
     limits::count(
         "providers",
@@ -43,10 +46,12 @@ pub(super) async fn create(
         owner: who.owner().to_owned(),
         labels: client_labels(provider.labels).into_iter().collect(),
         resource_version: 0,
+        access: attributes_message(&access),
         ..provider
     };
     let mut record = Record::new(Kind::Provider, &key, &key, who.owner());
     record.labels = stored.labels.clone().into_iter().collect();
+    record.labels.extend(access_labels(&access));
     record.body = stored.encode_to_vec();
     record.version = store.create(&record).await.map_err(|error| match error {
         StoreError::AlreadyExists { .. } => ApiError::already_exists(format!(
@@ -66,7 +71,7 @@ pub(super) async fn get(
     who: &Principal,
     name: &str,
 ) -> Result<pb::Provider, ApiError> {
-    Ok(view(who, &find(core, who, name).await?))
+    Ok(view(who, &find(core, who, name, Action::Read).await?))
 }
 
 /// The caller's own providers, the tenant's shared ones and the platform's (every one
@@ -74,7 +79,10 @@ pub(super) async fn get(
 pub(super) async fn list(core: &Core, who: &Principal) -> Result<Vec<pb::Provider>, ApiError> {
     let mut records = core
         .records(who)
-        .list(Kind::Provider, &Access::of(who).provider_filter())
+        .list(
+            Kind::Provider,
+            &Access::with_rules(who, &core.access_rules).provider_filter(),
+        )
         .await?;
     records.extend(
         core.store
@@ -106,7 +114,8 @@ pub(super) async fn update(
     provider: pb::Provider,
 ) -> Result<pb::Provider, ApiError> {
     check_fields(&provider)?;
-    let mut record = find_owned(core, who, &provider.name).await?;
+    let access = access_attributes(&provider.access)?;
+    let mut record = find_owned(core, who, &provider.name, Action::Update).await?;
     if provider.resource_version != 0 && provider.resource_version != record.version {
         return Err(ApiError::conflict(format!(
             "provider {:?} is at version {}, not {}: read it again and retry",
@@ -125,9 +134,11 @@ pub(super) async fn update(
         owner: current.owner,
         labels: client_labels(provider.labels).into_iter().collect(),
         resource_version: 0,
+        access: attributes_message(&access),
         ..provider
     };
     record.labels = stored.labels.clone().into_iter().collect();
+    record.labels.extend(access_labels(&access));
     record.body = stored.encode_to_vec();
     record.version = core.store.in_tenant(&record.tenant).update(&record).await?;
     Ok(view(who, &record))
@@ -136,7 +147,7 @@ pub(super) async fn update(
 /// Deletes a provider the caller owns, unless a sandbox has it attached or an
 /// inference route uses it.
 pub(super) async fn delete(core: &Core, who: &Principal, name: &str) -> Result<(), ApiError> {
-    let record = find_owned(core, who, name).await?;
+    let record = find_owned(core, who, name, Action::Delete).await?;
     let (tenant, stored_ref) = (record.tenant.clone(), reference(&record));
     // A platform provider is referred to from every tenant; a tenant's only from it.
     let names_it = move |referrer: &Record, refs: &[String]| {
@@ -181,12 +192,21 @@ pub(super) async fn delete(core: &Core, who: &Principal, name: &str) -> Result<(
 
 /// The provider `name` means to `who`: their own first, then the tenant's shared one,
 /// then the platform's. Another user's (or tenant's) provider is NOT_FOUND.
-pub(super) async fn find(core: &Core, who: &Principal, name: &str) -> Result<Record, ApiError> {
+///
+/// A user may also name another's provider by its key (`<owner>/<name>`) when the
+/// attribute rules let them do `action` to it.
+pub(super) async fn find(
+    core: &Core,
+    who: &Principal,
+    name: &str,
+    action: Action,
+) -> Result<Record, ApiError> {
+    let access = Access::with_rules(who, &core.access_rules);
     for place in names::provider_candidates(who, name)? {
         if let Some(record) = layer(core, who, &place)
             .get(Kind::Provider, &place.key)
             .await?
-            && (place.platform || Access::of(who).may_use_provider(&record.key))
+            && (place.platform || access.may(action, &record.key, &record.labels))
         {
             return Ok(record);
         }
@@ -199,9 +219,15 @@ pub(super) async fn find(core: &Core, who: &Principal, name: &str) -> Result<Rec
 
 /// A provider the caller may change: their own (tenant admins: any of the tenant;
 /// platform admins: the platform's too).
-async fn find_owned(core: &Core, who: &Principal, name: &str) -> Result<Record, ApiError> {
-    let record = if who.is_admin() {
-        find(core, who, name).await?
+async fn find_owned(
+    core: &Core,
+    who: &Principal,
+    name: &str,
+    action: Action,
+) -> Result<Record, ApiError> {
+    let record = if who.is_admin() || name.contains('/') {
+        // Admins change any of the tenant's; users another's only by the rules.
+        find(core, who, name, action).await?
     } else {
         names::provider_candidates(who, name)?;
         let place = names::provider_key(who, name).or_else(|_| find_denied(name))?;
@@ -211,7 +237,7 @@ async fn find_owned(core: &Core, who: &Principal, name: &str) -> Result<Record, 
         match own {
             Some(record) => record,
             None => {
-                find(core, who, name).await?;
+                find(core, who, name, Action::Read).await?;
                 return Err(ApiError::denied(format!(
                     "provider {name:?} is shared: only an admin can change it"
                 )));
@@ -237,6 +263,43 @@ fn find_denied(name: &str) -> Result<ProviderRef, ApiError> {
 pub(super) fn decode(record: &Record) -> Result<pb::Provider, ApiError> {
     pb::Provider::decode(record.body.as_slice())
         .map_err(|_| ApiError::internal(format!("provider record {:?} is corrupt", record.key)))
+}
+
+/// Access attributes as given, checked: names and values as
+/// [`check_name`] allows, at most 8 categories and 32 values.
+fn access_attributes(given: &[pb::AccessAttribute]) -> Result<Attributes, ApiError> {
+    let mut attributes = Attributes::new();
+    for attribute in given {
+        check_name(&attribute.category).map_err(|e| ApiError::invalid(format!("access: {e}")))?;
+        for value in &attribute.values {
+            check_name(value).map_err(|e| ApiError::invalid(format!("access: {e}")))?;
+        }
+        attributes
+            .entry(attribute.category.clone())
+            .or_default()
+            .extend(attribute.values.iter().cloned());
+    }
+    attributes.retain(|_, values| !values.is_empty());
+    let values: usize = attributes
+        .values()
+        .map(std::collections::BTreeSet::len)
+        .sum();
+    if attributes.len() > 8 || values > 32 {
+        return Err(ApiError::invalid(
+            "access: at most 8 categories and 32 values in all",
+        ));
+    }
+    Ok(attributes)
+}
+
+fn attributes_message(attributes: &Attributes) -> Vec<pb::AccessAttribute> {
+    attributes
+        .iter()
+        .map(|(category, values)| pb::AccessAttribute {
+            category: category.clone(),
+            values: values.iter().cloned().collect(),
+        })
+        .collect()
 }
 
 fn view(who: &Principal, record: &Record) -> pb::Provider {

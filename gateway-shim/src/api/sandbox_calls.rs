@@ -10,6 +10,7 @@ use proto::pb::gateway::v1 as pb;
 use super::names::{self, INFERENCE_ROUTE};
 use super::{Core, credential_access, inference, providers, sandboxes};
 use crate::auth::{Principal, SandboxIdentity, owner};
+use crate::authz::{Access, Action};
 use crate::drivers::DriverError;
 use crate::store::{Kind, Record};
 
@@ -23,11 +24,11 @@ pub(super) async fn resolve(
 ) -> Result<pb::ResolveProviderCredentialResponse, ApiError> {
     let (record, subject) = match who.user() {
         Some(user) => (
-            providers::find(core, who, name).await?,
+            providers::find(core, who, name, Action::Use).await?,
             user.bearer.as_ref(),
         ),
         None => {
-            names::provider_name("provider", name)?;
+            names::provider_name("provider", name.rsplit('/').next().unwrap_or(name))?;
             let (identity, sandbox) = calling_sandbox(core, who).await?;
             let reference = names::owner_candidates(&identity.owner, name)
                 .into_iter()
@@ -40,7 +41,9 @@ pub(super) async fn resolve(
                 })?;
             let place = names::ProviderRef::parse(&reference);
             let tenant = place.tenant_for(&who.tenant);
-            (load_provider(core, tenant, &place.key).await?, None)
+            let provider = load_provider(core, tenant, &place.key).await?;
+            still_usable(core, &sandbox.1, &provider, name)?;
+            (provider, None)
         }
     };
     let provider = authorized(core, &record).await?;
@@ -92,7 +95,9 @@ pub(super) async fn bundle(core: &Core, who: &Principal) -> Result<pb::Inference
     };
     let route = inference::decode(&route_record)?;
     let (tenant, key) = inference::provider_of(&route_record, &route);
-    let provider = authorized(core, &load_provider(core, &tenant, &key).await?).await?;
+    let provider_record = load_provider(core, &tenant, &key).await?;
+    still_usable(core, &sandbox.1, &provider_record, INFERENCE_ROUTE)?;
+    let provider = authorized(core, &provider_record).await?;
     let token = core
         .credentials()?
         .resolve(&provider.credential, None)
@@ -152,6 +157,30 @@ pub(super) async fn calling_sandbox_record(
             Ok(record)
         }
         _ => Err(ApiError::unauthenticated("this sandbox no longer exists")),
+    }
+}
+
+/// Whether the sandbox `sandbox`'s owner may still use `provider` (their own, the
+/// tenant's or the platform's; another user's only while the attribute rules admit
+/// the owner's attributes as stamped at create); NOT_FOUND otherwise.
+fn still_usable(
+    core: &Core,
+    sandbox: &Record,
+    provider: &Record,
+    name: &str,
+) -> Result<(), ApiError> {
+    if provider.tenant == crate::store::PLATFORM_TENANT {
+        return Ok(());
+    }
+    let attributes = sandboxes::owner_attributes(sandbox);
+    let access = Access::user(&sandbox.owner).having(&attributes, &core.access_rules);
+    if access.may(Action::Use, &provider.key, &provider.labels) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "provider {} is no longer shared with this sandbox's owner",
+            super::limits::shown(name)
+        )))
     }
 }
 

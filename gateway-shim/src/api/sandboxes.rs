@@ -15,7 +15,7 @@ use super::driver_spec::{driver_sandbox, status};
 use super::names::{self, ProviderRef, client_labels, dns_label};
 use super::{Core, limits, providers, sandbox_saga};
 use crate::auth::{Claims, Principal};
-use crate::authz::Access;
+use crate::authz::{Access, Action};
 use crate::drivers::Change;
 use crate::store::{Kind, Record, StoreError, Write};
 
@@ -38,7 +38,7 @@ pub(super) async fn create(
     let workspace = names::workspace(&who.tenant, who.owner(), &spec.workspace)?;
     let mut keys = Vec::new();
     for name in &request.providers {
-        let key = providers::reference(&providers::find(core, who, name).await?);
+        let key = providers::reference(&providers::find(core, who, name, Action::Use).await?);
         if !keys.contains(&key) {
             keys.push(key);
         }
@@ -61,6 +61,14 @@ pub(super) async fn create(
     record
         .labels
         .insert(sandbox_saga::PENDING.to_owned(), "create".to_owned());
+    // What the attribute rules see of the owner when the sandbox uses another's
+    // provider later (a sandbox holds no identity of its owner's).
+    if !who.attributes.is_empty() {
+        record.labels.insert(
+            OWNER_ATTRIBUTES.to_owned(),
+            serde_json::to_string(&who.attributes).unwrap_or_default(),
+        );
+    }
     if let Some(id) = core.fairness.stamp_for(who) {
         record
             .labels
@@ -175,6 +183,18 @@ pub(super) fn is_stopped(record: &Record) -> bool {
     record.labels.contains_key(STOPPED)
 }
 
+/// Record-level label holding the owner's attributes at create (JSON).
+pub(super) const OWNER_ATTRIBUTES: &str = "openshell.io/owner-attributes";
+
+/// The owner's attributes stamped on the sandbox `record` (none when unreadable).
+pub(super) fn owner_attributes(record: &Record) -> crate::authz::access_rules::Attributes {
+    record
+        .labels
+        .get(OWNER_ATTRIBUTES)
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default()
+}
+
 /// Record-level label (never in the sandbox's own labels) marking a stopped sandbox.
 const STOPPED: &str = "openshell.io/stopped";
 
@@ -208,7 +228,7 @@ pub(super) async fn attach(
     request: pb::AttachmentRequest,
 ) -> Result<pb::Sandbox, ApiError> {
     let mut record = find(core, who, &request.sandbox.unwrap_or_default()).await?;
-    let provider = providers::find(core, who, &request.provider).await?;
+    let provider = providers::find(core, who, &request.provider, Action::Use).await?;
     let key = providers::reference(&provider);
     let mut sandbox = decode(&record)?;
     if !sandbox.providers.contains(&key) {

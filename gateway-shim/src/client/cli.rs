@@ -238,6 +238,10 @@ pub struct ProviderSpec {
     /// Config KEY=VALUE (repeatable).
     #[arg(long = "config", value_parser = key_value)]
     pub config: Vec<(String, String)>,
+    /// Access attributes CATEGORY=VALUE[,VALUE…] (repeatable), e.g. teams=ml: callers
+    /// the gateway's attribute rules admit by them may read or use it too.
+    #[arg(long = "access", value_name = "CATEGORY=VALUES", value_parser = key_value)]
+    pub access: Vec<(String, String)>,
     /// Client flags.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -263,6 +267,12 @@ pub struct ProviderUpdate {
     /// Config keys to remove (repeatable).
     #[arg(long = "unset-config", value_name = "KEY")]
     pub unset_config: Vec<String>,
+    /// Replace the access attributes: CATEGORY=VALUE[,VALUE…] (repeatable).
+    #[arg(long = "access", value_name = "CATEGORY=VALUES", value_parser = key_value)]
+    pub access: Vec<(String, String)>,
+    /// Remove every access attribute.
+    #[arg(long, conflicts_with = "access")]
+    pub unshare: bool,
     /// Expected resource version (default: the one just read; ABORTED when another
     /// change came in between).
     #[arg(long)]

@@ -257,8 +257,31 @@ fn provider_message(spec: &ProviderSpec) -> pb::Provider {
         credential: spec.credential.clone(),
         endpoint: spec.endpoint.clone(),
         config: spec.config.iter().cloned().collect(),
+        access: access_message(&spec.access),
         ..Default::default()
     }
+}
+
+/// `--access CATEGORY=V1,V2` flags as the API's access attributes.
+fn access_message(flags: &[(String, String)]) -> Vec<pb::AccessAttribute> {
+    let mut by_category: std::collections::BTreeMap<&str, Vec<String>> =
+        std::collections::BTreeMap::new();
+    for (category, values) in flags {
+        by_category.entry(category).or_default().extend(
+            values
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    by_category
+        .into_iter()
+        .map(|(category, values)| pb::AccessAttribute {
+            category: category.to_owned(),
+            values,
+        })
+        .collect()
 }
 
 async fn provider(command: &ProviderCommand) -> Result<(), ClientError> {
@@ -303,6 +326,11 @@ async fn provider(command: &ProviderCommand) -> Result<(), ClientError> {
                 p.config.remove(key);
             }
             p.config.extend(update.config.iter().cloned());
+            if update.unshare {
+                p.access.clear();
+            } else if !update.access.is_empty() {
+                p.access = access_message(&update.access);
+            }
             if let Some(version) = update.version {
                 p.resource_version = version;
             }

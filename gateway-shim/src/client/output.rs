@@ -141,6 +141,8 @@ pub(super) fn provider_json(p: &pb::Provider) -> Value {
         "name": p.name, "type": p.r#type, "credential": p.credential, "endpoint": p.endpoint,
         "config": p.config, "labels": p.labels, "owner": p.owner,
         "resource_version": p.resource_version,
+        "access": p.access.iter().map(|a| (a.category.clone(), a.values.clone()))
+            .collect::<std::collections::BTreeMap<_, _>>(),
     })
 }
 

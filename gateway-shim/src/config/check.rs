@@ -51,6 +51,13 @@ pub fn check(config: &GatewayConfig) -> ConfigCheck {
             "policy parses",
         );
     }
+    if let Some(file) = &config.access_rules {
+        report.expect(
+            "--access-rules",
+            crate::authz::AccessRules::load(file).map(|r| r.rules.len()),
+            "rules parse",
+        );
+    }
     if let Some(endpoint) = &config.sandbox_endpoint {
         report.expect("--sandbox-endpoint", http_url(endpoint), "URL");
     }

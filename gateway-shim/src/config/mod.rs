@@ -50,6 +50,8 @@ pub struct GatewayConfig {
     pub max_providers_per_owner: usize,
     /// The credential policy file; `None` (default): the built-in policy.
     pub credential_policy: Option<PathBuf>,
+    /// The attribute rules' file; `None` (default): owner or admin only.
+    pub access_rules: Option<PathBuf>,
     /// OIDC authentication of users; `None` (default): off.
     pub oidc: Option<OidcConfig>,
     /// TLS on the API listener; `None` (default): plain HTTP/2.
@@ -107,6 +109,7 @@ impl GatewayConfig {
             max_sandboxes_per_owner: defaults::MAX_SANDBOXES_PER_OWNER,
             max_providers_per_owner: defaults::MAX_PROVIDERS_PER_OWNER,
             credential_policy: None,
+            access_rules: None,
             oidc: None,
             tls: None,
             trusted_proxy: None,

@@ -141,18 +141,18 @@ macro_rules! record_operations {
                 kind: crate::store::Kind,
                 filter: &crate::store::Filter,
             ) -> Result<Vec<crate::store::Row>, sqlx::Error> {
+                let (clause, binds) = filter.sql(tenant.is_some(), Self::CONTAINS);
                 let sql = format!(
                     "SELECT tenant, key, name, owner, labels, body, version FROM objects
-                     WHERE kind = $1{} ORDER BY tenant, key",
-                    filter.sql(tenant.is_some())
+                     WHERE kind = $1{clause} ORDER BY tenant, key"
                 );
                 // Our own text: placeholders only, the values are bound.
                 let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(kind.as_str());
                 if let Some(tenant) = tenant {
                     query = query.bind(tenant);
                 }
-                for owner in filter.owners.iter().flatten() {
-                    query = query.bind(owner);
+                for value in binds {
+                    query = query.bind(value);
                 }
                 let rows: Vec<crate::store::backend::RowTuple> =
                     query.fetch_all(&self.pool).await?;

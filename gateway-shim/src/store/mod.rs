@@ -19,6 +19,7 @@
 
 mod backend;
 pub mod cache;
+mod filter;
 mod guarded;
 mod migrations;
 mod postgres;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache::{OnWrite, RecordCache};
+pub use filter::{ACCESS_LABEL_PREFIX, AccessTerm, Filter, access_label};
 
 /// The tenant of callers whose authenticator names none, and of every record stored
 /// before tenants existed.
@@ -131,49 +133,6 @@ pub enum Write<'a> {
     Create(&'a Record),
     /// Must match the version read.
     Update(&'a Record),
-}
-
-/// Which records a list returns, applied in the query (built by
-/// [`crate::authz::Access`]).
-#[derive(Clone, Debug, Default)]
-pub struct Filter {
-    /// Only records of these owners (`None`: everyone's).
-    pub owners: Option<Vec<String>>,
-    /// With `owners`: also shared records (keys without `/`).
-    pub shared: bool,
-}
-
-impl Filter {
-    /// Whether a record with `key` and `owner` passes (what the query's `WHERE` says).
-    pub fn admits(&self, key: &str, owner: &str) -> bool {
-        match &self.owners {
-            None => true,
-            Some(owners) => {
-                owners.iter().any(|o| o == owner) || (self.shared && !key.contains('/'))
-            }
-        }
-    }
-
-    /// The `WHERE` clause after `kind = $1`: `tenant = $2` when `in_tenant`, then the
-    /// owners' placeholders.
-    pub(crate) fn sql(&self, in_tenant: bool) -> String {
-        let tenant = if in_tenant { " AND tenant = $2" } else { "" };
-        let first = if in_tenant { 3 } else { 2 };
-        let Some(owners) = &self.owners else {
-            return tenant.to_owned();
-        };
-        let placeholders: Vec<String> = (0..owners.len())
-            .map(|i| format!("${}", i + first))
-            .collect();
-        let mut clause = format!("owner IN ({})", placeholders.join(", "));
-        if owners.is_empty() {
-            clause = "FALSE".to_owned();
-        }
-        if self.shared {
-            clause = format!("({clause} OR key NOT LIKE '%/%')");
-        }
-        format!("{tenant} AND {clause}")
-    }
 }
 
 /// Why a store call failed.

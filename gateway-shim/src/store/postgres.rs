@@ -21,6 +21,8 @@ impl PostgresStore {
     const BLOB_TYPE: &'static str = "BYTEA";
     const LOCK_SHARED: &'static str = " FOR SHARE";
     const LOCK_EXCLUSIVE: &'static str = " FOR UPDATE";
+    /// `(haystack, needle)` → 1-based position, 0 when absent (case-sensitive).
+    const CONTAINS: &'static str = "strpos";
 
     /// Connects to and migrates the database at `url`.
     pub(crate) async fn open(url: &str) -> Result<Self, sqlx::Error> {

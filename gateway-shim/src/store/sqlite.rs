@@ -31,6 +31,8 @@ impl SqliteStore {
     // `BEGIN IMMEDIATE` already serializes writers: no row locks needed (or spelled).
     const LOCK_SHARED: &'static str = "";
     const LOCK_EXCLUSIVE: &'static str = "";
+    /// `(haystack, needle)` → 1-based position, 0 when absent (case-sensitive).
+    const CONTAINS: &'static str = "instr";
 
     /// Opens (creating if missing) and migrates the database at `url`.
     pub(crate) async fn open(url: &str) -> Result<Self, sqlx::Error> {
