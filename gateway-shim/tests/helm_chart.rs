@@ -22,5 +22,11 @@ fn the_chart_renders_validates_and_its_command_lines_pass_the_config_check() {
     );
     assert!(ok, "{text}");
     assert!(text.contains("ok: examples/kind.yaml"), "{text}");
+    // Tenants, attribute rules and the trusted-proxy listener, as an operator sets them.
+    assert!(text.contains("ok: examples/tenants.yaml"), "{text}");
+    assert!(
+        text.contains("ok: refused {'gateway': {'trustedProxy'"),
+        "{text}"
+    );
     assert!(!text.contains("FAIL"), "{text}");
 }

@@ -313,7 +313,7 @@ async fn two_tenants_see_and_use_nothing_of_each_other_and_share_the_platform_la
     // Sandboxes: the owner's tenant decides the route and the fairness key.
     let (alice_box, mut alice_sandbox) = suite.sandbox(&mut alice, "work").await;
     let (carol_box, mut carol_sandbox) = suite.sandbox(&mut carol, "work").await;
-    let (_bob_box, mut bob_sandbox) = suite.sandbox(&mut bob, "work").await;
+    let (bob_box, mut bob_sandbox) = suite.sandbox(&mut bob, "work").await;
     for (client, model, tenant) in [
         (&mut alice_sandbox, "acme-model", "acme"),
         (&mut carol_sandbox, "acme-model", "acme"),
@@ -327,7 +327,7 @@ async fn two_tenants_see_and_use_nothing_of_each_other_and_share_the_platform_la
         );
     }
     // A client-sent fairness header never reaches a bundle, on either listener.
-    let token = suite.mock.token_of(&_bob_box.id).await.unwrap();
+    let token = suite.mock.token_of(&bob_box.id).await.unwrap();
     let mut forging = support::client_with_headers(
         gw.addr,
         &[
@@ -379,6 +379,48 @@ async fn two_tenants_see_and_use_nothing_of_each_other_and_share_the_platform_la
     let mut expected = vec![alice_box.id.clone(), carol_box.id.clone()];
     expected.sort();
     assert_eq!(acme_sandboxes, expected);
+
+    // Watching: globex's admin sees globex's sandboxes only, in the snapshot and after.
+    let mut watch = globex_admin
+        .watch_sandboxes(pb::WatchSandboxesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut watched = Vec::new();
+    loop {
+        let event = watch.message().await.unwrap().unwrap();
+        match event.payload.unwrap() {
+            pb::sandbox_event::Payload::Sandbox(sandbox) => watched.push(sandbox.id),
+            pb::sandbox_event::Payload::SnapshotDone(_) => break,
+            pb::sandbox_event::Payload::DeletedId(_) => {}
+        }
+    }
+    assert_eq!(watched, std::slice::from_ref(&bob_box.id));
+    alice
+        .create_sandbox(create_request("acme-later"))
+        .await
+        .unwrap();
+    let globex_later = bob
+        .create_sandbox(create_request("globex-later"))
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), watch.message())
+            .await
+            .expect("globex's own change arrives")
+            .unwrap()
+            .unwrap();
+        if let Some(pb::sandbox_event::Payload::Sandbox(sandbox)) = event.payload {
+            assert_ne!(
+                sandbox.name, "acme-later",
+                "acme's sandbox reached globex's watch"
+            );
+            if sandbox.id == globex_later.id {
+                break;
+            }
+        }
+    }
 
     // Every method naming acme's objects answers NOT_FOUND to globex, admin included.
     alice

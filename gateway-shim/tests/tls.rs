@@ -380,3 +380,107 @@ fn tls_flags_are_checked_and_name_the_flag_to_fix() {
     let (ok, said) = check(&["--tls-cert", s(&cert), "--tls-key", s(&key)]);
     assert!(ok, "{said}");
 }
+
+/// A gRPC client over TLS trusting `ca_file`, with the client certificate `identity`
+/// when given, sending `headers` with every call.
+async fn tls_client(
+    addr: SocketAddr,
+    ca_file: &Path,
+    identity: Option<(&Path, &Path)>,
+    headers: &[(&str, &str)],
+) -> Result<support::Client, tonic::transport::Error> {
+    let mut tls = tonic::transport::ClientTlsConfig::new().ca_certificate(
+        tonic::transport::Certificate::from_pem(std::fs::read(ca_file).unwrap()),
+    );
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(tonic::transport::Identity::from_pem(
+            std::fs::read(cert).unwrap(),
+            std::fs::read(key).unwrap(),
+        ));
+    }
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await?;
+    Ok(pb::gateway_client::GatewayClient::with_interceptor(
+        channel,
+        support::Bearer::headers(headers),
+    ))
+}
+
+/// The trusted-proxy listener checking the proxy by its client certificate (the real
+/// `serve` binary with the flags an operator writes): the proxy's certificate lets its
+/// headers in; no certificate, or one another CA signed, gets no call through; the
+/// API listener ignores the same headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_checked_by_its_client_certificate_is_the_only_one_let_in() {
+    let dir = proto::testing::short_dir();
+    let ca = Ca::new("server CA");
+    let ca_file = ca.write(dir.path(), "ca.pem");
+    let proxies = Ca::new("proxy CA");
+    let proxies_file = proxies.write(dir.path(), "proxies.pem");
+    let stranger = Ca::new("another CA");
+    let (cert, key) = ca.write_leaf(dir.path(), "server", &["127.0.0.1"], false);
+    let (proxy_cert, proxy_key) = proxies.write_leaf(dir.path(), "proxy", &["proxy"], true);
+    let (bad_cert, bad_key) = stranger.write_leaf(dir.path(), "mallory", &["mallory"], true);
+    let proxy_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let listen = proxy_addr.to_string();
+    let world = World::start(
+        dir,
+        &[
+            "--tls-cert",
+            s(&cert),
+            "--tls-key",
+            s(&key),
+            "--trusted-proxy-listen",
+            &listen,
+            "--trusted-proxy-client-ca",
+            s(&proxies_file),
+            "--trusted-proxy-principal-header",
+            "x-maas-user",
+        ],
+    )
+    .await;
+    let identity = [("x-maas-user", "carol")];
+    let mut proxy = tls_client(
+        proxy_addr,
+        &ca_file,
+        Some((&proxy_cert, &proxy_key)),
+        &identity,
+    )
+    .await
+    .unwrap();
+    let carols = proxy
+        .create_sandbox(support::create_request("carols"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(carols.owner, "proxy.carol");
+    assert!(world.gateway.log().contains("client certificate (TLS)"));
+
+    // No certificate, or another CA's: no call gets through.
+    for client_identity in [None, Some((bad_cert.as_path(), bad_key.as_path()))] {
+        let refused = match tls_client(proxy_addr, &ca_file, client_identity, &identity).await {
+            Err(_) => true,
+            Ok(mut client) => client
+                .list_sandboxes(pb::ListSandboxesRequest {})
+                .await
+                .is_err(),
+        };
+        assert!(refused, "a client without the proxy's certificate got in");
+    }
+    // The API listener: the same headers are no identity.
+    let mut api = tls_client(world.api, &ca_file, None, &identity)
+        .await
+        .unwrap();
+    let status = api
+        .list_sandboxes(pb::ListSandboxesRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+}

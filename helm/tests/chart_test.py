@@ -36,6 +36,9 @@ CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 BAD_VALUES = [
     ({"gateway": {"tls": {"clientAuth": "required"}}}, "gateway.tls.existingSecret"),
     ({"gateway": {"tls": {"existingSecret": "s", "clientAuth": "always"}}}, "clientAuth"),
+    ({"gateway": {"trustedProxy": {"enabled": True}}}, "gateway.trustedProxy.peers"),
+    ({"gateway": {"trustedProxy": {"enabled": True, "peers": [], "tenantHedaer": "x"}}},
+     "tenantHedaer"),
     ({"replicas": 2}, "store.type=postgres"),
     (
         {"replicas": 2, "store": {"type": "postgres", "postgres": {"existingSecret": "pg"}},
@@ -228,6 +231,12 @@ def populate(root, pod, container, docs):
             shutil.copy(crt, os.path.join(target, "ca.crt"))
             for file in ("tls.key", "tls.crt", "ca.crt"):
                 os.chmod(os.path.join(target, file), volume["secret"].get("defaultMode", 0o644))
+        elif "secret" in volume and mount["name"] == "gateway-proxy":
+            # The trusted proxy's shared secret.
+            path = os.path.join(target, "secret")
+            with open(path, "w") as f:
+                f.write("a-shared-secret-of-some-length\n")
+            os.chmod(path, volume["secret"].get("defaultMode", 0o644))
         elif "secret" in volume:
             config = yaml.safe_load(configmaps[next(iter(configmaps))]["data"]["credentials.yaml"]) or {}
             for entry in (config.get("credentials") or {}).values():
@@ -340,6 +349,18 @@ def main():
                 if tls["clientAuth"]:
                     want += [f"--tls-client-auth={tls['clientAuth']}"]
                 check(all(a in args for a in want), f"{name}: TLS flags {want} missing from {args}")
+            proxy = values["_merged"]["gateway"]["trustedProxy"]
+            if proxy["enabled"]:
+                args = next(c for c in pod["containers"] if c["name"] == "gateway")["args"]
+                want = [f"--trusted-proxy-listen=0.0.0.0:{proxy['port']}"]
+                want += [f"--trusted-proxy-peer={peer}" for peer in proxy["peers"]]
+                if proxy["secretExistingSecret"]:
+                    want.append("--trusted-proxy-secret-file=/etc/gateway-proxy/secret")
+                want += [f"--trusted-proxy-attribute-header={h}={c}"
+                         for h, c in proxy["attributeHeaders"].items()]
+                check(all(a in args for a in want), f"{name}: proxy flags {want} missing from {args}")
+                ports = [p["name"] for d in by_kind(docs, "Service") for p in d["spec"]["ports"]]
+                check("proxy" in ports, f"{name}: the Service has no proxy port: {ports}")
             ran = config_check(name, pod, docs, bin_dir)
             check(ran >= 1, f"{name}: no container of ours was checked")
             if values["_merged"]["credentialsDriver"]["existingSecret"]:

@@ -103,6 +103,11 @@ livenessProbe:
 {{- if and (eq $v.gateway.kind "shim") (not $v.computeDriver.enabled) -}}
 {{- fail "gateway.kind=shim needs computeDriver.enabled (gateway-shim serve requires a compute driver); for the credentials driver beside another gateway use gateway.kind=external" -}}
 {{- end -}}
+{{- with $v.gateway.trustedProxy -}}
+{{- if and .enabled (not .peers) (not .secretExistingSecret) -}}
+{{- fail "gateway.trustedProxy.enabled needs a check of the proxy: gateway.trustedProxy.peers (the CIDRs it connects from) or gateway.trustedProxy.secretExistingSecret" -}}
+{{- end -}}
+{{- end -}}
 {{- if and (eq $v.gateway.kind "external") (not $v.gateway.external.image) -}}
 {{- fail "gateway.kind=external needs gateway.external.image (and gateway.external.args)" -}}
 {{- end -}}
@@ -132,6 +137,46 @@ livenessProbe:
 - --log-level={{ .Values.gateway.logLevel }}
 {{- if .Values.gateway.credentialPolicy }}
 - --credential-policy=/etc/gateway/credential-policy.yaml
+{{- end }}
+{{- if .Values.gateway.accessRules }}
+- --access-rules=/etc/gateway/access-rules.yaml
+{{- end }}
+{{- with .Values.gateway.inference }}
+{{- if .fairnessAttribute }}
+- --inference-fairness-attribute={{ .fairnessAttribute }}
+{{- end }}
+{{- if .objective }}
+- --inference-objective={{ .objective }}
+{{- end }}
+{{- end }}
+{{- with .Values.gateway.trustedProxy }}
+{{- if .enabled }}
+- --trusted-proxy-listen=0.0.0.0:{{ .port }}
+{{- range .peers }}
+- --trusted-proxy-peer={{ . }}
+{{- end }}
+{{- if .secretExistingSecret }}
+- --trusted-proxy-secret-file=/etc/gateway-proxy/secret
+- --trusted-proxy-secret-header={{ .secretHeader }}
+{{- end }}
+- --trusted-proxy-principal-header={{ .principalHeader }}
+{{- if .attributesHeader }}
+- --trusted-proxy-attributes-header={{ .attributesHeader }}
+{{- end }}
+{{- range $header, $category := .attributeHeaders }}
+- --trusted-proxy-attribute-header={{ $header }}={{ $category }}
+{{- end }}
+{{- if .tenantHeader }}
+- --trusted-proxy-tenant-header={{ .tenantHeader }}
+{{- end }}
+{{- if .tenantAttribute }}
+- --trusted-proxy-tenant-attribute={{ .tenantAttribute }}
+{{- end }}
+- --trusted-proxy-admin-role={{ .adminRole }}
+{{- if .platformAdminRole }}
+- --trusted-proxy-platform-admin-role={{ .platformAdminRole }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- with .Values.gateway.tls }}
 {{- if .existingSecret }}
@@ -177,6 +222,14 @@ livenessProbe:
   value: {{ .cliClientId | quote }}
 - name: OPENSHELL_OIDC_CLI_SCOPES
   value: {{ .cliScopes | quote }}
+- name: GATEWAY_OIDC_TENANT_CLAIM
+  value: {{ .tenantClaim | quote }}
+- name: GATEWAY_OIDC_PLATFORM_ADMIN_ROLE
+  value: {{ .platformAdminRole | quote }}
+{{- if .attributeClaims }}
+- name: GATEWAY_OIDC_ATTRIBUTE_CLAIMS
+  value: {{ include "sandbox-gateway.pairs" .attributeClaims | quote }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end -}}
@@ -196,9 +249,14 @@ livenessProbe:
 - name: gateway-data
   mountPath: /var/lib/gateway
 {{- end }}
-{{- if .Values.gateway.credentialPolicy }}
+{{- if or .Values.gateway.credentialPolicy .Values.gateway.accessRules }}
 - name: gateway-config
   mountPath: /etc/gateway
+  readOnly: true
+{{- end }}
+{{- if and .Values.gateway.trustedProxy.enabled .Values.gateway.trustedProxy.secretExistingSecret }}
+- name: gateway-proxy
+  mountPath: /etc/gateway-proxy
   readOnly: true
 {{- end }}
 {{- if .Values.gateway.tls.existingSecret }}
@@ -207,4 +265,13 @@ livenessProbe:
   readOnly: true
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* A map as KEY=VALUE,KEY=VALUE (sorted). */}}
+{{- define "sandbox-gateway.pairs" -}}
+{{- $pairs := list -}}
+{{- range $key, $value := . -}}
+{{- $pairs = append $pairs (printf "%s=%s" $key $value) -}}
+{{- end -}}
+{{- join "," $pairs -}}
 {{- end -}}
