@@ -10,7 +10,9 @@ use proto::cli::{CheckArgs, LogArgs, parse_duration};
 
 use crate::config::{GatewayConfig, defaults};
 
+mod control_plane;
 mod trusted_proxy;
+pub use control_plane::ControlPlaneArgs;
 pub use trusted_proxy::TrustedProxyArgs;
 
 use crate::client::cli::{
@@ -169,6 +171,9 @@ pub struct GatewayArgs {
     /// The trusted-proxy listener.
     #[command(flatten)]
     pub trusted_proxy: TrustedProxyArgs,
+    /// The external control plane (API keys).
+    #[command(flatten)]
+    pub control_plane: ControlPlaneArgs,
     /// `--check-config`.
     #[command(flatten)]
     pub check: CheckArgs,
@@ -180,14 +185,17 @@ impl GatewayArgs {
     /// # Errors
     /// One line per problem, each naming the flag to fix.
     pub fn config(&self) -> Result<GatewayConfig, String> {
-        let (compute, oidc, tls, proxy) = match (
+        let (compute, oidc, tls, proxy, control_plane) = match (
             self.compute_driver_socket.clone(),
             self.oidc.config(),
             self.tls(),
             self.trusted_proxy.config(),
+            self.control_plane.config(),
         ) {
-            (Some(compute), Ok(oidc), Ok(tls), Ok(proxy)) => (compute, oidc, tls, proxy),
-            (compute, oidc, tls, proxy) => {
+            (Some(compute), Ok(oidc), Ok(tls), Ok(proxy), Ok(control_plane)) => {
+                (compute, oidc, tls, proxy, control_plane)
+            }
+            (compute, oidc, tls, proxy, control_plane) => {
                 let missing = compute.is_none().then(|| {
                     "--compute-driver-socket (or OPENSHELL_COMPUTE_DRIVER_SOCKET) is required; or run `gateway-shim dev` to start the drivers too".to_owned()
                 });
@@ -196,6 +204,7 @@ impl GatewayArgs {
                     .chain(oidc.err())
                     .chain(tls.err())
                     .chain(proxy.err())
+                    .chain(control_plane.err())
                     .collect::<Vec<_>>()
                     .join("\n"));
             }
@@ -220,6 +229,7 @@ impl GatewayArgs {
             oidc,
             tls,
             trusted_proxy: proxy,
+            control_plane,
             fairness: crate::api::fairness::Fairness {
                 attribute: (!self.inference_fairness_attribute.is_empty())
                     .then(|| self.inference_fairness_attribute.clone()),

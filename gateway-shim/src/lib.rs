@@ -12,6 +12,7 @@ pub mod authz;
 mod cli;
 pub mod client;
 pub mod config;
+pub mod control_plane;
 pub mod dev;
 pub mod discovery;
 pub mod drivers;
@@ -19,7 +20,7 @@ pub mod server;
 pub mod store;
 pub mod tls;
 
-pub use cli::{Args, Command, DevArgs, GatewayArgs, OidcArgs, TrustedProxyArgs};
+pub use cli::{Args, Command, ControlPlaneArgs, DevArgs, GatewayArgs, OidcArgs, TrustedProxyArgs};
 pub use config::GatewayConfig;
 pub use dev::run_dev;
 pub use server::run_gateway;

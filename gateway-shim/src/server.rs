@@ -143,10 +143,20 @@ where
         );
     }
     let discovery = crate::discovery::Discovery::new(args.oidc.as_ref());
+    let api_keys = match &args.control_plane {
+        Some(config) => {
+            let control_plane =
+                crate::control_plane::ControlPlane::new(config).map_err(Error::Setup)?;
+            tracing::info!(address = ?config.address, "control plane configured: API keys on");
+            Some(Arc::new(crate::auth::api_key::ApiKeys::new(control_plane)))
+        }
+        None => None,
+    };
     let authenticator = Arc::new(Authenticator {
         oidc,
         local,
         sandbox_key: signer,
+        api_keys,
     });
 
     let mut background = vec![tokio::spawn(follow(

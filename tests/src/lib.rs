@@ -9,6 +9,7 @@
 pub mod browser;
 pub mod case;
 pub mod compute;
+pub mod control_plane_peer;
 pub mod credential_store;
 pub mod credentials;
 pub mod kube_sim;

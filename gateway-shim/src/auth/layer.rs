@@ -27,6 +27,12 @@ const STRIPPED_EXACT: &[&str] = &[
     "x-userinfo",
     "x-jwt-payload",
     "x-principal",
+    // The control plane's shared secret, and caller or tenant assertions.
+    "x-internal-secret",
+    "x-tenant",
+    "x-tenant-id",
+    "x-caller",
+    "x-consumer",
 ];
 /// Header prefixes clients may not set.
 const STRIPPED_PREFIXES: &[&str] = &["x-openshell-", "x-gateway-", "x-auth-request-"];

@@ -5,6 +5,7 @@
 //! method's declared mode, role and scope (the table generated from `gateway.proto`),
 //! and hands it to the handler as a request extension.
 
+pub mod api_key;
 mod authorize;
 mod layer;
 mod local_token;
@@ -38,6 +39,8 @@ pub struct Authenticator {
     pub sandbox_key: SigningKey,
     /// Verifies OIDC bearer tokens, when `--oidc-issuer` is set.
     pub oidc: Option<Arc<Oidc>>,
+    /// Resolves API keys, when a control plane is configured.
+    pub api_keys: Option<Arc<api_key::ApiKeys>>,
 }
 
 impl Authenticator {
@@ -70,6 +73,14 @@ impl Authenticator {
                 }))
                 .in_tenant(tenant),
             ));
+        }
+        if api_key::looks_like_api_key(token) {
+            return match &self.api_keys {
+                Some(keys) => keys.authenticate(token).await.map(Some),
+                None => Err(Status::unauthenticated(
+                    "API keys are not enabled on this gateway (no control plane is configured)",
+                )),
+            };
         }
         if let Some(local) = &self.local
             && let Some(principal) = local.authenticate(token, peer)?

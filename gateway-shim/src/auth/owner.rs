@@ -10,6 +10,8 @@
 //! - A principal asserted by the trusted authenticating proxy: `proxy.<v>`, `<v>` as
 //!   for OIDC (readable up to 57 characters).
 //!
+//! - An API-key consumer: `key.<v>`.
+//!
 //! Every key is a valid Kubernetes label value (the drivers label resources with it),
 //! and the mapping is injective: the namespaces have distinct prefixes, and a raw
 //! subject never starts with `h--`, which only hashed values do. Later authenticators
@@ -53,6 +55,15 @@ fn readable_or_hashed(subject: &str, max: usize) -> String {
     }
 }
 
+/// The owner key of the API-key consumer `consumer`: `key.<v>`.
+pub fn key_owner(consumer: &str) -> String {
+    let prefix = super::api_key::owner_prefix();
+    format!(
+        "{prefix}{}",
+        readable_or_hashed(consumer, 63 - prefix.len())
+    )
+}
+
 /// The namespace of OIDC subjects of `issuer`: `oidc-<8 hex>`.
 pub fn oidc_namespace(issuer: &str) -> String {
     format!("{OIDC_PREFIX}{}", hex_prefix(issuer.as_bytes(), 4))
@@ -73,7 +84,11 @@ pub fn oidc_owner(issuer: &str, subject: &str) -> String {
 pub fn from_legacy(owner: &str, namespace: &str) -> Option<String> {
     // Trusted-proxy keys came after namespacing (stores that had them were migrated
     // already, unless OIDC is configured later: those keep their key).
-    if owner.is_empty() || owner == LOCAL_OWNER || owner.starts_with(PROXY_PREFIX) {
+    if owner.is_empty()
+        || owner == LOCAL_OWNER
+        || owner.starts_with(PROXY_PREFIX)
+        || owner.starts_with(super::api_key::owner_prefix())
+    {
         return None;
     }
     let value = match owner.strip_prefix("u-") {
@@ -128,6 +143,8 @@ mod tests {
             proxy_owner("local"),
             proxy_owner("alice@example.com"),
             proxy_owner(&format!("oidc-{}", &hashed[5..13])),
+            key_owner("alice"),
+            key_owner("proxy.alice"),
         ];
         for (i, a) in keys.iter().enumerate() {
             assert!(is_label_value(a), "{a} is a label value");

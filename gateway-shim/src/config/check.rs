@@ -64,6 +64,13 @@ pub fn check(config: &GatewayConfig) -> ConfigCheck {
     if let Some(oidc) = &config.oidc {
         report.expect("--oidc-issuer", http_url(&oidc.issuer), "URL (not fetched)");
     }
+    if let Some(control_plane) = &config.control_plane {
+        report.expect(
+            "--control-plane-url",
+            crate::control_plane::ControlPlane::new(control_plane).map(drop),
+            "secret read (the control plane is not contacted by the check)",
+        );
+    }
     if let Some(proxy) = &config.trusted_proxy {
         report.expect(
             "--trusted-proxy-listen",

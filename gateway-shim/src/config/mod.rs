@@ -56,6 +56,8 @@ pub struct GatewayConfig {
     pub oidc: Option<OidcConfig>,
     /// TLS on the API listener; `None` (default): plain HTTP/2.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// The external control plane (API keys); `None` (default): off.
+    pub control_plane: Option<crate::control_plane::ControlPlaneConfig>,
     /// The trusted-proxy listener; `None` (default): off.
     pub trusted_proxy: Option<crate::auth::TrustedProxyConfig>,
     /// The gateway's headers on inference routes (default: the fairness id is the
@@ -113,6 +115,7 @@ impl GatewayConfig {
             oidc: None,
             tls: None,
             trusted_proxy: None,
+            control_plane: None,
             fairness: crate::api::fairness::Fairness::default(),
         }
     }

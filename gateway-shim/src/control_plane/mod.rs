@@ -1,0 +1,9 @@
+//! The optional external control plane (off unless configured): a small HTTP
+//! contract any control plane can implement, reached over HTTPS or a Unix socket
+//! ([`client`]); the API keys it knows are resolved through a cache with strict
+//! lifetimes ([`cache`]).
+
+pub mod cache;
+pub mod client;
+
+pub use client::{Address, ControlPlane, ControlPlaneConfig};

@@ -1,0 +1,308 @@
+//! API keys resolved by an external control plane: the control-plane test peer (over
+//! a Unix socket and over TCP) answers `GET /internal/keys/resolve?sha256=…` and counts
+//! requests; the gateway (its flags parsed as an operator writes them) authenticates
+//! `Bearer gwk_…` callers through its resolve cache. The cache's lifetimes are tested
+//! on a paused clock in `control_plane::cache::tests`; here, what a caller sees.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use conformance::control_plane_peer::{ControlPlanePeer, KeyRecord};
+use conformance::mock::{Faults, MockCompute, MockServer};
+use proto::pb::gateway::v1 as pb;
+use proto::pb::health::health_check_response::ServingStatus;
+use support::oidc::{AUDIENCE, OidcPeer};
+use support::{Gateway, args, create_request};
+use tonic::Code;
+
+const SECRET: &str = "control-plane-shared-secret";
+const KEY: &str = "gwk_ci-bot-key-0123456789abcdef";
+
+fn record(consumer: &str, tenant: &str) -> KeyRecord {
+    KeyRecord {
+        active: true,
+        consumer: consumer.into(),
+        tenant: tenant.into(),
+        rate_per_min: 600,
+        burst: 50,
+    }
+}
+
+struct World {
+    gateway: Gateway,
+    peer: ControlPlanePeer,
+    _compute: MockServer,
+    dir: tempfile::TempDir,
+}
+
+/// The flags an operator writes, parsed by the real parser.
+fn serve_flags(extra: &[&str]) -> Result<gateway_shim::GatewayConfig, String> {
+    let args = [
+        "gateway-shim",
+        "serve",
+        "--compute-driver-socket",
+        "/unused",
+    ]
+    .into_iter()
+    .chain(extra.iter().copied());
+    let parsed =
+        <gateway_shim::Args as clap::Parser>::try_parse_from(args).map_err(|e| e.to_string())?;
+    let gateway_shim::Command::Serve(serve) = parsed.command else {
+        panic!("serve parses as serve");
+    };
+    serve.config()
+}
+
+fn secret_file(dir: &Path, secret: &str) -> String {
+    let path = dir.join("cp-secret");
+    std::fs::write(&path, secret).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+impl World {
+    /// A gateway using the peer over its Unix socket (`over_unix`) or over TCP.
+    async fn start(over_unix: bool, oidc: Option<&OidcPeer>) -> Self {
+        let dir = proto::testing::short_dir();
+        let peer = ControlPlanePeer::start(SECRET, &dir.path().join("cp.sock"))
+            .await
+            .unwrap();
+        let compute_socket = dir.path().join("c.sock");
+        let compute =
+            support::serve_mock_compute(&compute_socket, MockCompute::new(Faults::default())).await;
+        let secret = secret_file(dir.path(), SECRET);
+        let url = if over_unix {
+            format!("unix:{}", peer.socket.display())
+        } else {
+            peer.url()
+        };
+        let mut flags = vec![
+            "--control-plane-url".to_owned(),
+            url,
+            "--control-plane-secret-file".to_owned(),
+            secret,
+            "--control-plane-timeout".to_owned(),
+            "1s".to_owned(),
+        ];
+        if !over_unix {
+            flags.push("--control-plane-insecure-http".to_owned());
+        }
+        if let Some(oidc) = oidc {
+            flags.extend(
+                [
+                    "--oidc-issuer",
+                    &oidc.issuer,
+                    "--oidc-audience",
+                    AUDIENCE,
+                    "--oidc-tenant-claim",
+                    "tenant",
+                ]
+                .map(str::to_owned),
+            );
+        }
+        let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let parsed = serve_flags(&refs).unwrap();
+        let mut config = args(dir.path(), &compute_socket, None);
+        config.control_plane = parsed.control_plane;
+        config.oidc = parsed.oidc;
+        let gateway = Gateway::start(config).await;
+        gateway.wait_health(ServingStatus::Serving).await;
+        Self {
+            gateway,
+            peer,
+            _compute: compute,
+            dir,
+        }
+    }
+}
+
+fn code<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Code {
+    result.map_or_else(|status| status.code(), |_| Code::Ok)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_is_a_caller_of_the_tenant_the_control_plane_names() {
+    let oidc = OidcPeer::start_with(support::oidc::peer_config()).await;
+    let world = World::start(true, Some(&oidc)).await;
+    world.peer.put_key(KEY, record("ci-bot", "acme")).await;
+    let mut bot = world.gateway.client_with(KEY).await;
+    let made = bot
+        .create_sandbox(create_request("built-by-ci"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(made.owner, "key.ci-bot");
+    // Warm: calls make no further request (one for the create above, none after).
+    for _ in 0..10 {
+        bot.list_sandboxes(pb::ListSandboxesRequest {})
+            .await
+            .unwrap();
+    }
+    assert_eq!(world.peer.requests(), 1, "a hit makes no request");
+
+    // Its tenant's admin sees the sandbox; another tenant's does not.
+    let admin_of = |tenant: &'static str| {
+        let oidc = &oidc;
+        async move {
+            oidc.mint(serde_json::json!({
+                "sub": format!("admin-{tenant}"), "aud": AUDIENCE, "azp": "cli",
+                "claims": { "realm_access": { "roles": ["openshell-admin"] }, "tenant": tenant }
+            }))
+            .await
+        }
+    };
+    let mut acme = world.gateway.client_with(&admin_of("acme").await).await;
+    let mut globex = world.gateway.client_with(&admin_of("globex").await).await;
+    assert_eq!(support::sandbox_names(&mut acme).await, ["built-by-ci"]);
+    assert!(support::sandbox_names(&mut globex).await.is_empty());
+
+    // Unknown keys are refused, and the refusal is cached too.
+    let mut stranger = world.gateway.client_with("gwk_nobody-knows-this-key").await;
+    for _ in 0..5 {
+        let refused = stranger
+            .list_sandboxes(pb::ListSandboxesRequest {})
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated);
+        assert!(!refused.message().contains("gwk_"), "{}", refused.message());
+    }
+    assert_eq!(world.peer.requests(), 2);
+
+    // 200 concurrent cold calls with a new key: one request.
+    let fresh = "gwk_fresh-key-for-a-burst-of-callers";
+    world.peer.put_key(fresh, record("burst", "acme")).await;
+    world.peer.set_latency(Duration::from_millis(100));
+    let client = world.gateway.client_with(fresh).await;
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let mut client = client.clone();
+        calls.spawn(async move { code(client.list_sandboxes(pb::ListSandboxesRequest {}).await) });
+    }
+    while let Some(result) = calls.join_next().await {
+        assert_eq!(result.unwrap(), Code::Ok);
+    }
+    assert_eq!(
+        world.peer.requests(),
+        3,
+        "200 cold resolves of one key, one request"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_control_plane_is_unavailable_never_a_guess() {
+    let mut world = World::start(false, None).await;
+    world.peer.put_key(KEY, record("ci-bot", "acme")).await;
+    let mut bot = world.gateway.client_with(KEY).await;
+
+    // 5xx with nothing cached: UNAVAILABLE (and nothing cached from it).
+    world.peer.fail_with(503);
+    assert_eq!(
+        code(bot.list_sandboxes(pb::ListSandboxesRequest {}).await),
+        Code::Unavailable
+    );
+    world.peer.fail_with(0);
+    // Too slow: the timeout (1 s) makes it unreachable too.
+    world.peer.set_latency(Duration::from_millis(1500));
+    assert_eq!(
+        code(bot.list_sandboxes(pb::ListSandboxesRequest {}).await),
+        Code::Unavailable
+    );
+    world.peer.set_latency(Duration::ZERO);
+    assert_eq!(
+        code(bot.list_sandboxes(pb::ListSandboxesRequest {}).await),
+        Code::Ok
+    );
+    // Once known, the answer serves its lifetime even when the peer is gone.
+    world.peer.stop();
+    assert_eq!(
+        code(bot.list_sandboxes(pb::ListSandboxesRequest {}).await),
+        Code::Ok
+    );
+    let mut other = world.gateway.client_with("gwk_never-seen-before").await;
+    assert_eq!(
+        code(other.list_sandboxes(pb::ListSandboxesRequest {}).await),
+        Code::Unavailable,
+        "refused connections: unreachable"
+    );
+    drop(world.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_gets_no_key_through_and_bad_flags_name_the_fix() {
+    let dir = proto::testing::short_dir();
+    let peer = ControlPlanePeer::start(SECRET, &dir.path().join("cp.sock"))
+        .await
+        .unwrap();
+    peer.put_key(KEY, record("ci-bot", "acme")).await;
+    let compute_socket = dir.path().join("c.sock");
+    let _compute =
+        support::serve_mock_compute(&compute_socket, MockCompute::new(Faults::default())).await;
+    let wrong = secret_file(dir.path(), "not-the-shared-secret-at-all");
+    let url = peer.url();
+    let parsed = serve_flags(&[
+        "--control-plane-url",
+        &url,
+        "--control-plane-secret-file",
+        &wrong,
+        "--control-plane-insecure-http",
+    ])
+    .unwrap();
+    let mut config = args(dir.path(), &compute_socket, None);
+    config.control_plane = parsed.control_plane;
+    let gateway = Gateway::start(config).await;
+    gateway.wait_health(ServingStatus::Serving).await;
+    let mut bot = gateway.client_with(KEY).await;
+    assert_eq!(
+        code(bot.list_sandboxes(pb::ListSandboxesRequest {}).await),
+        Code::Unauthenticated,
+        "the peer refuses a wrong secret (403): no key resolves"
+    );
+
+    // Flags: both or neither, https or unix (http only when insecure is said).
+    let missing = serve_flags(&["--control-plane-url", "https://cp.example"]).unwrap_err();
+    assert!(missing.contains("--control-plane-secret-file"), "{missing}");
+    let alone = serve_flags(&["--control-plane-secret-file", &wrong]).unwrap_err();
+    assert!(alone.contains("--control-plane-url"), "{alone}");
+    let plain = serve_flags(&[
+        "--control-plane-url",
+        &url,
+        "--control-plane-secret-file",
+        &wrong,
+    ])
+    .unwrap_err();
+    assert!(plain.contains("--control-plane-insecure-http"), "{plain}");
+    std::fs::set_permissions(&wrong, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let readable = serve_flags(&[
+        "--control-plane-url",
+        "unix:/run/cp.sock",
+        "--control-plane-secret-file",
+        &wrong,
+    ])
+    .unwrap_err();
+    assert!(
+        readable.contains("--control-plane-secret-file"),
+        "{readable}"
+    );
+    // Without a control plane, API keys are refused saying so.
+    let dir2 = proto::testing::short_dir();
+    let compute2 = dir2.path().join("c.sock");
+    let _compute2 =
+        support::serve_mock_compute(&compute2, MockCompute::new(Faults::default())).await;
+    let plain_gateway = Gateway::start(args(dir2.path(), &compute2, None)).await;
+    plain_gateway.wait_health(ServingStatus::Serving).await;
+    let refused = plain_gateway
+        .client_with(KEY)
+        .await
+        .list_sandboxes(pb::ListSandboxesRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert!(
+        refused.message().contains("control plane"),
+        "{}",
+        refused.message()
+    );
+}
