@@ -56,6 +56,9 @@ pub enum Command {
     /// From inside a sandbox: resolve an attached provider's credential.
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// API keys (admins): create, list, revoke, block.
+    #[command(subcommand)]
+    Apikey(crate::client::api_keys::ApiKeyCommand),
     /// Remembered gateways: add, list, use, remove.
     #[command(subcommand)]
     Gateway(GatewayCommand),

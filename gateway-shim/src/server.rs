@@ -143,15 +143,19 @@ where
         );
     }
     let discovery = crate::discovery::Discovery::new(args.oidc.as_ref());
-    let api_keys = match &args.control_plane {
+    let control_plane = match &args.control_plane {
         Some(config) => {
             let control_plane =
                 crate::control_plane::ControlPlane::new(config).map_err(Error::Setup)?;
-            tracing::info!(address = ?config.address, "control plane configured: API keys on");
-            Some(Arc::new(crate::auth::api_key::ApiKeys::new(control_plane)))
+            tracing::info!(address = ?config.address, "control plane configured: it resolves API keys the gateway does not know");
+            Some(control_plane)
         }
         None => None,
     };
+    let api_keys = Some(Arc::new(crate::auth::api_key::ApiKeys::new(
+        &core.store,
+        control_plane,
+    )));
     let authenticator = Arc::new(Authenticator {
         oidc,
         local,

@@ -286,7 +286,7 @@ async fn a_wrong_secret_gets_no_key_through_and_bad_flags_name_the_fix() {
         readable.contains("--control-plane-secret-file"),
         "{readable}"
     );
-    // Without a control plane, API keys are refused saying so.
+    // Without a control plane, an unknown key is simply not valid (local keys only).
     let dir2 = proto::testing::short_dir();
     let compute2 = dir2.path().join("c.sock");
     let _compute2 =
@@ -300,9 +300,130 @@ async fn a_wrong_secret_gets_no_key_through_and_bad_flags_name_the_fix() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
+    assert_eq!(refused.message(), "API key not valid");
+}
+
+/// A token of the OIDC peer for `sub` in `tenant` with `roles`.
+async fn oidc_token(peer: &OidcPeer, sub: &str, tenant: &str, roles: &[&str]) -> String {
+    peer.mint(serde_json::json!({
+        "sub": sub, "aud": AUDIENCE, "azp": "cli", "scope": "openshell:all",
+        "claims": { "realm_access": { "roles": roles }, "tenant": tenant }
+    }))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_keys_are_authoritative_and_the_kill_switch_beats_the_control_plane() {
+    let oidc = OidcPeer::start_with(support::oidc::peer_config()).await;
+    let world = World::start(true, Some(&oidc)).await;
+    let acme_admin = oidc_token(&oidc, "ann", "acme", &["openshell-admin"]).await;
+    let globex_admin = oidc_token(&oidc, "gus", "globex", &["openshell-admin"]).await;
+    let url = format!("http://{}", world.gateway.addr);
+    let cli = |token: &str, args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gateway-shim"))
+            .args(args)
+            .args(["--gateway", &url, "--token", token, "-o", "json"])
+            .env("OPENSHELL_CONFIG_DIR", world.dir.path().join("cfg"))
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap_or_default(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+
+    // An admin of acme creates a key with the CLI: shown once, never listed.
+    let (ok, created, stderr) = cli(&acme_admin, &["apikey", "create", "--consumer", "ci-bot"]);
+    assert!(ok, "{stderr}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
     assert!(
-        refused.message().contains("control plane"),
-        "{}",
-        refused.message()
+        key.starts_with("gwk_") && created["tenant"] == "acme",
+        "{created}"
     );
+    let (ok, listed, _) = cli(&acme_admin, &["apikey", "list"]);
+    assert!(ok);
+    assert_eq!(listed["keys"][0]["id"], id.as_str());
+    assert!(
+        !listed.to_string().contains(&key),
+        "a key is never shown again"
+    );
+    let (_, others, _) = cli(&globex_admin, &["apikey", "list"]);
+    assert_eq!(
+        others["keys"],
+        serde_json::json!([]),
+        "another tenant's keys do not exist"
+    );
+    let (ok, _, stderr) = cli(&globex_admin, &["apikey", "revoke", &id]);
+    assert!(!ok && stderr.contains("not found"), "{stderr}");
+
+    // The local key works and never reaches the control plane.
+    let mut bot = world.gateway.client_with(&key).await;
+    let made = bot
+        .create_sandbox(create_request("by-local-key"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(made.owner, "key.ci-bot");
+    assert_eq!(
+        world.peer.requests(),
+        0,
+        "a local key never reaches the control plane"
+    );
+
+    // A key of the control plane, blocked locally: refused whatever it says.
+    world.peer.put_key(KEY, record("cp-bot", "acme")).await;
+    let mut cp_bot = world.gateway.client_with(KEY).await;
+    assert_eq!(
+        code(cp_bot.list_sandboxes(pb::ListSandboxesRequest {}).await),
+        Code::Ok
+    );
+    let (ok, _, stderr) = cli(&acme_admin, &["apikey", "block", "--consumer", "cp-bot"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        code(cp_bot.list_sandboxes(pb::ListSandboxesRequest {}).await),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        code(bot.list_sandboxes(pb::ListSandboxesRequest {}).await),
+        Code::Ok
+    );
+    let (ok, _, _) = cli(
+        &acme_admin,
+        &["apikey", "block", "--consumer", "cp-bot", "--unblock"],
+    );
+    assert!(ok);
+    assert_eq!(
+        code(cp_bot.list_sandboxes(pb::ListSandboxesRequest {}).await),
+        Code::Ok
+    );
+
+    // A whole tenant: only a platform admin (here the local token, which is one) may.
+    let (ok, _, stderr) = cli(&acme_admin, &["apikey", "block"]);
+    assert!(!ok && stderr.contains("platform admin"), "{stderr}");
+    let local = std::fs::read_to_string(&world.gateway.token_file).unwrap();
+    let (ok, _, stderr) = cli(local.trim(), &["apikey", "block", "--tenant", "acme"]);
+    assert!(ok, "{stderr}");
+    for client in [&mut bot, &mut cp_bot] {
+        assert_eq!(
+            code(client.list_sandboxes(pb::ListSandboxesRequest {}).await),
+            Code::Unauthenticated
+        );
+    }
+    let (ok, _, _) = cli(
+        local.trim(),
+        &["apikey", "block", "--tenant", "acme", "--unblock"],
+    );
+    assert!(ok);
+
+    // Revoked: refused, and the control plane is not asked about it either.
+    let asked = world.peer.requests();
+    let (ok, revoked, stderr) = cli(&acme_admin, &["apikey", "revoke", &id]);
+    assert!(ok && revoked["active"] == false, "{stderr}");
+    assert_eq!(
+        code(bot.list_sandboxes(pb::ListSandboxesRequest {}).await),
+        Code::Unauthenticated
+    );
+    assert_eq!(world.peer.requests(), asked);
 }

@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use conformance::mock::{Faults, MockCompute};
-use proto::pb::gateway::v1::{AuthMode, METHOD_AUTH, MethodAuthEntry};
+use proto::pb::gateway::v1::{AuthMode, METHOD_AUTH, MethodAuthEntry, Role};
 use proto::pb::health::health_check_response::ServingStatus;
 use support::oidc::{self, OidcPeer};
 use support::{Gateway, args, create_request};
@@ -88,8 +88,22 @@ async fn every_method_enforces_its_declaration() {
                 Code::PermissionDenied,
                 "{method}: scope"
             );
-            let exact_scope =
-                oidc::user_token(&peer, "carol", &["openshell-user"], entry.scope).await;
+            // The declared role (admin methods: the admin role) with exactly the scope.
+            let admin_only = entry.role == Role::Admin as i32;
+            let role = if admin_only {
+                "openshell-admin"
+            } else {
+                "openshell-user"
+            };
+            if admin_only {
+                let user = oidc::user_token(&peer, "carol", &["openshell-user"], entry.scope).await;
+                assert_eq!(
+                    call(&channel, entry, Some(&user)).await,
+                    Code::PermissionDenied,
+                    "{method}: the user role does not satisfy admin"
+                );
+            }
+            let exact_scope = oidc::user_token(&peer, "carol", &[role], entry.scope).await;
             let code = call(&channel, entry, Some(&exact_scope)).await;
             assert!(
                 authorized(code),

@@ -3,6 +3,7 @@
 //! [`Principal`] from the auth layer; ownership decisions live in [`names`] and the
 //! `visible`/`find` helpers of each module.
 
+mod api_keys;
 mod credential_access;
 pub mod driver_spec;
 pub mod error;
@@ -433,6 +434,57 @@ impl GatewayTrait for GatewayApi {
         }
         .await;
         self.observe("UpdateSandboxSettings", reply)
+    }
+
+    async fn create_api_key(
+        &self,
+        request: Request<pb::CreateApiKeyRequest>,
+    ) -> Reply<pb::CreatedApiKey> {
+        let reply = async move {
+            let who = caller(&request)?;
+            Ok(Response::new(
+                api_keys::create(&self.core, &who, request.into_inner()).await?,
+            ))
+        }
+        .await;
+        self.observe("CreateApiKey", reply)
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<pb::ListApiKeysRequest>,
+    ) -> Reply<pb::ListApiKeysResponse> {
+        let reply = async move {
+            let who = caller(&request)?;
+            let keys = api_keys::list(&self.core, &who).await?;
+            Ok(Response::new(pb::ListApiKeysResponse { keys }))
+        }
+        .await;
+        self.observe("ListApiKeys", reply)
+    }
+
+    async fn revoke_api_key(&self, request: Request<pb::ApiKeyRef>) -> Reply<pb::ApiKey> {
+        let reply = async move {
+            let who = caller(&request)?;
+            Ok(Response::new(
+                api_keys::revoke(&self.core, &who, request.get_ref()).await?,
+            ))
+        }
+        .await;
+        self.observe("RevokeApiKey", reply)
+    }
+
+    async fn set_caller_blocked(
+        &self,
+        request: Request<pb::SetCallerBlockedRequest>,
+    ) -> Reply<pb::SetCallerBlockedResponse> {
+        let reply = async move {
+            let who = caller(&request)?;
+            api_keys::set_blocked(&self.core, &who, request.into_inner()).await?;
+            Ok(Response::new(pb::SetCallerBlockedResponse {}))
+        }
+        .await;
+        self.observe("SetCallerBlocked", reply)
     }
 
     async fn get_own_sandbox_settings(

@@ -55,7 +55,7 @@ pub fn rewrite(record: &Record, namespace: &str) -> Option<Record> {
         }
         // The body names no owner; the record's owner column is rewritten above.
         Kind::SandboxSettings => {}
-        Kind::Setting => return None,
+        Kind::Setting | Kind::ApiKey => return None,
     }
     (out != *record).then_some(out)
 }

@@ -159,7 +159,7 @@ pub(super) async fn delete(core: &Core, who: &Principal, name: &str) -> Result<(
         }
         Kind::InferenceRoute => super::inference::decode(referrer)
             .is_ok_and(|route| names_it(referrer, std::slice::from_ref(&route.provider))),
-        Kind::Provider | Kind::Setting | Kind::SandboxSettings => false,
+        Kind::Provider | Kind::Setting | Kind::SandboxSettings | Kind::ApiKey => false,
     };
     // The check and the delete are one transaction: an attach, a route or a sandbox
     // create naming this provider either lands first and is found, or finds it gone.

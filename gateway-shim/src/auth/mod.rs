@@ -78,7 +78,7 @@ impl Authenticator {
             return match &self.api_keys {
                 Some(keys) => keys.authenticate(token).await.map(Some),
                 None => Err(Status::unauthenticated(
-                    "API keys are not enabled on this gateway (no control plane is configured)",
+                    "API keys are not enabled on this gateway",
                 )),
             };
         }

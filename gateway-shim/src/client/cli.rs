@@ -469,5 +469,6 @@ pub fn client_args(command: &crate::Command) -> Option<&ClientArgs> {
             InferenceCommand::Bundle(c) => &c.client,
         },
         Command::Credential(CredentialCommand::Resolve(c)) => &c.client,
+        Command::Apikey(sub) => sub.client(),
     })
 }

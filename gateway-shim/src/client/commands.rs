@@ -24,6 +24,7 @@ pub async fn run_client(command: &Command) -> Option<Result<(), ClientError>> {
         Command::Credential(CredentialCommand::Resolve(sub)) => {
             resolve(&sub.name, &sub.client).await
         }
+        Command::Apikey(sub) => super::api_keys::run(sub).await,
         Command::Gateway(sub) => super::account::gateway(sub).await,
         Command::Login(login) => super::account::login(login).await,
         Command::Logout(logout) => super::account::logout(logout).await,

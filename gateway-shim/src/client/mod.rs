@@ -2,6 +2,7 @@
 //! gRPC API, with tables for people and `-o json` for scripts.
 
 mod account;
+pub mod api_keys;
 pub mod cli;
 mod commands;
 pub mod login;

@@ -55,6 +55,9 @@ pub enum Kind {
     Setting,
     /// A sandbox's settings document (keyed by the sandbox's id).
     SandboxSettings,
+    /// A local API key (keyed by the hex SHA-256 of the key; in the platform's
+    /// partition, owned by the key's tenant).
+    ApiKey,
 }
 
 impl Kind {
@@ -66,6 +69,7 @@ impl Kind {
             Self::InferenceRoute,
             Self::Setting,
             Self::SandboxSettings,
+            Self::ApiKey,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == value)
@@ -79,6 +83,7 @@ impl Kind {
             Self::InferenceRoute => "inference_route",
             Self::Setting => "setting",
             Self::SandboxSettings => "sandbox_settings",
+            Self::ApiKey => "api_key",
         }
     }
 }
