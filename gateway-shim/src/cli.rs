@@ -177,6 +177,23 @@ pub struct GatewayArgs {
     /// The external control plane (API keys).
     #[command(flatten)]
     pub control_plane: ControlPlaneArgs,
+    /// Calls a minute per user or API key whose key names no limit of its own
+    /// (RESOURCE_EXHAUSTED with grpc-retry-pushback-ms beyond); 0: unlimited.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        env = "GATEWAY_RATE_LIMIT_PER_MIN"
+    )]
+    pub rate_limit_per_min: u32,
+    /// Calls above the rate a caller may make at once; 0: a minute's worth.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        env = "GATEWAY_RATE_LIMIT_BURST"
+    )]
+    pub rate_limit_burst: u32,
     /// `--check-config`.
     #[command(flatten)]
     pub check: CheckArgs,
@@ -233,6 +250,14 @@ impl GatewayArgs {
             tls,
             trusted_proxy: proxy,
             control_plane,
+            rate_limit: (self.rate_limit_per_min > 0).then_some(crate::auth::rate_limit::Rate {
+                per_min: self.rate_limit_per_min,
+                burst: if self.rate_limit_burst == 0 {
+                    self.rate_limit_per_min
+                } else {
+                    self.rate_limit_burst
+                },
+            }),
             fairness: crate::api::fairness::Fairness {
                 attribute: (!self.inference_fairness_attribute.is_empty())
                     .then(|| self.inference_fairness_attribute.clone()),

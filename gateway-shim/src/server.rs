@@ -206,7 +206,11 @@ where
             .add_service(health_service.clone())
             .add_service(GatewayServer::new(api.clone()).max_decoding_message_size(max_request))
     };
-    let auth = AuthLayer::new(authenticator, metrics);
+    let limits = Arc::new(crate::auth::RateLimits {
+        default: args.rate_limit,
+        ..Default::default()
+    });
+    let auth = AuthLayer::new(authenticator, metrics).limiting(limits);
     let main = router(
         auth.clone()
             .stripping(proxy.as_ref().map(|(p, _, _)| Arc::clone(p))),

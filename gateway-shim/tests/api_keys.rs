@@ -26,8 +26,9 @@ fn record(consumer: &str, tenant: &str) -> KeyRecord {
         active: true,
         consumer: consumer.into(),
         tenant: tenant.into(),
-        rate_per_min: 600,
-        burst: 50,
+        // No limit of its own (the gateway's default: none).
+        rate_per_min: 0,
+        burst: 0,
     }
 }
 
@@ -286,6 +287,20 @@ async fn a_wrong_secret_gets_no_key_through_and_bad_flags_name_the_fix() {
         readable.contains("--control-plane-secret-file"),
         "{readable}"
     );
+    // The default limit of users (and keys naming none): a minute's worth of burst.
+    let limited = serve_flags(&["--rate-limit-per-min", "120"]).unwrap();
+    assert_eq!(
+        limited.rate_limit,
+        Some(gateway_shim::auth::rate_limit::Rate {
+            per_min: 120,
+            burst: 120
+        })
+    );
+    assert_eq!(
+        serve_flags(&[]).unwrap().rate_limit,
+        None,
+        "unlimited by default"
+    );
     // Without a control plane, an unknown key is simply not valid (local keys only).
     let dir2 = proto::testing::short_dir();
     let compute2 = dir2.path().join("c.sock");
@@ -426,4 +441,55 @@ async fn local_keys_are_authoritative_and_the_kill_switch_beats_the_control_plan
         Code::Unauthenticated
     );
     assert_eq!(world.peer.requests(), asked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_over_its_burst_is_held_back_and_another_of_its_tenant_is_not() {
+    let world = World::start(true, None).await;
+    let limited = |consumer: &str| KeyRecord {
+        rate_per_min: 60,
+        burst: 3,
+        ..record(consumer, "acme")
+    };
+    world.peer.put_key(KEY, limited("ci-bot")).await;
+    let other = "gwk_another-bot-of-the-same-tenant";
+    world.peer.put_key(other, limited("other-bot")).await;
+    let mut bot = world.gateway.client_with(KEY).await;
+    for _ in 0..3 {
+        assert_eq!(
+            code(bot.list_sandboxes(pb::ListSandboxesRequest {}).await),
+            Code::Ok
+        );
+    }
+    let held = bot
+        .list_sandboxes(pb::ListSandboxesRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(held.code(), Code::ResourceExhausted, "{held:?}");
+    let pushback: u64 = held
+        .metadata()
+        .get("grpc-retry-pushback-ms")
+        .expect("a pushback")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=1000).contains(&pushback),
+        "{pushback} ms (one token a second)"
+    );
+    // Another caller of the same tenant has its own bucket.
+    let mut other = world.gateway.client_with(other).await;
+    for _ in 0..3 {
+        assert_eq!(
+            code(other.list_sandboxes(pb::ListSandboxesRequest {}).await),
+            Code::Ok
+        );
+    }
+    // After the pushback, the first caller is admitted again.
+    tokio::time::sleep(Duration::from_millis(pushback + 50)).await;
+    assert_eq!(
+        code(bot.list_sandboxes(pb::ListSandboxesRequest {}).await),
+        Code::Ok
+    );
 }

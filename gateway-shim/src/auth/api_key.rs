@@ -16,6 +16,7 @@ use tonic::Status;
 use prost::Message as _;
 use proto::pb::gateway::v1 as pb;
 
+use super::rate_limit::Rate;
 use super::{Identity, Principal, User};
 use crate::control_plane::ControlPlane;
 use crate::control_plane::cache::{KeyAnswer, Lifetimes, ResolveCache};
@@ -86,7 +87,7 @@ impl ApiKeys {
             .get_cached(Kind::ApiKey, &hex)
             .await
             .map_err(unavailable)?;
-        let (consumer, tenant) = match local {
+        let (consumer, tenant, rate) = match local {
             Some(record) => {
                 let key = pb::ApiKey::decode(record.body.as_slice())
                     .map_err(|_| Status::internal("a stored API key is corrupt"))?;
@@ -94,7 +95,8 @@ impl ApiKeys {
                     tracing::info!(key = %key.id, "API key refused: revoked");
                     return Err(Status::unauthenticated("API key not valid"));
                 }
-                (key.consumer, key.tenant)
+                let rate = rate(key.rate_per_min, key.burst);
+                (key.consumer, key.tenant, rate)
             }
             None => self.ask_control_plane(token).await?,
         };
@@ -124,11 +126,17 @@ impl ApiKeys {
             scopes: None,
             bearer: None,
         };
-        Ok(Principal::new(Identity::User(user)).in_tenant(tenant))
+        let mut principal = Principal::new(Identity::User(user)).in_tenant(tenant);
+        principal.rate = rate;
+        Ok(principal)
     }
 
-    /// (consumer, tenant) of a key the gateway does not know, from the control plane.
-    async fn ask_control_plane(&self, token: &str) -> Result<(String, String), Status> {
+    /// (consumer, tenant, rate) of a key the gateway does not know, from the control
+    /// plane.
+    async fn ask_control_plane(
+        &self,
+        token: &str,
+    ) -> Result<(String, String, Option<Rate>), Status> {
         let Some((control_plane, cache)) = &self.control_plane else {
             return Err(Status::unauthenticated("API key not valid"));
         };
@@ -144,7 +152,10 @@ impl ApiKeys {
                 Status::unavailable("API keys cannot be checked now; retry shortly")
             })?;
         match answer {
-            KeyAnswer::Active(plan) => Ok((plan.consumer, plan.tenant)),
+            KeyAnswer::Active(plan) => {
+                let rate = rate(plan.rate_per_min, plan.burst);
+                Ok((plan.consumer, plan.tenant, rate))
+            }
             KeyAnswer::Refused(why) => {
                 tracing::info!(reason = %why, "API key refused");
                 Err(Status::unauthenticated("API key not valid"))
@@ -161,4 +172,12 @@ pub(super) const fn owner_prefix() -> &'static str {
 fn unavailable(error: crate::store::StoreError) -> Status {
     tracing::warn!(%error, "API key lookup failed");
     Status::unavailable("API keys cannot be checked now; retry shortly")
+}
+
+/// A key's own limit (`None`: the gateway's default applies).
+fn rate(per_min: u32, burst: u32) -> Option<Rate> {
+    (per_min > 0).then_some(Rate {
+        per_min,
+        burst: burst.max(1),
+    })
 }

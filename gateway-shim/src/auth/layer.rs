@@ -11,7 +11,46 @@ use proto::admin::Metrics;
 use tonic::transport::server::TcpConnectInfo;
 use tower::{Layer, Service};
 
-use super::{Authenticator, TrustedProxy, authorize, bearer, entry_for};
+use super::rate_limit::{Rate, RateLimiter};
+use super::{Authenticator, Principal, TrustedProxy, authorize, bearer, entry_for};
+
+/// The rate limits the layer applies to users: the limiter, and the limit of callers
+/// whose authenticator resolved none (`None`: unlimited).
+#[derive(Debug, Default)]
+pub struct RateLimits {
+    /// The buckets.
+    pub limiter: RateLimiter,
+    /// `--rate-limit-per-min` and `--rate-limit-burst`.
+    pub default: Option<Rate>,
+}
+
+impl RateLimits {
+    /// Whether `principal` may make a call now (sandboxes are not limited).
+    ///
+    /// # Errors
+    /// RESOURCE_EXHAUSTED with `grpc-retry-pushback-ms`.
+    pub fn admit(&self, principal: &Principal) -> Result<(), tonic::Status> {
+        if principal.user().is_none() {
+            return Ok(());
+        }
+        let Some(rate) = principal.rate.or(self.default) else {
+            return Ok(());
+        };
+        self.limiter.take(principal.owner(), rate).map_err(|wait| {
+            let ms = wait.as_millis().max(1);
+            let mut status = tonic::Status::resource_exhausted(format!(
+                "rate limit: {} calls a minute (burst {}); retry in {ms} ms",
+                rate.per_min, rate.burst
+            ));
+            if let Ok(value) = ms.to_string().parse() {
+                status
+                    .metadata_mut()
+                    .insert("grpc-retry-pushback-ms", value);
+            }
+            status
+        })
+    }
+}
 
 /// Header names clients may not set: identity asserted by a proxy, or our own
 /// internal markers. Removed before any decision.
@@ -62,6 +101,7 @@ pub struct AuthLayer {
     metrics: Metrics,
     proxy: Option<Arc<TrustedProxy>>,
     trusting: bool,
+    limits: Arc<RateLimits>,
 }
 
 impl AuthLayer {
@@ -72,7 +112,15 @@ impl AuthLayer {
             metrics,
             proxy: None,
             trusting: false,
+            limits: Arc::new(RateLimits::default()),
         }
+    }
+
+    /// Applies `limits` to users' calls (one set shared by every listener).
+    #[must_use]
+    pub fn limiting(mut self, limits: Arc<RateLimits>) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Also strips the headers `proxy` reads (on a listener that does not trust it).
@@ -102,6 +150,7 @@ impl<S> Layer<S> for AuthLayer {
             metrics: self.metrics.clone(),
             proxy: self.proxy.clone(),
             trusting: self.trusting,
+            limits: Arc::clone(&self.limits),
         }
     }
 }
@@ -114,6 +163,7 @@ pub struct AuthService<S> {
     metrics: Metrics,
     proxy: Option<Arc<TrustedProxy>>,
     trusting: bool,
+    limits: Arc<RateLimits>,
 }
 
 impl<S, B> Service<Request<B>> for AuthService<S>
@@ -160,6 +210,7 @@ where
         };
         let token = bearer(request.headers());
         let auth = Arc::clone(&self.auth);
+        let limits = Arc::clone(&self.limits);
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let now = SystemTime::now()
@@ -175,7 +226,11 @@ where
                 (None, Err(status)) => Err(status),
             };
             let decision = authenticated
-                .and_then(|principal| authorize(entry, principal.as_ref()).map(|()| principal));
+                .and_then(|principal| authorize(entry, principal.as_ref()).map(|()| principal))
+                .and_then(|principal| match &principal {
+                    Some(who) => limits.admit(who).map(|()| principal),
+                    None => Ok(principal),
+                });
             match decision {
                 Ok(Some(principal)) => {
                     request.extensions_mut().insert(principal);

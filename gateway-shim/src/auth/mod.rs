@@ -12,6 +12,7 @@ mod local_token;
 mod oidc;
 pub mod owner;
 mod principal;
+pub mod rate_limit;
 pub mod sandbox_token;
 pub mod trusted_proxy;
 
@@ -22,7 +23,7 @@ use http::HeaderMap;
 use tonic::Status;
 
 pub use authorize::{ALL_SCOPES, authorize, entry_for};
-pub use layer::{AuthLayer, strip_identity_headers};
+pub use layer::{AuthLayer, RateLimits, strip_identity_headers};
 pub use local_token::{LOCAL_SUBJECT, LocalToken};
 pub use oidc::{Oidc, OidcConfig, RoleNames};
 pub use principal::{Identity, Principal, SandboxIdentity, User, is_label_value};

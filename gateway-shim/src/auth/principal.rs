@@ -19,6 +19,9 @@ pub struct Principal {
     /// Attribute categories (teams, namespaces, ...) the attribute rules compare with
     /// an object's access attributes.
     pub attributes: BTreeMap<String, BTreeSet<String>>,
+    /// The caller's rate limit, as its authenticator resolved it (an API key's plan);
+    /// `None`: the gateway's default for users.
+    pub rate: Option<super::rate_limit::Rate>,
 }
 
 /// How the caller is known.
@@ -67,6 +70,7 @@ impl Principal {
             identity,
             tenant: crate::store::DEFAULT_TENANT.to_owned(),
             attributes: BTreeMap::new(),
+            rate: None,
         }
     }
 

@@ -56,6 +56,8 @@ pub struct GatewayConfig {
     pub oidc: Option<OidcConfig>,
     /// TLS on the API listener; `None` (default): plain HTTP/2.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// The limit of users and of API keys that name none; `None` (default): unlimited.
+    pub rate_limit: Option<crate::auth::rate_limit::Rate>,
     /// The external control plane (API keys); `None` (default): off.
     pub control_plane: Option<crate::control_plane::ControlPlaneConfig>,
     /// The trusted-proxy listener; `None` (default): off.
@@ -116,6 +118,7 @@ impl GatewayConfig {
             tls: None,
             trusted_proxy: None,
             control_plane: None,
+            rate_limit: None,
             fairness: crate::api::fairness::Fairness::default(),
         }
     }
