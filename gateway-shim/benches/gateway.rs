@@ -6,7 +6,9 @@
 //! 3. authentication: OIDC JWT verification alone (warm JWKS), and a cheap call
 //!    (ListProviders) with the local token beside the same call with an OIDC token and
 //!    through the trusted-proxy listener (address and shared-secret checks, identity,
-//!    tenant and attributes from headers).
+//!    tenant and attributes from headers), and with API keys: a local key, a key of the
+//!    control-plane test peer (Unix socket) with a warm cache, and a cold key on every
+//!    call (one control-plane request each).
 //!
 //! Needs node (the OIDC test peer).
 //! Everything runs in this process on one 2-worker runtime. Run:
@@ -179,11 +181,56 @@ async fn authentication(length: Duration) {
         admin_role: "openshell-admin".into(),
         platform_admin_role: None,
     });
+    let peer = conformance::control_plane_peer::ControlPlanePeer::start(
+        "bench-control-plane-secret",
+        &dir.path().join("cp.sock"),
+    )
+    .await
+    .unwrap();
+    let cp_secret = dir.path().join("cp-secret");
+    std::fs::write(&cp_secret, "bench-control-plane-secret").unwrap();
+    std::fs::set_permissions(
+        &cp_secret,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    args.control_plane = Some(gateway_shim::control_plane::ControlPlaneConfig {
+        address: gateway_shim::control_plane::Address::Unix(peer.socket.clone()),
+        secret_file: cp_secret,
+        timeout: Duration::from_secs(5),
+    });
+    let record = |consumer: &str| conformance::control_plane_peer::KeyRecord {
+        active: true,
+        consumer: consumer.into(),
+        tenant: "acme".into(),
+        rate_per_min: 0,
+        burst: 0,
+    };
+    peer.put_key("gwk_bench-warm-key", record("warm")).await;
     let gateway = support::Gateway::start(args).await;
     gateway
         .wait_health(proto::pb::health::health_check_response::ServingStatus::Serving)
         .await;
+    let local_key = gateway
+        .client()
+        .await
+        .create_api_key(pb::CreateApiKeyRequest {
+            consumer: "local".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .key;
     for (label, client) in [
+        (
+            "ListProviders, local API key",
+            gateway.client_with(&local_key).await,
+        ),
+        (
+            "ListProviders, control-plane API key, warm cache",
+            gateway.client_with("gwk_bench-warm-key").await,
+        ),
         ("ListProviders, local token", gateway.client().await),
         (
             "ListProviders, OIDC token",
@@ -214,5 +261,27 @@ async fn authentication(length: Duration) {
         };
         row(label, 1, measure(1, length, call).await);
     }
+    // Cold: a key the gateway has never seen on every call (one request each), on one
+    // connection.
+    let peer = Arc::new(peer);
+    let fresh = Arc::new(AtomicUsize::new(0));
+    let client = pb::gateway_client::GatewayClient::new(gateway.channel().await);
+    let cold = move || {
+        let (peer, fresh, mut client) = (Arc::clone(&peer), Arc::clone(&fresh), client.clone());
+        async move {
+            let key = format!("gwk_cold-{}", fresh.fetch_add(1, Ordering::Relaxed));
+            peer.put_key(&key, record("cold")).await;
+            let mut request = tonic::Request::new(pb::ListProvidersRequest {});
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {key}").parse().unwrap());
+            client.list_providers(request).await.unwrap();
+        }
+    };
+    row(
+        "ListProviders, control-plane API key, cold (one control-plane request)",
+        1,
+        measure(1, length, cold).await,
+    );
     gateway.stop().await;
 }
