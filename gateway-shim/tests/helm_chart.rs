@@ -28,5 +28,9 @@ fn the_chart_renders_validates_and_its_command_lines_pass_the_config_check() {
         text.contains("ok: refused {'gateway': {'trustedProxy'"),
         "{text}"
     );
+    assert!(
+        text.contains("ok: refused {'gateway': {'controlPlane'"),
+        "{text}"
+    );
     assert!(!text.contains("FAIL"), "{text}");
 }

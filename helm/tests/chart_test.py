@@ -37,6 +37,8 @@ BAD_VALUES = [
     ({"gateway": {"tls": {"clientAuth": "required"}}}, "gateway.tls.existingSecret"),
     ({"gateway": {"tls": {"existingSecret": "s", "clientAuth": "always"}}}, "clientAuth"),
     ({"gateway": {"trustedProxy": {"enabled": True}}}, "gateway.trustedProxy.peers"),
+    ({"gateway": {"controlPlane": {"url": "https://cp.example"}}},
+     "gateway.controlPlane.secretExistingSecret"),
     ({"gateway": {"trustedProxy": {"enabled": True, "peers": [], "tenantHedaer": "x"}}},
      "tenantHedaer"),
     ({"replicas": 2}, "store.type=postgres"),
@@ -231,7 +233,7 @@ def populate(root, pod, container, docs):
             shutil.copy(crt, os.path.join(target, "ca.crt"))
             for file in ("tls.key", "tls.crt", "ca.crt"):
                 os.chmod(os.path.join(target, file), volume["secret"].get("defaultMode", 0o644))
-        elif "secret" in volume and mount["name"] == "gateway-proxy":
+        elif "secret" in volume and mount["name"] in ("gateway-proxy", "gateway-control-plane"):
             # The trusted proxy's shared secret.
             path = os.path.join(target, "secret")
             with open(path, "w") as f:
@@ -361,6 +363,12 @@ def main():
                 check(all(a in args for a in want), f"{name}: proxy flags {want} missing from {args}")
                 ports = [p["name"] for d in by_kind(docs, "Service") for p in d["spec"]["ports"]]
                 check("proxy" in ports, f"{name}: the Service has no proxy port: {ports}")
+            control_plane = values["_merged"]["gateway"]["controlPlane"]
+            if control_plane["url"]:
+                args = next(c for c in pod["containers"] if c["name"] == "gateway")["args"]
+                want = [f"--control-plane-url={control_plane['url']}",
+                        "--control-plane-secret-file=/etc/gateway-control-plane/secret"]
+                check(all(a in args for a in want), f"{name}: control-plane flags {want} missing from {args}")
             ran = config_check(name, pod, docs, bin_dir)
             check(ran >= 1, f"{name}: no container of ours was checked")
             if values["_merged"]["credentialsDriver"]["existingSecret"]:

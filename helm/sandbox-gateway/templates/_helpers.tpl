@@ -103,6 +103,14 @@ livenessProbe:
 {{- if and (eq $v.gateway.kind "shim") (not $v.computeDriver.enabled) -}}
 {{- fail "gateway.kind=shim needs computeDriver.enabled (gateway-shim serve requires a compute driver); for the credentials driver beside another gateway use gateway.kind=external" -}}
 {{- end -}}
+{{- with $v.gateway.controlPlane -}}
+{{- if and .url (not .secretExistingSecret) -}}
+{{- fail "gateway.controlPlane.url needs gateway.controlPlane.secretExistingSecret (a Secret whose key `secret` is the internal shared secret)" -}}
+{{- end -}}
+{{- if and .secretExistingSecret (not .url) -}}
+{{- fail "gateway.controlPlane.secretExistingSecret needs gateway.controlPlane.url" -}}
+{{- end -}}
+{{- end -}}
 {{- with $v.gateway.trustedProxy -}}
 {{- if and .enabled (not .peers) (not .secretExistingSecret) -}}
 {{- fail "gateway.trustedProxy.enabled needs a check of the proxy: gateway.trustedProxy.peers (the CIDRs it connects from) or gateway.trustedProxy.secretExistingSecret" -}}
@@ -147,6 +155,22 @@ livenessProbe:
 {{- end }}
 {{- if .objective }}
 - --inference-objective={{ .objective }}
+{{- end }}
+{{- end }}
+{{- with .Values.gateway.controlPlane }}
+{{- if .url }}
+- --control-plane-url={{ .url }}
+- --control-plane-secret-file=/etc/gateway-control-plane/secret
+- --control-plane-timeout={{ .timeout }}
+{{- if .insecureHttp }}
+- --control-plane-insecure-http
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with .Values.gateway.rateLimit }}
+{{- if .perMin }}
+- --rate-limit-per-min={{ .perMin }}
+- --rate-limit-burst={{ .burst }}
 {{- end }}
 {{- end }}
 {{- with .Values.gateway.trustedProxy }}
@@ -252,6 +276,11 @@ livenessProbe:
 {{- if or .Values.gateway.credentialPolicy .Values.gateway.accessRules }}
 - name: gateway-config
   mountPath: /etc/gateway
+  readOnly: true
+{{- end }}
+{{- if .Values.gateway.controlPlane.url }}
+- name: gateway-control-plane
+  mountPath: /etc/gateway-control-plane
   readOnly: true
 {{- end }}
 {{- if and .Values.gateway.trustedProxy.enabled .Values.gateway.trustedProxy.secretExistingSecret }}
