@@ -11,7 +11,7 @@ mod support;
 
 use std::net::SocketAddr;
 
-use conformance::mock::{Faults, MockCompute, MockCredentials, MockServer, serve_credentials};
+use conformance::mock::{Faults, MockCompute, MockServer};
 use proto::pb::gateway::v1 as pb;
 use proto::pb::health::health_check_response::ServingStatus;
 use serde_json::json;
@@ -86,17 +86,9 @@ impl Suite {
     async fn start_with_rules(peer: &OidcPeer, rules: Option<&str>) -> Self {
         let dir = proto::testing::short_dir();
         let compute_socket = dir.path().join("c.sock");
-        let credentials_socket = dir.path().join("k.sock");
         let mock = MockCompute::new(Faults::default());
         let compute = support::serve_mock_compute(&compute_socket, mock.clone()).await;
-        let config = proto::SocketConfig {
-            path: credentials_socket.clone(),
-            ..Default::default()
-        };
-        let credentials = MockCredentials::with_defaults(Faults::default());
-        tokio::spawn(async move {
-            serve_credentials(&config, credentials, std::future::pending()).await
-        });
+        let credentials_socket = support::serve_mock_credentials(dir.path());
         let secret = dir.path().join("proxy-secret");
         std::fs::write(&secret, PROXY_SECRET).unwrap();
         std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
@@ -290,15 +282,7 @@ async fn two_tenants_see_and_use_nothing_of_each_other_and_share_the_platform_la
             .unwrap()
             .into_inner();
         assert_eq!(platform.endpoint, "https://platform.example");
-        let mut names: Vec<String> = client
-            .list_providers(pb::ListProvidersRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .providers
-            .into_iter()
-            .map(|p| p.name)
-            .collect();
+        let mut names = support::provider_names(client).await;
         names.sort();
         assert_eq!(names, ["openai", "platform:llm"]);
     }
@@ -678,15 +662,7 @@ async fn a_provider_shared_with_a_team_serves_teammates_only_and_a_forbid_first_
 
     // Teammates list, read and use it by its key.
     for teammate in [&mut dave, &mut pia] {
-        let listed: Vec<String> = teammate
-            .list_providers(pb::ListProvidersRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .providers
-            .into_iter()
-            .map(|p| p.name)
-            .collect();
+        let listed = support::provider_names(teammate).await;
         assert_eq!(listed, std::slice::from_ref(&key));
         let got = teammate.get_provider(get(&key)).await.unwrap().into_inner();
         assert_eq!(got.endpoint, "https://gpu.alice.example");

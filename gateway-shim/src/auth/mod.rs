@@ -120,5 +120,25 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<String>, Status> {
     }
 }
 
+/// A shared secret another party sends in a header (the trusted proxy, the control
+/// plane), from `file` named by `flag`: not readable by others, at least 16 visible
+/// ASCII characters once trimmed.
+///
+/// # Errors
+/// A message naming the flag and the file.
+pub fn read_shared_secret(flag: &str, file: &std::path::Path) -> Result<proto::Secret, String> {
+    proto::private::check_secret_file(file).map_err(|e| format!("{flag}: {e}"))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| format!("{flag} {}: {e}", file.display()))?;
+    let text = text.trim();
+    if text.len() < 16 || http::HeaderValue::from_str(text).is_err() {
+        return Err(format!(
+            "{flag} {}: the secret must be at least 16 visible ASCII characters",
+            file.display()
+        ));
+    }
+    Ok(proto::Secret::new(text))
+}
+
 /// Shared handle used by the layer.
 pub type SharedAuthenticator = Arc<Authenticator>;

@@ -167,18 +167,8 @@ impl TrustedProxy {
         }
         let secret = match &config.secret_file {
             Some(file) => {
-                proto::private::check_secret_file(file)
-                    .map_err(|e| format!("--trusted-proxy-secret-file: {e}"))?;
-                let text = std::fs::read_to_string(file)
-                    .map_err(|e| format!("--trusted-proxy-secret-file {}: {e}", file.display()))?;
-                let text = text.trim();
-                if text.len() < 16 {
-                    return Err(format!(
-                        "--trusted-proxy-secret-file {}: the secret must be at least 16 characters",
-                        file.display()
-                    ));
-                }
-                Some(Sha256::digest(text.as_bytes()).into())
+                let text = super::read_shared_secret("--trusted-proxy-secret-file", file)?;
+                Some(Sha256::digest(text.expose().as_bytes()).into())
             }
             None => None,
         };

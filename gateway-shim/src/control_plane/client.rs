@@ -135,21 +135,8 @@ impl ControlPlane {
     /// # Errors
     /// A message naming the flag to fix.
     pub fn new(config: &ControlPlaneConfig) -> Result<Self, String> {
-        proto::private::check_secret_file(&config.secret_file)
-            .map_err(|e| format!("--control-plane-secret-file: {e}"))?;
-        let secret = std::fs::read_to_string(&config.secret_file).map_err(|e| {
-            format!(
-                "--control-plane-secret-file {}: {e}",
-                config.secret_file.display()
-            )
-        })?;
-        let secret = secret.trim();
-        if secret.len() < 16 || http::HeaderValue::from_str(secret).is_err() {
-            return Err(format!(
-                "--control-plane-secret-file {}: the secret must be at least 16 visible ASCII characters",
-                config.secret_file.display()
-            ));
-        }
+        let secret =
+            crate::auth::read_shared_secret("--control-plane-secret-file", &config.secret_file)?;
         let transport = match &config.address {
             Address::Http(base) => Transport::Http {
                 client: reqwest::Client::builder()
@@ -170,7 +157,7 @@ impl ControlPlane {
         };
         Ok(Self {
             transport,
-            secret: Secret::new(secret),
+            secret,
             timeout: config.timeout,
         })
     }
