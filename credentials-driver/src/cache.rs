@@ -203,6 +203,23 @@ impl TokenCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<CachedToken, IdpError>> + Send + 'static,
     {
+        self.get_served(key, fetch).await.map(|(token, _)| token)
+    }
+
+    /// [`TokenCache::get`], saying whether the token came from memory (`true`) or
+    /// from a request to the identity provider this call made or joined (`false`).
+    ///
+    /// # Errors
+    /// The fetch's [`IdpError`], or a remembered one.
+    pub async fn get_served<F, Fut>(
+        &self,
+        key: &Key,
+        fetch: F,
+    ) -> Result<(CachedToken, bool), IdpError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<CachedToken, IdpError>> + Send + 'static,
+    {
         let slot = self.slot(key);
         let mut receiver = {
             let mut state = lock(&slot);
@@ -217,7 +234,7 @@ impl TokenCache {
                         let token = token.clone();
                         drop(state);
                         self.count(|s| s.hits += 1);
-                        return Ok(token);
+                        return Ok((token, true));
                     }
                     Freshness::RefreshDue => {
                         let token = token.clone();
@@ -226,7 +243,7 @@ impl TokenCache {
                         }
                         drop(state);
                         self.count(|s| s.hits += 1);
-                        return Ok(token);
+                        return Ok((token, true));
                     }
                     Freshness::Expired => state.token = None,
                 }
@@ -248,7 +265,7 @@ impl TokenCache {
         self.count(|s| s.misses += 1);
         let outcome = receiver.wait_for(Option::is_some).await.map(|v| v.clone());
         match outcome {
-            Ok(Some(result)) => result,
+            Ok(Some(result)) => result.map(|token| (token, false)),
             _ => Err(IdpError::BadResponse {
                 reason: "the token fetch was abandoned".into(),
             }),

@@ -45,6 +45,30 @@ pub struct Resolved {
     pub granted_scopes: Vec<String>,
     /// RFC 8693 issued token type, for exchanges.
     pub issued_token_type: String,
+    /// Where the token came from.
+    pub served_from: ServedFrom,
+}
+
+/// Where a resolved token came from (the `served_from` of the reply).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServedFrom {
+    /// The token cache: no request to the identity provider.
+    Cache,
+    /// A request to the identity provider made (or joined) for this call.
+    IdentityProvider,
+    /// A static credential's file.
+    File,
+}
+
+impl ServedFrom {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cache => "cache",
+            Self::IdentityProvider => "identity-provider",
+            Self::File => "file",
+        }
+    }
 }
 
 /// A listed credential.
@@ -152,6 +176,7 @@ impl Resolver {
                     token_type,
                     granted_scopes: scopes,
                     issued_token_type: String::new(),
+                    served_from: ServedFrom::File,
                 })
             }
             Credential::ClientCredentials(client) => {
@@ -159,7 +184,7 @@ impl Resolver {
                 let key = Key::new(name, &audience, &scopes, None);
                 let fetch = self.fetcher(client, audience, scopes, None);
                 self.cache
-                    .get(&key, fetch)
+                    .get_served(&key, fetch)
                     .await
                     .map(resolved)
                     .map_err(idp_error)
@@ -184,7 +209,7 @@ impl Resolver {
                 };
                 let fetch = self.fetcher(client, audience, scopes, Some(subject));
                 self.cache
-                    .get(&key, fetch)
+                    .get_served(&key, fetch)
                     .await
                     .map(resolved)
                     .map_err(idp_error)
@@ -268,13 +293,18 @@ fn cached(issued: Issued, bound: Option<Instant>) -> CachedToken {
     }
 }
 
-fn resolved(token: CachedToken) -> Resolved {
+fn resolved((token, from_cache): (CachedToken, bool)) -> Resolved {
     Resolved {
         token: token.token,
         expires_at_ms: token.expires_at_ms,
         token_type: token.token_type,
         granted_scopes: token.scopes,
         issued_token_type: token.issued_token_type,
+        served_from: if from_cache {
+            ServedFrom::Cache
+        } else {
+            ServedFrom::IdentityProvider
+        },
     }
 }
 

@@ -78,6 +78,7 @@ impl CredentialsDriver for CredentialsDriverService {
                     token_type: resolved.token_type,
                     granted_scopes: resolved.granted_scopes,
                     issued_token_type: resolved.issued_token_type,
+                    served_from: resolved.served_from.as_str().to_owned(),
                 })
             })
             .map_err(status);

@@ -63,6 +63,9 @@ async fn client_credentials_by_basic_and_post_are_cached() {
         .into_inner();
     assert_eq!(again.token, basic.token, "served from the cache");
     assert_eq!(peer.token_requests().await, 2);
+    // The reply says so (gateways meter cached against fresh tokens).
+    assert_eq!(basic.served_from, "identity-provider");
+    assert_eq!(again.served_from, "cache");
 
     let logs = process.logs();
     for secret in [GATEWAY_SECRET, DRIVER_SECRET, &basic.token, &post.token] {

@@ -84,6 +84,7 @@ async fn static_credentials_resolve_with_only_a_name() {
     assert_eq!(github.token, GITHUB_TOKEN, "trailing newline dropped");
     assert_eq!(github.token_type, "Bearer");
     assert_eq!(github.expires_at_ms, 0);
+    assert_eq!(github.served_from, "file");
     let openai = client
         .resolve_credential(by_name("openai"))
         .await

@@ -198,6 +198,7 @@ async fn authentication(length: Duration) {
         address: gateway_shim::control_plane::Address::Unix(peer.socket.clone()),
         secret_file: cp_secret,
         timeout: Duration::from_secs(5),
+        tenant_keys: Default::default(),
     });
     let record = |consumer: &str| conformance::control_plane_peer::KeyRecord {
         active: true,

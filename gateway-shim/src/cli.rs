@@ -205,17 +205,18 @@ impl GatewayArgs {
     /// # Errors
     /// One line per problem, each naming the flag to fix.
     pub fn config(&self) -> Result<GatewayConfig, String> {
-        let (compute, oidc, tls, proxy, control_plane) = match (
+        let (compute, oidc, tls, proxy, control_plane, internal_api) = match (
             self.compute_driver_socket.clone(),
             self.oidc.config(),
             self.tls(),
             self.trusted_proxy.config(),
             self.control_plane.config(),
+            self.control_plane.internal_api(),
         ) {
-            (Some(compute), Ok(oidc), Ok(tls), Ok(proxy), Ok(control_plane)) => {
-                (compute, oidc, tls, proxy, control_plane)
+            (Some(compute), Ok(oidc), Ok(tls), Ok(proxy), Ok(control_plane), Ok(internal_api)) => {
+                (compute, oidc, tls, proxy, control_plane, internal_api)
             }
-            (compute, oidc, tls, proxy, control_plane) => {
+            (compute, oidc, tls, proxy, control_plane, internal_api) => {
                 let missing = compute.is_none().then(|| {
                     "--compute-driver-socket (or OPENSHELL_COMPUTE_DRIVER_SOCKET) is required; or run `gateway-shim dev` to start the drivers too".to_owned()
                 });
@@ -225,6 +226,7 @@ impl GatewayArgs {
                     .chain(tls.err())
                     .chain(proxy.err())
                     .chain(control_plane.err())
+                    .chain(internal_api.err())
                     .collect::<Vec<_>>()
                     .join("\n"));
             }
@@ -250,6 +252,7 @@ impl GatewayArgs {
             tls,
             trusted_proxy: proxy,
             control_plane,
+            internal_api,
             rate_limit: (self.rate_limit_per_min > 0).then_some(crate::auth::rate_limit::Rate {
                 per_min: self.rate_limit_per_min,
                 burst: if self.rate_limit_burst == 0 {

@@ -19,6 +19,7 @@ pub mod drivers;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod usage;
 
 pub use cli::{Args, Command, ControlPlaneArgs, DevArgs, GatewayArgs, OidcArgs, TrustedProxyArgs};
 pub use config::GatewayConfig;

@@ -107,6 +107,25 @@ where
     };
     let statuses = Arc::new(Statuses::default());
     let metrics = Metrics::new("gateway");
+    let (meter, meter_writer) = crate::usage::Meter::start(store.clone());
+    let control_plane = match &args.control_plane {
+        Some(config) => {
+            let control_plane =
+                crate::control_plane::ControlPlane::new(config).map_err(Error::Setup)?;
+            tracing::info!(address = ?config.address, tenant_keys = ?config.tenant_keys, "control plane configured: it resolves API keys the gateway does not know");
+            Some((control_plane, config.tenant_keys.clone()))
+        }
+        None => None,
+    };
+    let tenant_keys = control_plane
+        .as_ref()
+        .filter(|(_, keys)| !keys.is_empty())
+        .map(|(control_plane, keys)| {
+            Arc::new(crate::control_plane::TenantKeys::new(
+                control_plane.clone(),
+                keys.clone(),
+            ))
+        });
     let core = Arc::new(Core {
         metrics: metrics.clone(),
         store,
@@ -128,6 +147,8 @@ where
             .clone()
             .unwrap_or_else(|| format!("{scheme}://{local_addr}")),
         closing: tokio_util::sync::CancellationToken::new(),
+        meter: meter.clone(),
+        tenant_keys,
     });
     let oidc = match args.oidc.clone() {
         Some(config) => Some(Arc::new(
@@ -143,18 +164,9 @@ where
         );
     }
     let discovery = crate::discovery::Discovery::new(args.oidc.as_ref());
-    let control_plane = match &args.control_plane {
-        Some(config) => {
-            let control_plane =
-                crate::control_plane::ControlPlane::new(config).map_err(Error::Setup)?;
-            tracing::info!(address = ?config.address, "control plane configured: it resolves API keys the gateway does not know");
-            Some(control_plane)
-        }
-        None => None,
-    };
     let api_keys = Some(Arc::new(crate::auth::api_key::ApiKeys::new(
         &core.store,
-        control_plane,
+        control_plane.map(|(control_plane, _)| control_plane),
     )));
     let authenticator = Arc::new(Authenticator {
         oidc,
@@ -187,9 +199,15 @@ where
         compute,
         credentials,
     )));
-    let admin = AdminServer::start(args.metrics_addr, metrics.clone(), health.clone())
-        .await
-        .map_err(|e| Error::Setup(format!("--metrics-addr: {e}")))?;
+    let (internal_routes, internal_socket) = internal_api(args, &core)?;
+    let admin = AdminServer::start_with(
+        args.metrics_addr,
+        metrics.clone(),
+        health.clone(),
+        internal_routes,
+    )
+    .await
+    .map_err(|e| Error::Setup(format!("--metrics-addr: {e}")))?;
 
     tracing::info!(listen = %local_addr, tls = tls.is_some(), "gateway listening; NOT_SERVING until the drivers answer");
     let closing = core.closing.clone();
@@ -250,9 +268,46 @@ where
     }
     health.set_not_serving().await;
     admin.stop().await;
+    if let Some(socket) = internal_socket {
+        socket.stop().await;
+    }
+    // Calls already answered are metered before the gateway exits.
+    if !matches!(
+        tokio::time::timeout(args.shutdown_grace, meter.flush()).await,
+        Ok(Ok(()))
+    ) {
+        tracing::warn!("usage of the last calls could not be written before exit");
+    }
+    meter_writer.abort();
     served?;
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// The internal API's routes (none without a secret) and its Unix socket, if any.
+///
+/// # Errors
+/// [`Error::Setup`] naming the flag.
+fn internal_api(
+    args: &GatewayConfig,
+    core: &Core,
+) -> Result<(axum::Router, Option<proto::uds::HttpSocket>), Error> {
+    let Some(config) = &args.internal_api else {
+        return Ok((axum::Router::new(), None));
+    };
+    let secret = crate::auth::read_shared_secret(config.secret_flag, &config.secret_file)
+        .map_err(Error::Setup)?;
+    let routes = crate::usage::internal_api::routes(&core.store, &core.meter, Some(&secret));
+    let socket = match config.socket_config() {
+        Some(socket) => {
+            let served = proto::uds::HttpSocket::serve(&socket, routes.clone())
+                .map_err(|e| Error::Setup(format!("--internal-api-socket: {e}")))?;
+            tracing::info!(socket = %socket.path.display(), "internal API on a Unix socket too");
+            Some(served)
+        }
+        None => None,
+    };
+    Ok((routes, socket))
 }
 
 /// A served listener.

@@ -423,6 +423,172 @@ async fn list_follows_the_attribute_rules(store: &Store) {
     }
 }
 
+/// Usage rows of any tenant: counted by method, outcome and source, in total or per
+/// UTC day, from a time on; the latest first; concurrent appends all land; a caller
+/// sees only its own.
+async fn usage_counts_add_up_by_day_and_in_total(store: &Store) {
+    use gateway_shim::store::{UsageEvent, UsageQuery};
+    const DAY: i64 = 86_400_000;
+    let event =
+        |at_ms: i64, caller: &str, method: &str, outcome: &str, credential: &str| UsageEvent {
+            at_ms,
+            tenant: if caller == "key.bot" {
+                "acme"
+            } else {
+                "globex"
+            }
+            .into(),
+            caller: caller.into(),
+            method: method.into(),
+            outcome: outcome.into(),
+            credential: credential.into(),
+            sandbox: String::new(),
+        };
+    // Day 20_000 (2024-10-04): two resolves (one fresh, one cached), one create; the
+    // next day: three cached resolves, of which one at the day's last millisecond.
+    let day = 20_000 * DAY;
+    let mut events = vec![
+        event(
+            day + 5,
+            "key.bot",
+            "ResolveProviderCredential",
+            "OK",
+            "fresh",
+        ),
+        event(
+            day + 9,
+            "key.bot",
+            "ResolveProviderCredential",
+            "OK",
+            "cached",
+        ),
+        event(day + 10, "key.bot", "CreateSandbox", "OK", ""),
+        event(
+            day + DAY,
+            "key.bot",
+            "ResolveProviderCredential",
+            "OK",
+            "cached",
+        ),
+        event(
+            day + DAY + 1,
+            "key.bot",
+            "ResolveProviderCredential",
+            "OK",
+            "cached",
+        ),
+        event(
+            day + 2 * DAY - 1,
+            "key.bot",
+            "ResolveProviderCredential",
+            "OK",
+            "cached",
+        ),
+        event(day + DAY, "key.other", "CreateSandbox", "NOT_FOUND", ""),
+    ];
+    store.append_usage(&events).await.unwrap();
+    // 8 writers of 250 rows each at once (two statements each): every row lands.
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        let batch: Vec<_> = (0..250)
+            .map(|i| {
+                event(
+                    day + 3 * DAY + i,
+                    "key.many",
+                    "GetInferenceBundle",
+                    "OK",
+                    "",
+                )
+            })
+            .collect();
+        writers.spawn(async move { store.append_usage(&batch).await.unwrap() });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+    events.sort_by_key(|e| std::cmp::Reverse(e.at_ms));
+
+    let query = |since_ms| UsageQuery {
+        caller: "key.bot".into(),
+        since_ms,
+    };
+    let totals: Vec<_> = store
+        .usage_counts(&query(0), false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.day, c.method, c.outcome, c.credential, c.count))
+        .collect();
+    let row = |day: Option<i64>, method: &str, credential: &str, count: u64| {
+        (
+            day,
+            method.to_owned(),
+            "OK".to_owned(),
+            credential.to_owned(),
+            count,
+        )
+    };
+    assert_eq!(
+        totals,
+        [
+            row(None, "CreateSandbox", "", 1),
+            row(None, "ResolveProviderCredential", "cached", 4),
+            row(None, "ResolveProviderCredential", "fresh", 1),
+        ]
+    );
+    let days: Vec<_> = store
+        .usage_counts(&query(0), true)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.day, c.method, c.outcome, c.credential, c.count))
+        .collect();
+    assert_eq!(
+        days,
+        [
+            row(Some(20_000), "CreateSandbox", "", 1),
+            row(Some(20_000), "ResolveProviderCredential", "cached", 1),
+            row(Some(20_000), "ResolveProviderCredential", "fresh", 1),
+            row(Some(20_001), "ResolveProviderCredential", "cached", 3),
+        ]
+    );
+    let since: u64 = store
+        .usage_counts(&query(day + 9), false)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(since, 5, "from a time on, that time included");
+    let many: u64 = store
+        .usage_counts(
+            &UsageQuery {
+                caller: "key.many".into(),
+                since_ms: 0,
+            },
+            false,
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(many, 2_000);
+
+    let recent = store.recent_usage("key.bot", 2).await.unwrap();
+    assert_eq!(recent.len(), 2);
+    assert_eq!(recent[0].at_ms, day + 2 * DAY - 1, "the latest first");
+    assert_eq!(recent[1].at_ms, day + DAY + 1);
+    assert_eq!(recent[0].tenant, "acme");
+    let all = store.recent_usage("key.bot", 100).await.unwrap();
+    let expected: Vec<_> = events
+        .into_iter()
+        .filter(|e| e.caller == "key.bot")
+        .collect();
+    assert_eq!(all, expected);
+}
+
 type Case = for<'a> fn(&'a Store) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
 
 const CASES: &[(&str, Case)] = &[
@@ -450,6 +616,9 @@ const CASES: &[(&str, Case)] = &[
     }),
     ("list_follows_the_attribute_rules", |s| {
         Box::pin(list_follows_the_attribute_rules(s))
+    }),
+    ("usage_counts_add_up_by_day_and_in_total", |s| {
+        Box::pin(usage_counts_add_up_by_day_and_in_total(s))
     }),
 ];
 

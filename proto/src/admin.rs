@@ -91,7 +91,8 @@ impl Metrics {
     }
 }
 
-fn code_name(code: tonic::Code) -> &'static str {
+/// The canonical name of `code` (`OK`, `NOT_FOUND`, ...).
+pub fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code;
     match code {
         Code::Ok => "OK",
@@ -143,11 +144,29 @@ pub async fn serve_admin<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    serve_admin_with(listener, metrics, health, Router::new(), shutdown).await
+}
+
+/// [`serve_admin`] plus the binary's own `routes` (e.g. an internal API).
+///
+/// # Errors
+/// The server's I/O error.
+pub async fn serve_admin_with<F>(
+    listener: TcpListener,
+    metrics: Metrics,
+    health: Health,
+    routes: Router,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(AdminState { metrics, health });
+        .with_state(AdminState { metrics, health })
+        .merge(routes);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -170,6 +189,19 @@ impl AdminServer {
         metrics: Metrics,
         health: Health,
     ) -> std::io::Result<Self> {
+        Self::start_with(addr, metrics, health, Router::new()).await
+    }
+
+    /// [`AdminServer::start`] serving `routes` beside the admin endpoint's own.
+    ///
+    /// # Errors
+    /// The OS error when `addr` cannot be bound (the message names it).
+    pub async fn start_with(
+        addr: Option<SocketAddr>,
+        metrics: Metrics,
+        health: Health,
+        routes: Router,
+    ) -> std::io::Result<Self> {
         let Some(addr) = addr else {
             return Ok(Self {
                 stop: None,
@@ -181,7 +213,7 @@ impl AdminServer {
         let addr = listener.local_addr().unwrap_or(addr);
         tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve_admin(listener, metrics, health, async {
+        let task = tokio::spawn(serve_admin_with(listener, metrics, health, routes, async {
             let _ = stopped.await;
         }));
         Ok(Self {

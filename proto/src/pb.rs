@@ -109,6 +109,7 @@ mod tests {
             token_type: "Bearer".into(),
             granted_scopes: vec!["a".into()],
             issued_token_type: String::new(),
+            served_from: String::new(),
         };
         let bytes = response.encode_to_vec();
         assert_eq!(&bytes[..3], &[0x0a, 0x01, b't']);

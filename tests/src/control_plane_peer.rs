@@ -1,6 +1,6 @@
 //! A control-plane test peer: the small HTTP contract the gateway speaks to an
-//! external control plane (`GET /internal/keys/resolve?sha256=<hex>`), over TCP and
-//! over a Unix socket, checking `x-internal-secret` (403 without it), counting
+//! external control plane (`GET /internal/keys/resolve?sha256=<hex>` and
+//! `GET /internal/tenants/<id>/provider-env`), over TCP and over a Unix socket, checking `x-internal-secret` (403 without it), counting
 //! requests and injecting faults: added latency, 5xx replies, refused connections
 //! (stopped), and keys flipped inactive.
 
@@ -38,7 +38,9 @@ pub struct KeyRecord {
 struct Inner {
     secret: String,
     keys: Mutex<HashMap<String, KeyRecord>>,
+    envs: Mutex<HashMap<String, HashMap<String, String>>>,
     requests: AtomicUsize,
+    env_requests: AtomicUsize,
     latency_ms: AtomicU64,
     fail_with: AtomicU16,
 }
@@ -65,6 +67,7 @@ impl ControlPlanePeer {
         });
         let app = Router::new()
             .route("/internal/keys/resolve", get(resolve))
+            .route("/internal/tenants/{tenant}/provider-env", get(provider_env))
             .with_state(Arc::clone(&inner));
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = tcp.local_addr()?;
@@ -104,6 +107,20 @@ impl ControlPlanePeer {
         if let Some(record) = self.inner.keys.lock().await.get_mut(&hex_sha256(key)) {
             record.active = active;
         }
+    }
+
+    /// Sets `tenant`'s provider-env (its own provider keys by env name).
+    pub async fn put_tenant_env(&self, tenant: &str, env: &[(&str, &str)]) {
+        let env = env
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        self.inner.envs.lock().await.insert(tenant.to_owned(), env);
+    }
+
+    /// Provider-env requests answered (or refused) so far.
+    pub fn env_requests(&self) -> usize {
+        self.inner.env_requests.load(Ordering::SeqCst)
     }
 
     /// Requests answered (or refused) so far.
@@ -152,22 +169,8 @@ async fn resolve(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     inner.requests.fetch_add(1, Ordering::SeqCst);
-    let latency = inner.latency_ms.load(Ordering::SeqCst);
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
-    let status = inner.fail_with.load(Ordering::SeqCst);
-    if status != 0 {
-        return StatusCode::from_u16(status)
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-            .into_response();
-    }
-    if headers
-        .get("x-internal-secret")
-        .and_then(|v| v.to_str().ok())
-        != Some(&inner.secret)
-    {
-        return StatusCode::FORBIDDEN.into_response();
+    if let Some(refusal) = faults_and_secret(&inner, &headers).await {
+        return refusal;
     }
     let Some(digest) = query.get("sha256") else {
         return (StatusCode::BAD_REQUEST, "sha256 is required").into_response();
@@ -183,4 +186,44 @@ async fn resolve(
         .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+async fn provider_env(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    axum::extract::Path(tenant): axum::extract::Path<String>,
+) -> Response {
+    inner.env_requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(refusal) = faults_and_secret(&inner, &headers).await {
+        return refusal;
+    }
+    match inner.envs.lock().await.get(&tenant) {
+        Some(env) => axum::Json(json!({ "env": env })).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The injected latency and failure, then the secret check: a reply when the request
+/// is not answered normally.
+async fn faults_and_secret(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
+    let latency = inner.latency_ms.load(Ordering::SeqCst);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let status = inner.fail_with.load(Ordering::SeqCst);
+    if status != 0 {
+        return Some(
+            StatusCode::from_u16(status)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                .into_response(),
+        );
+    }
+    if headers
+        .get("x-internal-secret")
+        .and_then(|v| v.to_str().ok())
+        != Some(&inner.secret)
+    {
+        return Some(StatusCode::FORBIDDEN.into_response());
+    }
+    None
 }

@@ -12,6 +12,7 @@ mod inference;
 pub mod limits;
 pub mod names;
 pub mod owner_migration;
+mod provider_token;
 mod providers;
 mod sandbox_calls;
 pub mod sandbox_saga;
@@ -31,6 +32,7 @@ use tonic::{Request, Response, Status};
 use crate::auth::{Principal, SigningKey};
 use crate::drivers::{ComputeClient, CredentialsClient, Statuses};
 use crate::store::Store;
+use crate::usage::Metered;
 
 /// Everything a handler needs.
 #[derive(Debug)]
@@ -59,6 +61,10 @@ pub struct Core {
     pub metrics: proto::admin::Metrics,
     /// The gateway's own headers on inference routes.
     pub fairness: fairness::Fairness,
+    /// Records usage.
+    pub meter: crate::usage::Meter,
+    /// Tenants' own keys for platform providers, when the operator allows any.
+    pub tenant_keys: Option<Arc<crate::control_plane::TenantKeys>>,
     /// Cancelled when the gateway shuts down: open watch streams end.
     pub closing: tokio_util::sync::CancellationToken,
 }
@@ -108,6 +114,48 @@ impl GatewayApi {
         self.core.metrics.record_rpc(method, code);
         reply
     }
+
+    /// Starts metering `method` for the request's caller (usage; see
+    /// [`crate::usage`]). Dropped unfinished, it records the call as cancelled.
+    fn meter<T>(&self, request: &Request<T>, method: &'static str) -> Option<Metered> {
+        request
+            .extensions()
+            .get::<Principal>()
+            .map(|who| self.core.meter.begin(who, method))
+    }
+
+    /// [`Self::observe`], and the metered call recorded with its code.
+    fn observe_metered<T>(
+        &self,
+        method: &'static str,
+        metered: Option<Metered>,
+        reply: Reply<T>,
+    ) -> Reply<T> {
+        let reply = self.observe(method, reply);
+        if let Some(metered) = metered {
+            metered.finish(
+                reply
+                    .as_ref()
+                    .map_or_else(Status::code, |_| tonic::Code::Ok),
+            );
+        }
+        reply
+    }
+}
+
+fn about_sandbox(metered: &mut Option<Metered>, id: &str) {
+    if let Some(metered) = metered {
+        metered.sandbox(id);
+    }
+}
+
+fn from_credential(
+    metered: &mut Option<Metered>,
+    source: impl Into<Option<provider_token::CredentialSource>>,
+) {
+    if let (Some(metered), Some(source)) = (metered, source.into()) {
+        metered.credential(source.as_str());
+    }
 }
 
 /// The caller, as the auth layer put it on the request.
@@ -133,15 +181,18 @@ impl GatewayTrait for GatewayApi {
         &self,
         request: Request<pb::CreateSandboxRequest>,
     ) -> Reply<pb::Sandbox> {
+        let mut metered = self.meter(&request, "CreateSandbox");
+        let meter = &mut metered;
         let reply = async move {
             let who = caller(&request)?;
             let deadline = deadline_of(&request);
-            Ok(Response::new(
-                sandboxes::create(&self.core, &who, request.into_inner(), deadline).await?,
-            ))
+            let sandbox =
+                sandboxes::create(&self.core, &who, request.into_inner(), deadline).await?;
+            about_sandbox(meter, &sandbox.id);
+            Ok(Response::new(sandbox))
         }
         .await;
-        self.observe("CreateSandbox", reply)
+        self.observe_metered("CreateSandbox", metered, reply)
     }
 
     async fn get_sandbox(&self, request: Request<pb::SandboxRef>) -> Reply<pb::Sandbox> {
@@ -169,40 +220,55 @@ impl GatewayTrait for GatewayApi {
     }
 
     async fn stop_sandbox(&self, request: Request<pb::SandboxRef>) -> Reply<pb::Sandbox> {
+        let mut metered = self.meter(&request, "StopSandbox");
+        let meter = &mut metered;
         let reply = async move {
             let who = caller(&request)?;
             let deadline = deadline_of(&request);
-            Ok(Response::new(
-                sandboxes::stop(&self.core, &who, &request.into_inner(), deadline).await?,
-            ))
+            let sandbox =
+                sandboxes::stop(&self.core, &who, &request.into_inner(), deadline).await?;
+            about_sandbox(meter, &sandbox.id);
+            Ok(Response::new(sandbox))
         }
         .await;
-        self.observe("StopSandbox", reply)
+        self.observe_metered("StopSandbox", metered, reply)
     }
 
     async fn start_sandbox(&self, request: Request<pb::SandboxRef>) -> Reply<pb::Sandbox> {
+        let mut metered = self.meter(&request, "StartSandbox");
+        let meter = &mut metered;
         let reply = async move {
             let who = caller(&request)?;
             let deadline = deadline_of(&request);
-            Ok(Response::new(
-                sandboxes::start(&self.core, &who, &request.into_inner(), deadline).await?,
-            ))
+            let sandbox =
+                sandboxes::start(&self.core, &who, &request.into_inner(), deadline).await?;
+            about_sandbox(meter, &sandbox.id);
+            Ok(Response::new(sandbox))
         }
         .await;
-        self.observe("StartSandbox", reply)
+        self.observe_metered("StartSandbox", metered, reply)
     }
 
     async fn delete_sandbox(
         &self,
         request: Request<pb::SandboxRef>,
     ) -> Reply<pb::DeleteSandboxResponse> {
+        let mut metered = self.meter(&request, "DeleteSandbox");
+        let meter = &mut metered;
         let reply = async move {
             let who = caller(&request)?;
-            let deleted = sandboxes::delete(&self.core, &who, &request.into_inner()).await?;
+            let reference = request.into_inner();
+            let deleted = sandboxes::delete(&self.core, &who, &reference).await?;
+            let shown = if reference.id.is_empty() {
+                &reference.name
+            } else {
+                &reference.id
+            };
+            about_sandbox(meter, shown);
             Ok(Response::new(pb::DeleteSandboxResponse { deleted }))
         }
         .await;
-        self.observe("DeleteSandbox", reply)
+        self.observe_metered("DeleteSandbox", metered, reply)
     }
 
     type ReadSandboxLogsStream = std::pin::Pin<
@@ -384,28 +450,33 @@ impl GatewayTrait for GatewayApi {
         &self,
         request: Request<pb::GetInferenceBundleRequest>,
     ) -> Reply<pb::InferenceBundle> {
+        let mut metered = self.meter(&request, "GetInferenceBundle");
+        let meter = &mut metered;
         let reply = async move {
             let who = caller(&request)?;
-            Ok(Response::new(
-                sandbox_calls::bundle(&self.core, &who).await?,
-            ))
+            let (bundle, source) = sandbox_calls::bundle(&self.core, &who).await?;
+            from_credential(meter, source);
+            Ok(Response::new(bundle))
         }
         .await;
-        self.observe("GetInferenceBundle", reply)
+        self.observe_metered("GetInferenceBundle", metered, reply)
     }
 
     async fn resolve_provider_credential(
         &self,
         request: Request<pb::ResolveProviderCredentialRequest>,
     ) -> Reply<pb::ResolveProviderCredentialResponse> {
+        let mut metered = self.meter(&request, "ResolveProviderCredential");
+        let meter = &mut metered;
         let reply = async move {
             let who = caller(&request)?;
-            Ok(Response::new(
-                sandbox_calls::resolve(&self.core, &who, &request.into_inner().provider).await?,
-            ))
+            let (resolved, source) =
+                sandbox_calls::resolve(&self.core, &who, &request.into_inner().provider).await?;
+            from_credential(meter, source);
+            Ok(Response::new(resolved))
         }
         .await;
-        self.observe("ResolveProviderCredential", reply)
+        self.observe_metered("ResolveProviderCredential", metered, reply)
     }
 
     async fn get_sandbox_settings(

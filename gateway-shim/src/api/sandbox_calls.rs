@@ -8,6 +8,7 @@ use super::error::ApiError;
 use proto::pb::gateway::v1 as pb;
 
 use super::names::{self, INFERENCE_ROUTE};
+use super::provider_token::{self, CredentialSource};
 use super::{Core, credential_access, inference, providers, sandboxes};
 use crate::auth::{Principal, SandboxIdentity, owner};
 use crate::authz::{Access, Action};
@@ -21,14 +22,16 @@ pub(super) async fn resolve(
     core: &Core,
     who: &Principal,
     name: &str,
-) -> Result<pb::ResolveProviderCredentialResponse, ApiError> {
+) -> Result<(pb::ResolveProviderCredentialResponse, CredentialSource), ApiError> {
     let (record, subject) = match who.user() {
         Some(user) => (
             providers::find(core, who, name, Action::Use).await?,
             user.bearer.as_ref(),
         ),
         None => {
-            names::provider_name("provider", name.rsplit('/').next().unwrap_or(name))?;
+            // `name`, `owner/name` or `platform:name`, as attached.
+            let key = names::ProviderRef::parse(name).key;
+            names::provider_name("provider", key.rsplit('/').next().unwrap_or(&key))?;
             let (identity, sandbox) = calling_sandbox(core, who).await?;
             let reference = names::owner_candidates(&identity.owner, name)
                 .into_iter()
@@ -47,18 +50,23 @@ pub(super) async fn resolve(
         }
     };
     let provider = authorized(core, &record).await?;
-    let token = core
-        .credentials()?
-        .resolve(&provider.credential, subject)
-        .await
-        .map_err(|error| explain_missing_subject(error, &provider, subject.is_none()))?;
-    Ok(pb::ResolveProviderCredentialResponse {
-        token: token.token,
-        token_type: token.token_type,
-        expires_at_ms: token.expires_at_ms,
-        endpoint: provider.endpoint,
-        provider_type: provider.r#type,
-    })
+    let token = match provider_token::tenant_token(core, &who.tenant, &record).await {
+        Some(token) => token,
+        None => provider_token::driver_token(core.credentials()?, &provider, subject)
+            .await
+            .map_err(|error| explain_missing_subject(error, &provider, subject.is_none()))?,
+    };
+    let source = token.source;
+    Ok((
+        pb::ResolveProviderCredentialResponse {
+            token: token.token.expose().to_owned(),
+            token_type: token.token_type,
+            expires_at_ms: token.expires_at_ms,
+            endpoint: provider.endpoint,
+            provider_type: provider.r#type,
+        },
+        source,
+    ))
 }
 
 /// A token-exchange credential resolved without a subject token (the driver says so by
@@ -81,7 +89,10 @@ fn explain_missing_subject(
 }
 
 /// The inference bundle of the calling sandbox (empty when no route is set).
-pub(super) async fn bundle(core: &Core, who: &Principal) -> Result<pb::InferenceBundle, ApiError> {
+pub(super) async fn bundle(
+    core: &Core,
+    who: &Principal,
+) -> Result<(pb::InferenceBundle, Option<CredentialSource>), ApiError> {
     let (identity, sandbox) = calling_sandbox(core, who).await?;
     let mut route_record = None;
     for (store, key) in inference::candidates_for_owner(core, &who.tenant, &identity.owner) {
@@ -91,30 +102,33 @@ pub(super) async fn bundle(core: &Core, who: &Principal) -> Result<pb::Inference
         }
     }
     let Some(route_record) = route_record else {
-        return Ok(pb::InferenceBundle { routes: Vec::new() });
+        return Ok((pb::InferenceBundle { routes: Vec::new() }, None));
     };
     let route = inference::decode(&route_record)?;
     let (tenant, key) = inference::provider_of(&route_record, &route);
     let provider_record = load_provider(core, &tenant, &key).await?;
     still_usable(core, &sandbox.1, &provider_record, INFERENCE_ROUTE)?;
     let provider = authorized(core, &provider_record).await?;
-    let token = core
-        .credentials()?
-        .resolve(&provider.credential, None)
-        .await?;
+    let token = match provider_token::tenant_token(core, &who.tenant, &provider_record).await {
+        Some(token) => token,
+        None => provider_token::driver_token(core.credentials()?, &provider, None).await?,
+    };
     let mut headers = inference::static_headers(&route);
     headers.extend(core.fairness.headers(&who.tenant, &sandbox.1));
-    Ok(pb::InferenceBundle {
-        routes: vec![pb::ResolvedRoute {
-            name: INFERENCE_ROUTE.into(),
-            endpoint: provider.endpoint,
-            model: route.model,
-            provider_type: provider.r#type,
-            api_key: token.token,
-            expires_at_ms: token.expires_at_ms,
-            headers: headers.into_iter().collect(),
-        }],
-    })
+    Ok((
+        pb::InferenceBundle {
+            routes: vec![pb::ResolvedRoute {
+                name: INFERENCE_ROUTE.into(),
+                endpoint: provider.endpoint,
+                model: route.model,
+                provider_type: provider.r#type,
+                api_key: token.token.expose().to_owned(),
+                expires_at_ms: token.expires_at_ms,
+                headers: headers.into_iter().collect(),
+            }],
+        },
+        Some(token.source),
+    ))
 }
 
 /// The sandbox the token was minted for, which must still exist with that owner (a

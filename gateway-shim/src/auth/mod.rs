@@ -14,6 +14,7 @@ pub mod owner;
 mod principal;
 pub mod rate_limit;
 pub mod sandbox_token;
+mod shared_secret;
 pub mod trusted_proxy;
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ pub use local_token::{LOCAL_SUBJECT, LocalToken};
 pub use oidc::{Oidc, OidcConfig, RoleNames};
 pub use principal::{Identity, Principal, SandboxIdentity, User, is_label_value};
 pub use sandbox_token::{Claims, SigningKey};
+pub use shared_secret::{SharedSecret, read_shared_secret};
 pub use trusted_proxy::{TrustedProxy, TrustedProxyConfig};
 
 /// The chain of authenticators the gateway runs: sandbox tokens, the local token,
@@ -118,26 +120,6 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<String>, Status> {
             "authorization header must be `Bearer <token>`",
         )),
     }
-}
-
-/// A shared secret another party sends in a header (the trusted proxy, the control
-/// plane), from `file` named by `flag`: not readable by others, at least 16 visible
-/// ASCII characters once trimmed.
-///
-/// # Errors
-/// A message naming the flag and the file.
-pub fn read_shared_secret(flag: &str, file: &std::path::Path) -> Result<proto::Secret, String> {
-    proto::private::check_secret_file(file).map_err(|e| format!("{flag}: {e}"))?;
-    let text =
-        std::fs::read_to_string(file).map_err(|e| format!("{flag} {}: {e}", file.display()))?;
-    let text = text.trim();
-    if text.len() < 16 || http::HeaderValue::from_str(text).is_err() {
-        return Err(format!(
-            "{flag} {}: the secret must be at least 16 visible ASCII characters",
-            file.display()
-        ));
-    }
-    Ok(proto::Secret::new(text))
 }
 
 /// Shared handle used by the layer.

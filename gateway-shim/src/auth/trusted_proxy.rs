@@ -23,7 +23,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use http::{HeaderMap, HeaderName};
-use sha2::{Digest, Sha256};
 
 use super::owner::proxy_owner;
 use super::{Identity, Principal, User, is_label_value};
@@ -139,7 +138,7 @@ impl Refusal {
 #[derive(Clone, Debug)]
 pub struct TrustedProxy {
     config: TrustedProxyConfig,
-    secret: Option<[u8; 32]>,
+    secret: Option<super::SharedSecret>,
     secret_header: HeaderName,
     principal_header: HeaderName,
     attributes_header: Option<HeaderName>,
@@ -168,7 +167,7 @@ impl TrustedProxy {
         let secret = match &config.secret_file {
             Some(file) => {
                 let text = super::read_shared_secret("--trusted-proxy-secret-file", file)?;
-                Some(Sha256::digest(text.expose().as_bytes()).into())
+                Some(super::SharedSecret::of(&text))
             }
             None => None,
         };
@@ -262,14 +261,8 @@ impl TrustedProxy {
             }
         }
         if let Some(expected) = &self.secret {
-            let presented: [u8; 32] = headers
-                .get(&self.secret_header)
-                .map_or_else(|| [0; 32], |v| Sha256::digest(v.as_bytes()).into());
-            let differing = presented
-                .iter()
-                .zip(expected)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            if differing != 0 {
+            let presented = headers.get(&self.secret_header).map(|v| v.as_bytes());
+            if !expected.matches(presented) {
                 return Err(refused(format!(
                     "missing or wrong shared secret in {}",
                     self.secret_header

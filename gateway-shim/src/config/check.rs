@@ -71,6 +71,20 @@ pub fn check(config: &GatewayConfig) -> ConfigCheck {
             "secret read (the control plane is not contacted by the check)",
         );
     }
+    if let Some(internal) = &config.internal_api {
+        report.expect(
+            internal.secret_flag,
+            crate::auth::read_shared_secret(internal.secret_flag, &internal.secret_file),
+            "secret read: /internal/usage routes served on the admin port",
+        );
+        if let Some(socket) = internal.socket_config() {
+            report.expect(
+                "--internal-api-socket",
+                proto::uds::check(&socket).map_err(|e| e.to_string()),
+                "the internal API is served on this socket too",
+            );
+        }
+    }
     if let Some(proxy) = &config.trusted_proxy {
         report.expect(
             "--trusted-proxy-listen",

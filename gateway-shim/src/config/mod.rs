@@ -60,6 +60,8 @@ pub struct GatewayConfig {
     pub rate_limit: Option<crate::auth::rate_limit::Rate>,
     /// The external control plane (API keys); `None` (default): off.
     pub control_plane: Option<crate::control_plane::ControlPlaneConfig>,
+    /// The internal API (usage); `None` (default): its routes do not exist.
+    pub internal_api: Option<crate::usage::internal_api::InternalApiConfig>,
     /// The trusted-proxy listener; `None` (default): off.
     pub trusted_proxy: Option<crate::auth::TrustedProxyConfig>,
     /// The gateway's headers on inference routes (default: the fairness id is the
@@ -118,6 +120,7 @@ impl GatewayConfig {
             tls: None,
             trusted_proxy: None,
             control_plane: None,
+            internal_api: None,
             rate_limit: None,
             fairness: crate::api::fairness::Fairness::default(),
         }

@@ -1,4 +1,5 @@
-//! The control plane's answers about API keys, cached by the key's SHA-256:
+//! The control plane's answers, cached by what was asked (an API key's SHA-256, a
+//! tenant's id):
 //!
 //! - an active key is served from memory for 60 s after the answer;
 //! - a refusal (inactive, unknown, malformed, any answer that is not a 5xx) for 15 s;
@@ -12,6 +13,7 @@
 //! So a revoked key stops working within 60 s, within 360 s during an outage.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,18 +43,21 @@ pub struct Plan {
 
 /// A definitive answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeyAnswer {
-    /// The key is active.
-    Active(Plan),
-    /// The key is not usable (why, for the log).
+pub enum Answer<V> {
+    /// What was asked about is active (an API key), or known (a tenant's keys).
+    Active(V),
+    /// Not usable (why, for the log).
     Refused(String),
 }
 
+/// The answer about an API key.
+pub type KeyAnswer = Answer<Plan>;
+
 /// What one request to the control plane gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Fetched {
+pub enum Fetched<V = Plan> {
     /// An answer (any non-5xx reply).
-    Answer(KeyAnswer),
+    Answer(Answer<V>),
     /// No answer: connect error, timeout, 5xx (why, for the log).
     Unreachable(String),
 }
@@ -84,29 +89,33 @@ impl Default for Lifetimes {
 }
 
 #[derive(Debug)]
-struct Entry {
-    answer: KeyAnswer,
+struct Entry<V> {
+    answer: Answer<V>,
     at: Instant,
 }
 
-type Outcome = Result<KeyAnswer, Unavailable>;
+type Outcome<V = Plan> = Result<Answer<V>, Unavailable>;
 
 #[derive(Debug)]
-struct State {
-    entries: lru::LruCache<Digest, Entry>,
-    inflight: HashMap<Digest, watch::Receiver<Option<Outcome>>>,
+struct State<K: Hash + Eq, V> {
+    entries: lru::LruCache<K, Entry<V>>,
+    inflight: HashMap<K, watch::Receiver<Option<Outcome<V>>>>,
 }
 
-/// The cache (shared by every request of the gateway).
+/// The cache (shared by every request of the gateway), of answers `V` about `K`.
 #[derive(Debug)]
-pub struct ResolveCache {
+pub struct ResolveCache<K: Hash + Eq = Digest, V = Plan> {
     lifetimes: Lifetimes,
     #[allow(clippy::disallowed_types)]
-    state: Mutex<State>,
+    state: Mutex<State<K, V>>,
 }
 
-impl ResolveCache {
-    /// A cache of at most `capacity` digests.
+impl<K, V> ResolveCache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A cache of at most `capacity` answers.
     #[allow(clippy::disallowed_types)]
     pub fn new(lifetimes: Lifetimes, capacity: NonZeroUsize) -> Arc<Self> {
         Arc::new(Self {
@@ -134,10 +143,10 @@ impl ResolveCache {
     /// # Errors
     /// [`Unavailable`] when the control plane cannot answer and no active answer is
     /// within its grace.
-    pub async fn resolve<F, Fut>(self: &Arc<Self>, digest: Digest, fetch: F) -> Outcome
+    pub async fn resolve<F, Fut>(self: &Arc<Self>, digest: K, fetch: F) -> Outcome<V>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Fetched> + Send + 'static,
+        Fut: std::future::Future<Output = Fetched<V>> + Send + 'static,
     {
         let mut waiting = {
             let mut state = self.lock();
@@ -150,7 +159,7 @@ impl ResolveCache {
                 Some(receiver) => receiver.clone(),
                 None => {
                     let (sender, receiver) = watch::channel(None);
-                    state.inflight.insert(digest, receiver.clone());
+                    state.inflight.insert(digest.clone(), receiver.clone());
                     let request = fetch();
                     let cache = Arc::clone(self);
                     tokio::spawn(async move {
@@ -171,16 +180,16 @@ impl ResolveCache {
             .unwrap_or_else(|| Err(Unavailable("no answer".into())))
     }
 
-    fn fresh(&self, entry: &Entry, now: Instant) -> bool {
+    fn fresh(&self, entry: &Entry<V>, now: Instant) -> bool {
         let lifetime = match entry.answer {
-            KeyAnswer::Active(_) => self.lifetimes.positive,
-            KeyAnswer::Refused(_) => self.lifetimes.negative,
+            Answer::Active(_) => self.lifetimes.positive,
+            Answer::Refused(_) => self.lifetimes.negative,
         };
         now.duration_since(entry.at) < lifetime
     }
 
     /// Records what a request gave and says what its callers get.
-    fn settle(&self, digest: Digest, fetched: Fetched) -> Outcome {
+    fn settle(&self, digest: K, fetched: Fetched<V>) -> Outcome<V> {
         let mut state = self.lock();
         state.inflight.remove(&digest);
         let now = Instant::now();
@@ -198,13 +207,13 @@ impl ResolveCache {
             Fetched::Unreachable(why) => match state.entries.peek(&digest) {
                 Some(
                     entry @ Entry {
-                        answer: KeyAnswer::Active(_),
+                        answer: Answer::Active(_),
                         ..
                     },
                 ) if now.duration_since(entry.at)
                     < self.lifetimes.positive + self.lifetimes.stale_grace =>
                 {
-                    tracing::warn!(%why, "control plane unreachable: serving an expired key answer within its grace");
+                    tracing::warn!(%why, "control plane unreachable: serving an expired answer within its grace");
                     Ok(entry.answer.clone())
                 }
                 _ => Err(Unavailable(why)),
@@ -213,7 +222,7 @@ impl ResolveCache {
     }
 
     #[allow(clippy::disallowed_types)]
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<K, V>> {
         // Poisoned only by a panic while holding it; the maps stay consistent.
         self.state
             .lock()

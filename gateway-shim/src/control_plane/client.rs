@@ -4,7 +4,9 @@
 //! internal shared secret in `x-internal-secret` and is bounded by a timeout; the
 //! secret never appears in logs or errors.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,7 +14,7 @@ use http_body_util::{BodyExt as _, Full};
 use proto::Secret;
 use serde::Deserialize;
 
-use super::cache::{Digest, Fetched, KeyAnswer, Plan};
+use super::cache::{Answer, Digest, Fetched, KeyAnswer, Plan};
 
 /// The header carrying the internal shared secret, both ways.
 pub const SECRET_HEADER: &str = "x-internal-secret";
@@ -35,6 +37,9 @@ pub struct ControlPlaneConfig {
     pub secret_file: PathBuf,
     /// Bound on one request.
     pub timeout: Duration,
+    /// Platform providers tenants may override with their own key: provider name →
+    /// the name of the key in the tenant's provider-env (`--tenant-provider-key`).
+    pub tenant_keys: std::collections::BTreeMap<String, String>,
 }
 
 impl ControlPlaneConfig {
@@ -86,6 +91,7 @@ impl ControlPlaneConfig {
             address,
             secret_file,
             timeout,
+            tenant_keys: std::collections::BTreeMap::new(),
         }))
     }
 }
@@ -114,6 +120,15 @@ enum Transport {
 struct Reply {
     status: u16,
     body: Bytes,
+}
+
+/// A tenant's own provider keys by env name (only the names the operator allows).
+pub type TenantEnv = Arc<BTreeMap<String, Secret>>;
+
+#[derive(Deserialize)]
+struct EnvReply {
+    #[serde(default)]
+    env: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -199,6 +214,45 @@ impl ControlPlane {
             Err(e) => KeyAnswer::Refused(format!("malformed answer: {e}")),
         };
         Fetched::Answer(answer)
+    }
+
+    /// Asks the control plane for `tenant`'s own provider keys, keeping only the names
+    /// in `allowed`. A tenant it does not know (404) has none.
+    pub async fn provider_env(
+        &self,
+        tenant: &str,
+        allowed: &BTreeSet<String>,
+    ) -> Fetched<TenantEnv> {
+        if !crate::auth::is_label_value(tenant) {
+            return Fetched::Answer(Answer::Refused("not a tenant id".into()));
+        }
+        let reply = match self
+            .get(&format!("/internal/tenants/{tenant}/provider-env"))
+            .await
+        {
+            Ok(reply) => reply,
+            Err(why) => return Fetched::Unreachable(why),
+        };
+        match reply.status {
+            500.. => Fetched::Unreachable(format!("the control plane answered {}", reply.status)),
+            404 => Fetched::Answer(Answer::Active(TenantEnv::default())),
+            200 => Fetched::Answer(match serde_json::from_slice::<EnvReply>(&reply.body) {
+                Ok(reply) => Answer::Active(Arc::new(
+                    reply
+                        .env
+                        .into_iter()
+                        .filter(|(name, value)| {
+                            allowed.contains(name) && http::HeaderValue::from_str(value).is_ok()
+                        })
+                        .map(|(name, value)| (name, Secret::new(value)))
+                        .collect(),
+                )),
+                Err(e) => Answer::Refused(format!("malformed provider-env: {e}")),
+            }),
+            status => Fetched::Answer(Answer::Refused(format!(
+                "the control plane answered {status}"
+            ))),
+        }
     }
 
     /// `GET path` with the secret, within the timeout.

@@ -49,6 +49,23 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX IF NOT EXISTS objects_by_tenant_owner ON objects (kind, tenant, owner, key)",
         ],
     ),
+    // Usage metering: one row per metered call, appended in batches, read by caller and
+    // time (the internal API).
+    (
+        4,
+        &[
+            "CREATE TABLE IF NOT EXISTS usage_events (
+                ts_ms BIGINT NOT NULL,
+                tenant TEXT NOT NULL,
+                caller TEXT NOT NULL,
+                method TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                credential TEXT NOT NULL,
+                sandbox TEXT NOT NULL
+            )",
+            "CREATE INDEX IF NOT EXISTS usage_by_caller ON usage_events (caller, ts_ms)",
+        ],
+    ),
 ];
 
 /// The statement with the binary column type each backend spells.

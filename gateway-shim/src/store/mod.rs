@@ -24,6 +24,7 @@ mod guarded;
 mod migrations;
 mod postgres;
 mod sqlite;
+pub mod usage;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use std::time::Duration;
 
 use cache::{OnWrite, RecordCache};
 pub use filter::{ACCESS_LABEL_PREFIX, AccessTerm, Filter, access_label};
+pub use usage::{UsageCount, UsageEvent, UsageQuery};
 
 /// The tenant of callers whose authenticator names none, and of every record stored
 /// before tenants existed.

@@ -6,6 +6,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::backend::record_operations;
 use super::guarded::guarded_operations;
+use super::usage::usage_operations;
 
 /// Advisory lock key that serializes migrations of replicas starting together.
 const MIGRATION_LOCK: i64 = 0x6f70_656e_7368_656c;
@@ -58,3 +59,4 @@ impl PostgresStore {
 
 record_operations!(PostgresStore);
 guarded_operations!(PostgresStore);
+usage_operations!(PostgresStore, sqlx::Postgres);

@@ -18,6 +18,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use super::backend::record_operations;
 use super::guarded::guarded_operations;
+use super::usage::usage_operations;
 
 /// A SQLite database.
 #[derive(Clone, Debug)]
@@ -86,6 +87,7 @@ impl SqliteStore {
 
 record_operations!(SqliteStore);
 guarded_operations!(SqliteStore);
+usage_operations!(SqliteStore, sqlx::Sqlite);
 
 /// How long a writer (or an opener) waits for another before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -8,6 +8,7 @@ mod bind;
 mod conn;
 mod connect;
 mod health;
+mod http;
 mod peer;
 mod serve;
 
@@ -19,5 +20,6 @@ pub use connect::{
 };
 pub use connect::{describe_status, error_chain};
 pub use health::Health;
+pub use http::HttpSocket;
 pub use peer::PeerPolicy;
 pub use serve::{ServeError, ServeOptions, serve, shutdown_signal};

@@ -107,6 +107,8 @@ impl CredentialsDriver for MockCredentials {
             token_type: "Bearer".into(),
             granted_scopes: credential.scopes.clone(),
             issued_token_type: String::new(),
+            // Like a deployed driver: it does not say where the token came from.
+            served_from: String::new(),
         }))
     }
 
