@@ -109,6 +109,9 @@ impl World {
         let mut config = args(dir.path(), &compute_socket, None);
         config.control_plane = parsed.control_plane;
         config.oidc = parsed.oidc;
+        // A file, as users run it (callers giving up mid-query are part of the tests;
+        // `sqlite::memory:` is for tests that never cancel).
+        config.db_url = format!("sqlite:{}", dir.path().join("gateway.db").display());
         let gateway = Gateway::start(config).await;
         gateway.wait_health(ServingStatus::Serving).await;
         Self {
@@ -491,5 +494,154 @@ async fn a_caller_over_its_burst_is_held_back_and_another_of_its_tenant_is_not()
     assert_eq!(
         code(bot.list_sandboxes(pb::ListSandboxesRequest {}).await),
         Code::Ok
+    );
+}
+
+/// Every API-key write racing its twin, and with the caller giving up at every step:
+/// concurrent revokes of one key all answer it revoked; blocks and unblocks racing
+/// settle on the last; concurrent creates make distinct keys; a revoke or create
+/// abandoned at any point leaves either nothing or a whole record, and a revoke retried
+/// afterwards finishes the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_key_writes_racing_or_abandoned_leave_whole_records() {
+    let oidc = OidcPeer::start_with(support::oidc::peer_config()).await;
+    let world = World::start(true, Some(&oidc)).await;
+    let admin_token = oidc_token(&oidc, "ann", "acme", &["openshell-admin"]).await;
+    let admin = world.gateway.client_with(&admin_token).await;
+    let create = |consumer: &str| pb::CreateApiKeyRequest {
+        consumer: consumer.into(),
+        ..Default::default()
+    };
+
+    // Twenty creates at once: twenty distinct, working keys.
+    let mut creates = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let mut admin = admin.clone();
+        let request = create(&format!("bot-{i}"));
+        creates.spawn(async move { admin.create_api_key(request).await.unwrap().into_inner() });
+    }
+    let mut made = Vec::new();
+    while let Some(created) = creates.join_next().await {
+        made.push(created.unwrap());
+    }
+    let ids: std::collections::BTreeSet<_> = made
+        .iter()
+        .map(|k| k.info.as_ref().unwrap().id.clone())
+        .collect();
+    assert_eq!(ids.len(), 20);
+
+    // Eight revokes of one key at once: all answer it revoked; it is refused at once.
+    let victim = &made[0];
+    let id = victim.info.as_ref().unwrap().id.clone();
+    let mut with_victim = world.gateway.client_with(&victim.key).await;
+    assert_eq!(
+        code(
+            with_victim
+                .list_sandboxes(pb::ListSandboxesRequest {})
+                .await
+        ),
+        Code::Ok
+    );
+    let mut revokes = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let mut admin = admin.clone();
+        let id = id.clone();
+        revokes.spawn(async move { admin.revoke_api_key(pb::ApiKeyRef { id }).await });
+    }
+    while let Some(revoked) = revokes.join_next().await {
+        assert!(!revoked.unwrap().unwrap().into_inner().active);
+    }
+    assert_eq!(
+        code(
+            with_victim
+                .list_sandboxes(pb::ListSandboxesRequest {})
+                .await
+        ),
+        Code::Unauthenticated
+    );
+
+    // Blocks and unblocks of one consumer racing: every call succeeds, the last decides.
+    let holder = &made[1];
+    let consumer = holder.info.as_ref().unwrap().consumer.clone();
+    let mut with_holder = world.gateway.client_with(&holder.key).await;
+    let block = |blocked: bool| pb::SetCallerBlockedRequest {
+        consumer: consumer.clone(),
+        blocked,
+        ..Default::default()
+    };
+    for last in [true, false] {
+        let mut flips = tokio::task::JoinSet::new();
+        for i in 0..10 {
+            let mut admin = admin.clone();
+            let request = block(i % 2 == 0);
+            flips.spawn(async move { admin.set_caller_blocked(request).await.map(drop) });
+        }
+        while let Some(flipped) = flips.join_next().await {
+            flipped.unwrap().unwrap();
+        }
+        admin.clone().set_caller_blocked(block(last)).await.unwrap();
+        let expected = if last {
+            Code::Unauthenticated
+        } else {
+            Code::Ok
+        };
+        assert_eq!(
+            code(
+                with_holder
+                    .list_sandboxes(pb::ListSandboxesRequest {})
+                    .await
+            ),
+            expected,
+            "blocked: {last}"
+        );
+    }
+
+    // Callers giving up at every step: whatever was done is whole (every key lists and
+    // decodes), and a revoke retried afterwards revokes.
+    let target = &made[2];
+    let target_id = target.info.as_ref().unwrap().id.clone();
+    for step in 0..30u64 {
+        let mut admin = admin.clone();
+        let _ = tokio::time::timeout(
+            Duration::from_micros(step * 100),
+            admin.revoke_api_key(pb::ApiKeyRef {
+                id: target_id.clone(),
+            }),
+        )
+        .await;
+        let _ = tokio::time::timeout(
+            Duration::from_micros(step * 100),
+            admin.create_api_key(create(&format!("abandoned-{step}"))),
+        )
+        .await;
+    }
+    let listed = admin
+        .clone()
+        .list_api_keys(pb::ListApiKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    assert!(listed.len() >= 20, "{}", listed.len());
+    assert!(
+        listed
+            .iter()
+            .all(|k| !k.id.is_empty() && !k.consumer.is_empty())
+    );
+    let revoked = admin
+        .clone()
+        .revoke_api_key(pb::ApiKeyRef { id: target_id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!revoked.active);
+    let mut with_target = world.gateway.client_with(&target.key).await;
+    assert_eq!(
+        code(
+            with_target
+                .list_sandboxes(pb::ListSandboxesRequest {})
+                .await
+        ),
+        Code::Unauthenticated
     );
 }

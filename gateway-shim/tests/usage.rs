@@ -146,6 +146,8 @@ impl World {
         config.metrics_addr = parsed.metrics_addr;
         config.credential_policy = parsed.credential_policy;
         config.oidc = parsed.oidc;
+        // A file, as users run it (one test abandons a call).
+        config.db_url = format!("sqlite:{}", dir.path().join("gateway.db").display());
         let gateway = Gateway::start(config).await;
         gateway.wait_health(ServingStatus::Serving).await;
         Self {

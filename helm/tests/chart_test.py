@@ -39,6 +39,11 @@ BAD_VALUES = [
     ({"gateway": {"trustedProxy": {"enabled": True}}}, "gateway.trustedProxy.peers"),
     ({"gateway": {"controlPlane": {"url": "https://cp.example"}}},
      "gateway.controlPlane.secretExistingSecret"),
+    ({"gateway": {"controlPlane": {"tenantProviderKeys": {"llm": "OPENAI_API_KEY"}}}},
+     "gateway.controlPlane.tenantProviderKeys needs"),
+    ({"gateway": {"controlPlane": {"url": "https://cp.example", "secretExistingSecret": "s",
+                                   "tenantProviderKeys": {"llm": "openai-key"}}}},
+     "tenantProviderKeys"),
     ({"gateway": {"trustedProxy": {"enabled": True, "peers": [], "tenantHedaer": "x"}}},
      "tenantHedaer"),
     ({"replicas": 2}, "store.type=postgres"),
@@ -368,6 +373,8 @@ def main():
                 args = next(c for c in pod["containers"] if c["name"] == "gateway")["args"]
                 want = [f"--control-plane-url={control_plane['url']}",
                         "--control-plane-secret-file=/etc/gateway-control-plane/secret"]
+                want += [f"--tenant-provider-key={p}={e}"
+                         for p, e in control_plane.get("tenantProviderKeys", {}).items()]
                 check(all(a in args for a in want), f"{name}: control-plane flags {want} missing from {args}")
             ran = config_check(name, pod, docs, bin_dir)
             check(ran >= 1, f"{name}: no container of ours was checked")

@@ -115,17 +115,36 @@ pub(super) async fn revoke(
         .find(|key| key.id == reference.id)
         .ok_or_else(not_found)?;
     let store = keys(core);
-    let mut record = store
-        .get_by_name(Kind::ApiKey, &found.tenant, &found.id)
-        .await?
-        .ok_or_else(not_found)?;
-    let mut info = decode(&record)?;
-    info.active = false;
-    record.body = info.encode_to_vec();
-    store.update(&record).await?;
-    tracing::info!(key = %info.id, by = %who.owner(), "API key revoked");
-    Ok(info)
+    // Idempotent: a key already revoked (by a concurrent revoke too) answers as revoked;
+    // a revoke that lost a race to another write of the key reads it again.
+    for _ in 0..REVOKE_ATTEMPTS {
+        let mut record = store
+            .get_by_name(Kind::ApiKey, &found.tenant, &found.id)
+            .await?
+            .ok_or_else(not_found)?;
+        let mut info = decode(&record)?;
+        if !info.active {
+            return Ok(info);
+        }
+        info.active = false;
+        record.body = info.encode_to_vec();
+        match store.update(&record).await {
+            Ok(_) => {
+                tracing::info!(key = %info.id, by = %who.owner(), "API key revoked");
+                return Ok(info);
+            }
+            Err(StoreError::Conflict { .. }) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(ApiError::conflict(format!(
+        "API key {}: changed by others while revoking; retry",
+        found.id
+    )))
 }
+
+/// How often a revoke reads the key again after losing a race.
+const REVOKE_ATTEMPTS: usize = 5;
 
 /// Sets or clears a block on a tenant's (or one consumer's) API keys.
 pub(super) async fn set_blocked(

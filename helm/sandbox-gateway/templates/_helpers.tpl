@@ -110,6 +110,9 @@ livenessProbe:
 {{- if and .secretExistingSecret (not .url) -}}
 {{- fail "gateway.controlPlane.secretExistingSecret needs gateway.controlPlane.url" -}}
 {{- end -}}
+{{- if and .tenantProviderKeys (not .url) -}}
+{{- fail "gateway.controlPlane.tenantProviderKeys needs gateway.controlPlane.url (tenants' keys come from the control plane)" -}}
+{{- end -}}
 {{- end -}}
 {{- with $v.gateway.trustedProxy -}}
 {{- if and .enabled (not .peers) (not .secretExistingSecret) -}}
@@ -164,6 +167,9 @@ livenessProbe:
 - --control-plane-timeout={{ .timeout }}
 {{- if .insecureHttp }}
 - --control-plane-insecure-http
+{{- end }}
+{{- range $provider, $env := .tenantProviderKeys }}
+- --tenant-provider-key={{ $provider }}={{ $env }}
 {{- end }}
 {{- end }}
 {{- end }}
