@@ -866,3 +866,39 @@ async fn a_store_from_before_tenants_keeps_its_records_in_the_default_tenant() {
     }
     records_before_tenants_are_the_default_tenant_s(&url).await;
 }
+
+/// Callers giving up mid-query (writes and reads, at every step) never lose the
+/// in-memory database (its only pooled connection may be closed and reopened), nor
+/// leave a half-done write on any backend kind a test uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_memory_store_survives_callers_giving_up_mid_query() {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    store
+        .create(&record("kept", "kept", "alice", b"k"))
+        .await
+        .unwrap();
+    for step in 0..200u64 {
+        let key = format!("r{step}");
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_micros(step * 5),
+            store.create(&record(&key, &key, "alice", b"x")),
+        )
+        .await;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_micros(step * 5),
+            store.list(Kind::Provider, &Default::default()),
+        )
+        .await;
+    }
+    let kept = store.get(Kind::Provider, "kept").await.unwrap();
+    assert!(kept.is_some(), "the database outlived the abandoned calls");
+    // Each abandoned create either happened whole or not at all.
+    for record in store
+        .list(Kind::Provider, &Default::default())
+        .await
+        .unwrap()
+    {
+        assert_eq!(record.name, record.key);
+        assert_eq!(record.version, 1);
+    }
+}

@@ -24,6 +24,10 @@ use super::usage::usage_operations;
 #[derive(Clone, Debug)]
 pub(crate) struct SqliteStore {
     pool: SqlitePool,
+    /// For an in-memory database: a connection outside the pool, open as long as the
+    /// store, so the database outlives any pooled connection (sqlx closes one whose
+    /// caller gave up mid-query; the last connection closing would drop every table).
+    _anchor: Option<std::sync::Arc<tokio::sync::Mutex<sqlx::SqliteConnection>>>,
 }
 
 impl SqliteStore {
@@ -54,8 +58,18 @@ impl SqliteStore {
             create_private(&file)?;
             (options.journal_mode(SqliteJournalMode::Wal), Some(lock))
         };
-        // Each connection to `:memory:` is its own database: keep exactly one.
+        // One pooled connection to memory: sqlx names the database once per parsed URL
+        // and shares it between connections made from these options (the anchor's
+        // too), but its table locks do not wait like a file's busy handler does.
         let max = if in_memory { 1 } else { 4 };
+        let anchor = if in_memory {
+            use sqlx::ConnectOptions as _;
+            Some(std::sync::Arc::new(tokio::sync::Mutex::new(
+                options.clone().connect().await?,
+            )))
+        } else {
+            None
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .min_connections(if in_memory { 1 } else { 0 })
@@ -63,7 +77,10 @@ impl SqliteStore {
             .max_lifetime(None::<Duration>)
             .connect_with(options)
             .await?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            _anchor: anchor,
+        };
         store.migrate().await?;
         Ok(store)
     }
