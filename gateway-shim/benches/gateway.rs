@@ -1,8 +1,11 @@
 //! Gateway benchmarks, printed as tables:
 //! 1. a sandbox resolving its provider's credential through the gateway (TCP, sandbox
-//!    token auth, store reads, UDS call to the real credentials-driver) beside the same
-//!    credential resolved directly on the driver's socket;
-//! 2. sandbox create throughput against the mock compute driver (SQLite file store);
+//!    token auth, store reads, UDS call to the real credentials-driver), and fetching
+//!    its inference bundle (the same credential behind its owner's route), beside the
+//!    same credential resolved directly on the driver's socket, at 1, 16 and 64
+//!    callers;
+//! 2. sandbox create throughput through the gateway (SQLite file store) beside creates
+//!    made directly on the mock compute driver;
 //! 3. authentication: OIDC JWT verification alone (warm JWKS), and a cheap call
 //!    (ListProviders) with the local token beside the same call with an OIDC token and
 //!    through the trusted-proxy listener (address and shared-secret checks, identity,
@@ -26,6 +29,7 @@ use std::time::Duration;
 
 use conformance::mock::{Faults, MockCompute};
 use measure::{measure, row, seconds};
+use proto::pb::compute::v1::compute_driver_client::ComputeDriverClient;
 use proto::pb::credentials::v1::ResolveCredentialRequest;
 use proto::pb::credentials::v1::credentials_driver_client::CredentialsDriverClient;
 use proto::pb::gateway::v1 as pb;
@@ -60,6 +64,15 @@ async fn main() {
         })
         .await
         .unwrap();
+    // The owner's inference route: the sandbox's bundle resolves the same credential.
+    admin
+        .set_inference_route(pb::SetInferenceRouteRequest {
+            provider: "bench".into(),
+            model: "bench-model".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let mut request = support::create_request("resolver");
     request.providers = vec!["bench".into()];
     let sandbox = admin.create_sandbox(request).await.unwrap().into_inner();
@@ -72,7 +85,7 @@ async fn main() {
         "\n## resolve: through the gateway vs directly on the driver ({length:?} per level)\n"
     );
     println!("| path | callers | calls | p50 | p99 | calls/s |\n|---|---:|---:|---:|---:|---:|");
-    for callers in [1, 16] {
+    for callers in [1, 16, 64] {
         let client = direct.clone();
         let direct_call = move || {
             let mut client = client.clone();
@@ -104,12 +117,54 @@ async fn main() {
             callers,
             measure(callers, length, gateway_call).await,
         );
+        let client = sandbox_client.clone();
+        let bundle_call = move || {
+            let mut client = client.clone();
+            async move {
+                let bundle = client
+                    .get_inference_bundle(pb::GetInferenceBundleRequest {})
+                    .await
+                    .unwrap();
+                assert_eq!(bundle.get_ref().routes.len(), 1);
+            }
+        };
+        row(
+            "gateway bundle (TCP → UDS)",
+            callers,
+            measure(callers, length, bundle_call).await,
+        );
     }
 
-    println!("\n## sandbox create through the gateway, mock compute driver, SQLite file store\n");
-    println!("| callers | created | p50 | p99 | creates/s |\n|---:|---:|---:|---:|---:|");
+    println!(
+        "\n## sandbox create through the gateway (SQLite file store) vs directly on the mock compute driver\n"
+    );
+    println!(
+        "| path | callers | created | p50 | p99 | creates/s |\n|---|---:|---:|---:|---:|---:|"
+    );
     let counter = Arc::new(AtomicUsize::new(0));
+    let driver = ComputeDriverClient::new(proto::lazy_channel(&compute_socket));
     for callers in [1, 16] {
+        let client = driver.clone();
+        let counter_direct = Arc::clone(&counter);
+        let direct_create = move || {
+            let mut client = client.clone();
+            let n = counter_direct.fetch_add(1, Ordering::Relaxed);
+            async move {
+                let sandbox = proto::pb::compute::v1::DriverSandbox {
+                    id: format!("direct-{n}"),
+                    name: format!("direct-{n}"),
+                    ..Default::default()
+                };
+                client
+                    .create_sandbox(proto::pb::compute::v1::CreateSandboxRequest {
+                        sandbox: Some(sandbox),
+                    })
+                    .await
+                    .unwrap();
+            }
+        };
+        let (calls, p50, p99, rate) = measure(callers, length, direct_create).await;
+        println!("| mock driver (UDS) | {callers} | {calls} | {p50:.1?} | {p99:.1?} | {rate:.0} |");
         let client = admin.clone();
         let counter = Arc::clone(&counter);
         let create = move || {
@@ -123,7 +178,9 @@ async fn main() {
             }
         };
         let (calls, p50, p99, rate) = measure(callers, length, create).await;
-        println!("| {callers} | {calls} | {p50:.1?} | {p99:.1?} | {rate:.0} |");
+        println!(
+            "| gateway (TCP → UDS) | {callers} | {calls} | {p50:.1?} | {p99:.1?} | {rate:.0} |"
+        );
     }
     gateway.stop().await;
     authentication(length).await;
