@@ -216,6 +216,19 @@ def binaries():
 
 # ---------------------------------------------------------------- plots
 
+def svg_start(width, height, title):
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'font-family="sans-serif" font-size="12">',
+            f'<rect width="{width}" height="{height}" fill="white"/>',
+            f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">{title}</text>']
+
+
+def svg_write(path, elements):
+    with open(path, "w") as svg:
+        svg.write("\n".join(elements + ["</svg>"]) + "\n")
+    return True
+
+
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
@@ -246,10 +259,7 @@ def line_chart(path, title, x_label, y_label, series, log_y=False):
     def py(y):
         return height - bottom - (fy(y) - y0) / (y1 - y0) * (height - top - bottom)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'font-family="sans-serif" font-size="12">',
-           f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">{title}</text>',
+    out = svg_start(width, height, title) + [
            f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="black"/>',
            f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="black"/>',
            f'<text x="{(left + width - right) / 2}" y="{height - 10}" text-anchor="middle">{x_label}</text>',
@@ -271,10 +281,7 @@ def line_chart(path, title, x_label, y_label, series, log_y=False):
         ly = top + 10 + i * 18
         out.append(f'<line x1="{width - right + 10}" y1="{ly}" x2="{width - right + 30}" y2="{ly}" stroke="{colour}" stroke-width="2"/>')
         out.append(f'<text x="{width - right + 35}" y="{ly + 4}">{label}</text>')
-    out.append("</svg>")
-    with open(path, "w") as svg:
-        svg.write("\n".join(out) + "\n")
-    return True
+    return svg_write(path, out)
 
 
 def bar_chart(path, title, unit, bars):
@@ -284,20 +291,14 @@ def bar_chart(path, title, unit, bars):
     width, left, bar, gap, top = 820, 400, 18, 8, 40
     height = top + len(bars) * (bar + gap) + 20
     top_value = max(v for _, v in bars) * 1.15
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'font-family="sans-serif" font-size="12">',
-           f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">{title}</text>']
+    out = svg_start(width, height, title)
     for i, (label, value) in enumerate(bars):
         y = top + i * (bar + gap)
         w = value / top_value * (width - left - 20)
         out.append(f'<text x="{left - 6}" y="{y + 13}" text-anchor="end">{label}</text>')
         out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar}" fill="{COLOURS[0]}"/>')
         out.append(f'<text x="{left + w + 4:.1f}" y="{y + 13}">{value:,.1f} {unit}</text>')
-    out.append("</svg>")
-    with open(path, "w") as svg:
-        svg.write("\n".join(out) + "\n")
-    return True
+    return svg_write(path, out)
 
 
 def short(value):
