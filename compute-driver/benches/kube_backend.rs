@@ -1,9 +1,10 @@
 //! Kubernetes-backend figures, measured against the real binary over its socket with
-//! the Kubernetes API simulator (in this process) holding 10,000 sandboxes: start-up
+//! the Kubernetes API simulator (in this process) holding 10,000 sandboxes
+//! (`KUBE_SANDBOXES` for another count): start-up
 //! (the first list), ListSandboxes, the WatchSandboxes snapshot, the driver's RSS, and
 //! the time from a pod status change in the API server to the WatchSandboxes event.
 //!
-//! Run: `cargo bench -p compute-driver --bench kube_backend`.
+//! Run: `cargo bench -p compute-driver --bench kube_backend` (`KUBE_SANDBOXES=100000`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::time::Duration;
@@ -22,7 +23,13 @@ use tokio::time::Instant;
 use tokio_stream::StreamExt;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_compute-driver");
-const SANDBOXES: usize = 10_000;
+/// Sandboxes in the simulator: `KUBE_SANDBOXES`, default 10,000.
+fn sandbox_count() -> usize {
+    std::env::var("KUBE_SANDBOXES")
+        .ok()
+        .and_then(|n| n.replace('_', "").parse().ok())
+        .unwrap_or(10_000)
+}
 const NAMESPACE: &str = "openshell";
 
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration, Duration) {
@@ -42,15 +49,15 @@ fn ready_status(ready: bool) -> serde_json::Value {
         {"type": "Ready", "status": if ready { "True" } else { "False" }}]})
 }
 
-/// Puts `SANDBOXES` running sandboxes (Secret + Pod each) in the simulator, as the
+/// Puts `sandboxes` running sandboxes (Secret + Pod each) in the simulator, as the
 /// driver would have created them.
-async fn populate(shared: &Shared) {
+async fn populate(shared: &Shared, sandboxes: usize) {
     shared
         .with_store(|store| {
             store
                 .create("namespaces", "", json!({"metadata": {"name": NAMESPACE}}))
                 .unwrap();
-            for i in 0..SANDBOXES {
+            for i in 0..sandboxes {
                 let id = format!("sb-{i:05}");
                 let record = pb::DriverSandbox {
                     id: id.clone(),
@@ -90,12 +97,13 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
+        let sandboxes = sandbox_count();
         let dir = short_dir();
         let shared = Shared::default();
         let began = Instant::now();
-        populate(&shared).await;
+        populate(&shared, sandboxes).await;
         println!(
-            "kube-sim: {SANDBOXES} sandboxes (Secret + running Pod each) stored in {:.1?}",
+            "kube-sim: {sandboxes} sandboxes (Secret + running Pod each) stored in {:.1?}",
             began.elapsed()
         );
         let config = dir.path().join("kubeconfig");
@@ -126,10 +134,10 @@ fn main() {
             .await
             .unwrap();
         println!(
-            "start to serving, first list of {SANDBOXES} Secrets + {SANDBOXES} Pods included: {:.1?}",
+            "start to serving, first list of {sandboxes} Secrets + {sandboxes} Pods included: {:.1?}",
             started.elapsed()
         );
-        println!("driver RSS with {SANDBOXES} sandboxes: {} KiB", rss_kib(driver.pid()));
+        println!("driver RSS with {sandboxes} sandboxes: {} KiB", rss_kib(driver.pid()));
 
         let mut samples = Vec::new();
         let mut bytes = 0;
@@ -141,12 +149,12 @@ fn main() {
                 .unwrap()
                 .into_inner();
             samples.push(t.elapsed());
-            assert_eq!(reply.sandboxes.len(), SANDBOXES);
+            assert_eq!(reply.sandboxes.len(), sandboxes);
             bytes = reply.encoded_len();
         }
         let (p50, p99, max) = percentiles(samples);
         println!(
-            "ListSandboxes, {SANDBOXES} sandboxes ({} KiB reply), 30 calls: p50 {p50:.1?}, p99 {p99:.1?}, max {max:.1?}",
+            "ListSandboxes, {sandboxes} sandboxes ({} KiB reply), 30 calls: p50 {p50:.1?}, p99 {p99:.1?}, max {max:.1?}",
             bytes / 1024
         );
 
@@ -159,7 +167,7 @@ fn main() {
                 .unwrap()
                 .into_inner();
             let mut seen = 0;
-            while seen < SANDBOXES {
+            while seen < sandboxes {
                 events.next().await.unwrap().unwrap();
                 seen += 1;
             }
@@ -167,7 +175,7 @@ fn main() {
         }
         let (p50, p99, max) = percentiles(samples);
         println!(
-            "WatchSandboxes snapshot of {SANDBOXES} sandboxes, 10 opens: p50 {p50:.1?}, p99 {p99:.1?}, max {max:.1?}"
+            "WatchSandboxes snapshot of {sandboxes} sandboxes, 10 opens: p50 {p50:.1?}, p99 {p99:.1?}, max {max:.1?}"
         );
 
         let mut events = client
@@ -175,12 +183,12 @@ fn main() {
             .await
             .unwrap()
             .into_inner();
-        for _ in 0..SANDBOXES {
+        for _ in 0..sandboxes {
             events.next().await.unwrap().unwrap();
         }
         let mut samples = Vec::new();
         for round in 0..100 {
-            let id = format!("sb-{:05}", round * 97 % SANDBOXES);
+            let id = format!("sb-{:05}", round * 97 % sandboxes);
             // Ready → not Ready, then back: each change timed until its event arrives.
             for (ready, wanted) in [(false, Phase::Provisioning), (true, Phase::Ready)] {
                 let patch = json!({"status": ready_status(ready)});

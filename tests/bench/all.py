@@ -33,28 +33,34 @@ BENCHMARKS_MD = os.path.join(ROOT, "BENCHMARKS.md")
 BEGIN = "<!-- bench-all:begin -->"
 END = "<!-- bench-all:end -->"
 
-# (key, crate, bench): every benchmark of the suite.
+# (key, crate, bench, environment): every benchmark of the suite; the Kubernetes
+# backend at 1,000, 10,000 and 100,000 sandboxes (how its figures grow).
 BENCHES = [
-    ("uds", "proto", "uds_roundtrip"),
-    ("credentials", "credentials-driver", "resolve"),
-    ("head_of_line", "credentials-driver", "head_of_line"),
-    ("process", "compute-driver", "process_backend"),
-    ("kube", "compute-driver", "kube_backend"),
-    ("gateway", "gateway-shim", "gateway"),
-    ("metering", "gateway-shim", "metering"),
-    ("scale", "gateway-shim", "scale"),
+    ("uds", "proto", "uds_roundtrip", {}),
+    ("credentials", "credentials-driver", "resolve", {}),
+    ("head_of_line", "credentials-driver", "head_of_line", {}),
+    ("process", "compute-driver", "process_backend", {}),
+    ("kube-1k", "compute-driver", "kube_backend", {"KUBE_SANDBOXES": "1000"}),
+    ("kube", "compute-driver", "kube_backend", {"KUBE_SANDBOXES": "10000"}),
+    ("kube-100k", "compute-driver", "kube_backend", {"KUBE_SANDBOXES": "100000"}),
+    ("gateway", "gateway-shim", "gateway", {}),
+    ("metering", "gateway-shim", "metering", {}),
+    ("scale", "gateway-shim", "scale", {}),
 ]
+KUBE_SIZES = [("kube-1k", 1_000), ("kube", 10_000), ("kube-100k", 100_000)]
 
 
 # ---------------------------------------------------------------- running
 
-def run_bench(crate, bench):
-    """stdout of `cargo bench -p crate --bench bench` (raises on failure)."""
-    print(f"== cargo bench -p {crate} --bench {bench}", flush=True)
+def run_bench(crate, bench, env):
+    """stdout of `cargo bench -p crate --bench bench` with `env` (raises on failure)."""
+    shown = " ".join(f"{k}={v}" for k, v in env.items())
+    print(f"== {shown} cargo bench -p {crate} --bench {bench}".replace("==  ", "== "), flush=True)
     started = time.monotonic()
     done = subprocess.run(
         ["cargo", "bench", "-p", crate, "--bench", bench],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=3600, check=True)
+        cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=3600, check=True,
+        env={**os.environ, **env})
     print(f"   {time.monotonic() - started:.0f} s", flush=True)
     return done.stdout
 
@@ -379,6 +385,24 @@ def goals(outputs, processes):
     return out
 
 
+def kube_growth(outputs):
+    """[(sandboxes, {list, snapshot (s), start (s), rss (KiB)})] of the Kubernetes runs."""
+    found = []
+    for key, count in KUBE_SIZES:
+        text = outputs.get(key)
+        if not text:
+            continue
+        start = re.search(r"^start to serving.*: ([\d.]+(?:ns|µs|ms|s))$", text, re.M)
+        rss = rss_lines(text)
+        found.append((count, {
+            "list": p50_of(text, "ListSandboxes,"),
+            "snapshot": p50_of(text, "WatchSandboxes snapshot"),
+            "start": duration(start.group(1)) if start else None,
+            "rss": rss[0][1] if rss else None,
+        }))
+    return found
+
+
 def plots(outputs, processes):
     os.makedirs(PLOTS, exist_ok=True)
     made = []
@@ -409,6 +433,18 @@ def plots(outputs, processes):
         if line_chart(os.path.join(PLOTS, "uds-floor.svg"), "UDS round trip (the floor)", "callers", "µs",
                       [("p50", pts50), ("p99", pts99)], log_y=True):
             made.append(("uds-floor.svg", "the UDS floor's latency against concurrency"))
+    growth = kube_growth(outputs)
+    if len(growth) > 1:
+        series = [(label, [(n, g[field] * 1e3) for n, g in growth if g.get(field)])
+                  for label, field in [("ListSandboxes p50", "list"), ("Watch snapshot p50", "snapshot")]]
+        if line_chart(os.path.join(PLOTS, "kube-growth.svg"),
+                      "Kubernetes backend: List and Watch snapshot against sandboxes", "sandboxes", "ms",
+                      series, log_y=True):
+            made.append(("kube-growth.svg", "Kubernetes backend List and Watch against sandbox count"))
+        if line_chart(os.path.join(PLOTS, "kube-rss.svg"), "Kubernetes backend: driver RSS against sandboxes",
+                      "sandboxes", "MiB", [("RSS", [(n, g["rss"] / 1024) for n, g in growth if g.get("rss")])],
+                      log_y=True):
+            made.append(("kube-rss.svg", "the Kubernetes backend's RSS against sandbox count"))
     bars = [(f"{name}, idle", f["rss_kib"] / 1024) for name, f in processes.items() if f.get("rss_kib")]
     for key, binary in (("process", "compute-driver"), ("kube", "compute-driver (kube)"),
                         ("credentials", "credentials-driver")):
@@ -443,6 +479,19 @@ def report(outputs, processes, run):
     for name, what in plots(outputs, processes):
         lines.append(f"![{what}](tests/bench/plots/{name})")
         lines.append("")
+    growth = kube_growth(outputs)
+    if growth:
+        lines += ["### How the Kubernetes backend's figures grow", "",
+                  "| sandboxes | start to serving | ListSandboxes p50 | Watch snapshot p50 | driver RSS |",
+                  "|---:|---:|---:|---:|---:|"]
+        for count, g in growth:
+            def ms(v):
+                if v is None:
+                    return "-"
+                return f"{v:.1f} s" if v >= 1 else f"{v * 1e3:.1f} ms"
+            rss = "-" if g["rss"] is None else f"{g['rss'] / 1024:.1f} MiB"
+            lines.append(f"| {count:,} | {ms(g['start'])} | {ms(g['list'])} | {ms(g['snapshot'])} | {rss} |")
+        lines.append("")
     if processes:
         lines += ["### Start-up and idle RSS of the release binaries", "",
                   "| binary | spawn → /readyz 200 | idle RSS (4 s after ready) |", "|---|---:|---:|"]
@@ -451,10 +500,11 @@ def report(outputs, processes, run):
             lines.append(f"| {name} | {figures['start'] * 1e3:.0f} ms | "
                          f"{'-' if rss is None else f'{rss / 1024:.1f} MiB'} |")
         lines.append("")
-    for key, crate, bench in BENCHES:
+    for key, crate, bench, env in BENCHES:
         if key not in outputs:
             continue
-        lines += [f"### `cargo bench -p {crate} --bench {bench}`", ""]
+        shown = "".join(f"{k}={v} " for k, v in env.items())
+        lines += [f"### `{shown}cargo bench -p {crate} --bench {bench}`", ""]
         tables = [(h, t) for h, t in sections(outputs[key]) if t]
         for heading, table in tables:
             lines += ([f"**{heading}**", ""] if heading else []) + table + [""]
@@ -474,7 +524,7 @@ def report(outputs, processes, run):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", choices=[k for k, _, _ in BENCHES],
+    parser.add_argument("--only", nargs="*", choices=[b[0] for b in BENCHES],
                         help="run only these benchmarks")
     parser.add_argument("--no-binaries", action="store_true", help="skip start-up and RSS")
     parser.add_argument("--replot", action="store_true",
@@ -486,13 +536,13 @@ def main():
     started = time.monotonic()
     outputs = {}
     os.makedirs(SAVED, exist_ok=True)
-    for key, crate, bench in BENCHES:
+    for key, crate, bench, env in BENCHES:
         saved = os.path.join(SAVED, f"{key}.txt")
         if args.replot or (args.only and key not in args.only):
             if (args.reuse or args.replot) and os.path.exists(saved):
                 outputs[key] = open(saved).read()
             continue
-        outputs[key] = run_bench(crate, bench)
+        outputs[key] = run_bench(crate, bench, env)
         with open(saved, "w") as out:
             out.write(outputs[key])
     saved = os.path.join(SAVED, "binaries.json")
