@@ -268,7 +268,7 @@ async fn list_or_watch_in(
                 .and_then(|i| i["kind"].as_str())
                 .map_or_else(|| list_kind(&resource), |k| format!("{k}List"));
             let mut metadata = json!({"resourceVersion": version.to_string()});
-            if page.remaining > 0
+            if page.more
                 && let Some(last) = page.items.last()
             {
                 let key = format!(
@@ -277,7 +277,9 @@ async fn list_or_watch_in(
                     last["metadata"]["name"].as_str().unwrap_or_default()
                 );
                 metadata["continue"] = json!(format!("{version}:{key}"));
-                metadata["remainingItemCount"] = json!(page.remaining);
+                if let Some(remaining) = page.remaining {
+                    metadata["remainingItemCount"] = json!(remaining);
+                }
             }
             axum::Json(json!({
                 "kind": kind, "apiVersion": "v1", "metadata": metadata, "items": page.items,

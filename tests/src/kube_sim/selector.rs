@@ -28,6 +28,11 @@ struct FieldRequirement {
 pub struct Selector(Vec<Requirement>, Vec<FieldRequirement>);
 
 impl Selector {
+    /// Whether it selects everything (no requirement at all).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty() && self.1.is_empty()
+    }
+
     /// Parses `text`.
     ///
     /// # Errors

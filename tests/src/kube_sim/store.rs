@@ -88,8 +88,12 @@ type Key = (&'static str, String, String);
 pub struct Page {
     /// The objects.
     pub items: Vec<Value>,
-    /// How many more a next page would return.
-    pub remaining: usize,
+    /// Whether a next page would return more.
+    pub more: bool,
+    /// How many more, when the list has no selector (the API server leaves
+    /// `remainingItemCount` unset for a selected list: counting would mean matching
+    /// every remaining object on every page).
+    pub remaining: Option<usize>,
 }
 
 /// All objects and their history.
@@ -258,9 +262,16 @@ impl Store {
             .take(limit)
             .map(|(_, object)| object.clone())
             .collect();
+        let (more, remaining) = if selector.is_empty() {
+            let count = selected.count();
+            (count > 0, Some(count))
+        } else {
+            (selected.next().is_some(), None)
+        };
         Ok(Page {
             items,
-            remaining: selected.count(),
+            more,
+            remaining,
         })
     }
 

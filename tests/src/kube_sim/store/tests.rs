@@ -160,3 +160,45 @@ fn watches_resume_from_history_or_get_410() {
         "a fresh list's version is watchable"
     );
 }
+
+#[test]
+fn pages_say_whether_more_follow_and_count_them_only_without_a_selector() {
+    let mut store = store_with_namespace();
+    for i in 0..5 {
+        let app = if i % 2 == 0 { "even" } else { "odd" };
+        store
+            .create(
+                "pods",
+                "ws",
+                json!({"metadata": {"name": format!("p{i}"), "labels": {"app": app}}, "spec": {}}),
+            )
+            .unwrap();
+    }
+    let all = Selector::default();
+    let first = store.list_page("pods", Some("ws"), &all, None, 2).unwrap();
+    assert_eq!(
+        (first.items.len(), first.more, first.remaining),
+        (2, true, Some(3))
+    );
+    let last = store
+        .list_page("pods", Some("ws"), &all, Some(("ws", "p2")), 2)
+        .unwrap();
+    assert_eq!(
+        (last.items.len(), last.more, last.remaining),
+        (2, false, Some(0))
+    );
+    // Selected: more or not, never a count (as the API server leaves it unset).
+    let even = Selector::parse("app=even").unwrap();
+    let page = store.list_page("pods", Some("ws"), &even, None, 2).unwrap();
+    assert_eq!(
+        (page.items.len(), page.more, page.remaining),
+        (2, true, None)
+    );
+    let rest = store
+        .list_page("pods", Some("ws"), &even, Some(("ws", "p2")), 2)
+        .unwrap();
+    assert_eq!(
+        (rest.items.len(), rest.more, rest.remaining),
+        (1, false, None)
+    );
+}
