@@ -257,13 +257,8 @@ async fn authentication(length: Duration) {
         timeout: Duration::from_secs(5),
         tenant_keys: Default::default(),
     });
-    let record = |consumer: &str| conformance::control_plane_peer::KeyRecord {
-        active: true,
-        consumer: consumer.into(),
-        tenant: "acme".into(),
-        rate_per_min: 0,
-        burst: 0,
-    };
+    let record =
+        |consumer: &str| conformance::control_plane_peer::KeyRecord::active(consumer, "acme");
     peer.put_key("gwk_bench-warm-key", record("warm")).await;
     let gateway = support::Gateway::start(args).await;
     gateway

@@ -22,14 +22,7 @@ const SECRET: &str = "control-plane-shared-secret";
 const KEY: &str = "gwk_ci-bot-key-0123456789abcdef";
 
 fn record(consumer: &str, tenant: &str) -> KeyRecord {
-    KeyRecord {
-        active: true,
-        consumer: consumer.into(),
-        tenant: tenant.into(),
-        // No limit of its own (the gateway's default: none).
-        rate_per_min: 0,
-        burst: 0,
-    }
+    KeyRecord::active(consumer, tenant)
 }
 
 struct World {
@@ -58,10 +51,7 @@ fn serve_flags(extra: &[&str]) -> Result<gateway_shim::GatewayConfig, String> {
 }
 
 fn secret_file(dir: &Path, secret: &str) -> String {
-    let path = dir.join("cp-secret");
-    std::fs::write(&path, secret).unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    path.to_str().unwrap().to_owned()
+    support::secret_file(dir, "cp-secret", secret)
 }
 
 impl World {

@@ -16,7 +16,7 @@ use proto::pb::gateway::v1 as pb;
 use proto::pb::health::health_check_response::ServingStatus;
 use serde_json::json;
 use support::oidc::{self, AUDIENCE, OidcPeer};
-use support::{Client, Gateway, args, by_name, create_request};
+use support::{Client, Gateway, args, by_name, create_request, free_port};
 use tonic::Code;
 
 const PROXY_SECRET: &str = "the-proxy-and-the-gateway-share-this";
@@ -62,11 +62,6 @@ async fn token(
         "claims": { "realm_access": { "roles": roles }, "tenant": tenant, "groups": groups }
     }))
     .await
-}
-
-fn free_port() -> SocketAddr {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    probe.local_addr().unwrap()
 }
 
 struct Suite {

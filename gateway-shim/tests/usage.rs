@@ -20,7 +20,7 @@ use proto::pb::gateway::v1 as pb;
 use proto::pb::health::health_check_response::ServingStatus;
 use serde_json::{Value, json};
 use support::oidc::{AUDIENCE, OidcPeer};
-use support::{Gateway, args, create_request};
+use support::{Gateway, args, create_request, free_port, secret_file};
 use tonic::Code;
 
 const SECRET: &str = "control-plane-shared-secret";
@@ -30,25 +30,7 @@ const PLATFORM_KEY: &str = "sk-platform-own-key";
 const SEARCH_KEY: &str = "sk-platform-search-key";
 
 fn key(consumer: &str, tenant: &str) -> KeyRecord {
-    KeyRecord {
-        active: true,
-        consumer: consumer.into(),
-        tenant: tenant.into(),
-        rate_per_min: 0,
-        burst: 0,
-    }
-}
-
-fn free_port() -> SocketAddr {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    probe.local_addr().unwrap()
-}
-
-fn secret_file(dir: &Path, name: &str, secret: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, secret).unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    path.to_str().unwrap().to_owned()
+    KeyRecord::active(consumer, tenant)
 }
 
 fn now_secs() -> i64 {

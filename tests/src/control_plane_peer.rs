@@ -34,6 +34,19 @@ pub struct KeyRecord {
     pub burst: u32,
 }
 
+impl KeyRecord {
+    /// An active key of `consumer` in `tenant` with no rate limit of its own.
+    pub fn active(consumer: &str, tenant: &str) -> Self {
+        Self {
+            active: true,
+            consumer: consumer.into(),
+            tenant: tenant.into(),
+            rate_per_min: 0,
+            burst: 0,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     secret: String,

@@ -58,11 +58,6 @@ impl TenantKeys {
         }
     }
 
-    /// Whether platform provider `provider` takes tenants' keys.
-    pub fn covers(&self, provider: &str) -> bool {
-        self.providers.contains_key(provider)
-    }
-
     /// `tenant`'s own key for platform provider `provider`; `None`: the platform's
     /// credential serves.
     pub async fn key_for(&self, tenant: &str, provider: &str) -> Option<Secret> {

@@ -364,3 +364,18 @@ pub fn run_python(
     );
     (out.status.success(), text)
 }
+
+/// Writes `secret` to `dir/name`, 0600 (as a shared-secret flag requires); returns the
+/// path.
+pub fn secret_file(dir: &Path, name: &str, secret: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, secret).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// A loopback address with a port free a moment ago (for listeners the gateway binds).
+pub fn free_port() -> SocketAddr {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap()
+}
