@@ -5,7 +5,8 @@
 //!    same credential resolved directly on the driver's socket, at 1, 16 and 64
 //!    callers;
 //! 2. sandbox create throughput through the gateway (SQLite file store) beside creates
-//!    made directly on the mock compute driver;
+//!    made directly on the driver: the mock compute driver, and the real compute-driver
+//!    binary's process backend;
 //! 3. authentication: OIDC JWT verification alone (warm JWKS), and a cheap call
 //!    (ListProviders) with the local token beside the same call with an OIDC token and
 //!    through the trusted-proxy listener (address and shared-secret checks, identity,
@@ -136,13 +137,36 @@ async fn main() {
     }
 
     println!(
-        "\n## sandbox create through the gateway (SQLite file store) vs directly on the mock compute driver\n"
+        "\n## sandbox create through the gateway (SQLite file store) vs directly on the driver\n"
     );
     println!(
         "| path | callers | created | p50 | p99 | creates/s |\n|---|---:|---:|---:|---:|---:|"
     );
+    creates(
+        length,
+        "mock driver",
+        &compute_socket,
+        &admin,
+        &["sleep", "600"],
+    )
+    .await;
+    gateway.stop().await;
+    process_backend_creates(length).await;
+    authentication(length).await;
+}
+
+/// Creates at 1 and 16 callers made directly on the driver at `socket` (named `label`),
+/// then through the gateway `admin` talks to, each sandbox running `command`.
+async fn creates(
+    length: Duration,
+    label: &str,
+    socket: &std::path::Path,
+    admin: &support::Client,
+    command: &'static [&'static str],
+) {
     let counter = Arc::new(AtomicUsize::new(0));
-    let driver = ComputeDriverClient::new(proto::lazy_channel(&compute_socket));
+    let driver = ComputeDriverClient::new(proto::lazy_channel(socket));
+    let argv = || command.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     for callers in [1, 16] {
         let client = driver.clone();
         let counter_direct = Arc::clone(&counter);
@@ -153,6 +177,10 @@ async fn main() {
                 let sandbox = proto::pb::compute::v1::DriverSandbox {
                     id: format!("direct-{n}"),
                     name: format!("direct-{n}"),
+                    spec: Some(proto::pb::compute::v1::DriverSandboxSpec {
+                        command: argv(),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 };
                 client
@@ -164,26 +192,68 @@ async fn main() {
             }
         };
         let (calls, p50, p99, rate) = measure(callers, length, direct_create).await;
-        println!("| mock driver (UDS) | {callers} | {calls} | {p50:.1?} | {p99:.1?} | {rate:.0} |");
+        println!("| {label} (UDS) | {callers} | {calls} | {p50:.1?} | {p99:.1?} | {rate:.0} |");
         let client = admin.clone();
         let counter = Arc::clone(&counter);
         let create = move || {
             let mut client = client.clone();
             let n = counter.fetch_add(1, Ordering::Relaxed);
             async move {
-                client
-                    .create_sandbox(support::create_request(&format!("s{n}")))
-                    .await
-                    .unwrap();
+                let mut request = support::create_request(&format!("s{n}"));
+                request.spec.as_mut().unwrap().command = argv();
+                client.create_sandbox(request).await.unwrap();
             }
         };
         let (calls, p50, p99, rate) = measure(callers, length, create).await;
         println!(
-            "| gateway (TCP → UDS) | {callers} | {calls} | {p50:.1?} | {p99:.1?} | {rate:.0} |"
+            "| gateway → {label} (TCP → UDS) | {callers} | {calls} | {p50:.1?} | {p99:.1?} | {rate:.0} |"
         );
     }
+}
+
+/// [`creates`] on the real compute-driver binary's process backend (release build),
+/// each sandbox `true` (the create is the same whether the process lives on).
+async fn process_backend_creates(length: Duration) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "compute-driver",
+            "--bin",
+            "compute-driver",
+        ])
+        .status()
+        .unwrap();
+    assert!(built.success(), "building compute-driver failed");
+    let binary =
+        std::path::Path::new(env!("CARGO_BIN_EXE_gateway-shim")).with_file_name("compute-driver");
+    let dir = proto::testing::short_dir();
+    let state = dir.path().join("state");
+    let driver = proto::testing::SpawnedDriver::spawn_in(
+        &binary,
+        dir.path(),
+        &[
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--log-level",
+            "warn",
+        ],
+    );
+    let socket = driver.socket().to_owned();
+    let mut args = support::args(dir.path(), &socket, None);
+    args.db_url = format!("sqlite:{}", dir.path().join("gateway.db").display());
+    args.max_sandboxes_per_owner = usize::MAX;
+    let gateway = support::Gateway::start(args).await;
+    gateway
+        .wait_health(proto::pb::health::health_check_response::ServingStatus::Serving)
+        .await;
+    let admin = gateway.client().await;
+    creates(length, "process backend", &socket, &admin, &["true"]).await;
     gateway.stop().await;
-    authentication(length).await;
+    drop(driver);
 }
 
 async fn authentication(length: Duration) {

@@ -236,6 +236,103 @@ async fn concurrent_increments_lose_nothing(store: &Store) {
     assert_eq!(r.version, 201);
 }
 
+/// A write with deferred durability is a whole commit like any other: visible at once,
+/// still checked (a taken name, a missing reference), serialized with synced writes
+/// racing it, and confirmed by the synced write that follows it.
+async fn a_deferred_write_commits_like_any_other(store: &Store) {
+    use gateway_shim::store::{Durability, Write};
+    store
+        .create(&record("openai", "openai", "alice", b"p"))
+        .await
+        .unwrap();
+    let deferred = |record: Record, requires: &'static [(Kind, &'static str, &'static str)]| {
+        let store = store.clone();
+        async move {
+            store
+                .write_if_present_with(Write::Create(&record), requires, Durability::Deferred)
+                .await
+        }
+    };
+    const REQUIRED: &[(Kind, &str, &str)] = &[(Kind::Provider, "default", "openai")];
+    const MISSING: &[(Kind, &str, &str)] = &[(Kind::Provider, "default", "gone")];
+    let mut sandbox = Record::new(Kind::Sandbox, "sb-1", "one", "alice");
+    sandbox.body = b"pending".to_vec();
+    assert_eq!(deferred(sandbox.clone(), REQUIRED).await.unwrap(), 1);
+    let read = store.get(Kind::Sandbox, "sb-1").await.unwrap().unwrap();
+    assert_eq!((read.body.as_slice(), read.version), (&b"pending"[..], 1));
+    let mut same_name = Record::new(Kind::Sandbox, "sb-2", "one", "alice");
+    same_name.body = b"x".to_vec();
+    assert!(matches!(
+        deferred(same_name.clone(), REQUIRED).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    same_name.name = "two".into();
+    assert!(matches!(
+        deferred(same_name, MISSING).await,
+        Err(StoreError::MissingReference { .. })
+    ));
+    assert!(store.get(Kind::Sandbox, "sb-2").await.unwrap().is_none());
+    let mut confirmed = read;
+    confirmed.body = b"created".to_vec();
+    assert_eq!(store.update(&confirmed).await.unwrap(), 2);
+    // Deferred creates, each confirmed by a synced update, racing synced updates of
+    // one record: nothing lost, every write applied once.
+    let mut tasks = Vec::new();
+    for n in 0..16 {
+        let store = store.clone();
+        let create = deferred(
+            {
+                let mut r = Record::new(
+                    Kind::Sandbox,
+                    &format!("race-{n}"),
+                    &format!("race-{n}"),
+                    "bob",
+                );
+                r.body = b"pending".to_vec();
+                r
+            },
+            REQUIRED,
+        );
+        tasks.push(tokio::spawn(async move {
+            let version = create.await.unwrap();
+            let mut r = store
+                .get(Kind::Sandbox, &format!("race-{n}"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(r.version, version);
+            r.body = b"created".to_vec();
+            store.update(&r).await.unwrap();
+            loop {
+                let mut p = store.get(Kind::Provider, "openai").await.unwrap().unwrap();
+                p.body.push(b'+');
+                match store.update(&p).await {
+                    Ok(_) => break,
+                    Err(StoreError::Conflict { .. }) => {}
+                    Err(other) => panic!("{other}"),
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let raced = store
+        .list(
+            Kind::Sandbox,
+            &Filter {
+                owners: Some(vec!["bob".into()]),
+                ..Filter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(raced.len(), 16);
+    assert!(raced.iter().all(|r| r.body == b"created" && r.version == 2));
+    let provider = store.get(Kind::Provider, "openai").await.unwrap().unwrap();
+    assert_eq!(provider.body, b"p++++++++++++++++");
+}
+
 /// Every read and write of a handle is confined to its tenant: one key, one owner's
 /// name, in two tenants are two records; a handle never sees, changes or deletes
 /// another tenant's.
@@ -619,6 +716,9 @@ const CASES: &[(&str, Case)] = &[
     }),
     ("usage_counts_add_up_by_day_and_in_total", |s| {
         Box::pin(usage_counts_add_up_by_day_and_in_total(s))
+    }),
+    ("a_deferred_write_commits_like_any_other", |s| {
+        Box::pin(a_deferred_write_commits_like_any_other(s))
     }),
 ];
 

@@ -17,7 +17,7 @@ use super::{Core, limits, providers, sandbox_saga};
 use crate::auth::{Claims, Principal};
 use crate::authz::{Access, Action};
 use crate::drivers::Change;
-use crate::store::{Kind, Record, StoreError, Write};
+use crate::store::{Durability, Kind, Record, StoreError, Write};
 
 /// Creates a sandbox: the record (marked pending), then the driver, in a saga that
 /// finishes or rolls back whatever the caller does ([`super::sandbox_saga`]).
@@ -92,7 +92,10 @@ pub(super) async fn create(
         .collect();
     record.version = core
         .records(who)
-        .write_if_present(Write::Create(&record), &requires)
+        // Deferred: the saga's synced write clearing the mark confirms it before the
+        // caller hears of the sandbox; lost with the machine, repair deletes the
+        // driver's orphan.
+        .write_if_present_with(Write::Create(&record), &requires, Durability::Deferred)
         .await
         .map_err(|error| match error {
             StoreError::AlreadyExists { .. } => ApiError::already_exists(format!(

@@ -8,7 +8,7 @@
 //! an attach waiting behind a delete finds the provider gone. SQLite: the transaction
 //! begins `IMMEDIATE`, which serializes writers outright.
 
-/// Generates the guarded operations for a store type with `pool`, `begin_locked`,
+/// Generates the guarded operations for a store type with `begin_locked_for_writes`,
 /// `LOCK_SHARED` and `LOCK_EXCLUSIVE`.
 macro_rules! guarded_operations {
     ($store:ty) => {
@@ -23,8 +23,9 @@ macro_rules! guarded_operations {
                 write: crate::store::Write<'_>,
                 labels: &str,
                 requires: &[(crate::store::Kind, &str, &str)],
+                durability: crate::store::Durability,
             ) -> Result<Result<Option<u64>, (crate::store::Kind, String)>, sqlx::Error> {
-                let mut tx = Self::begin_locked_for_writes(&self.pool).await?;
+                let mut tx = self.begin_locked_for_writes(durability).await?;
                 for (kind, required_tenant, key) in requires {
                     let sql = format!(
                         "SELECT version FROM objects WHERE kind = $1 AND key = $2 AND tenant = $3{}",
@@ -87,7 +88,9 @@ macro_rules! guarded_operations {
                 by: &[crate::store::Kind],
                 refers: &(dyn Fn(&crate::store::Record) -> bool + Send + Sync),
             ) -> Result<Result<bool, crate::store::Record>, crate::store::StoreError> {
-                let mut tx = Self::begin_locked_for_writes(&self.pool).await?;
+                let mut tx = self
+                    .begin_locked_for_writes(crate::store::Durability::Synced)
+                    .await?;
                 let sql = format!(
                     "SELECT version FROM objects WHERE kind = $1 AND key = $2 AND tenant = $3{}",
                     Self::LOCK_EXCLUSIVE

@@ -133,6 +133,22 @@ impl Record {
     }
 }
 
+/// When a write's commit returns, relative to the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Flushed to disk first (SQLite `synchronous=FULL`, PostgreSQL's
+    /// `synchronous_commit`): survives a power loss. Every write but the next.
+    Synced,
+    /// Committed, atomic and visible to every reader at once, but an operating-system
+    /// crash or power loss (with PostgreSQL, a server crash too) may lose it, never
+    /// leaving it half-written. Only for a write that a later synced write confirms
+    /// before anyone is told it happened, and whose loss repair handles: a sandbox's
+    /// record marked `create`, written before the driver is asked (lost, the driver's
+    /// sandbox has no record and repair deletes it; the caller was never told it
+    /// exists). Saves one disk flush per create.
+    Deferred,
+}
+
 /// A write guarded by [`Store::write_if_present`].
 #[derive(Clone, Copy, Debug)]
 pub enum Write<'a> {
@@ -494,6 +510,20 @@ impl Store {
         write: Write<'_>,
         requires: &[(Kind, &str, &str)],
     ) -> Result<u64, StoreError> {
+        self.write_if_present_with(write, requires, Durability::Synced)
+            .await
+    }
+
+    /// [`Store::write_if_present`] with the commit's [`Durability`].
+    ///
+    /// # Errors
+    /// As [`Store::write_if_present`].
+    pub async fn write_if_present_with(
+        &self,
+        write: Write<'_>,
+        requires: &[(Kind, &str, &str)],
+        durability: Durability,
+    ) -> Result<u64, StoreError> {
         let record = match write {
             Write::Create(record) | Write::Update(record) => record,
         };
@@ -501,8 +531,14 @@ impl Store {
         let _invalidate = OnWrite::key(&self.cache, record.kind, &self.tenant, &record.key);
         let tenant = &self.tenant;
         let written = match &self.backend {
-            Backend::Sqlite(s) => s.write_if_present(tenant, write, &labels, requires).await,
-            Backend::Postgres(s) => s.write_if_present(tenant, write, &labels, requires).await,
+            Backend::Sqlite(s) => {
+                s.write_if_present(tenant, write, &labels, requires, durability)
+                    .await
+            }
+            Backend::Postgres(s) => {
+                s.write_if_present(tenant, write, &labels, requires, durability)
+                    .await
+            }
         };
         match written {
             Ok(Ok(Some(version))) => Ok(version),

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
+use super::Durability;
 use super::backend::record_operations;
 use super::guarded::guarded_operations;
 use super::usage::usage_operations;
@@ -37,11 +38,20 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// A transaction for guarded writes (row locks do the serializing).
+    /// A transaction for guarded writes (row locks do the serializing); with
+    /// `durability` deferred, its commit does not wait for the server's WAL flush
+    /// (`synchronous_commit` off for this transaction alone).
     async fn begin_locked_for_writes(
-        pool: &PgPool,
+        &self,
+        durability: Durability,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        pool.begin().await
+        let mut tx = self.pool.begin().await?;
+        if durability == Durability::Deferred {
+            sqlx::query("SET LOCAL synchronous_commit TO OFF")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
     }
 
     /// A transaction holding the migration lock (released at its commit or rollback).

@@ -14,8 +14,11 @@ use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
+use super::Durability;
 use super::backend::record_operations;
 use super::guarded::guarded_operations;
 use super::usage::usage_operations;
@@ -24,6 +27,10 @@ use super::usage::usage_operations;
 #[derive(Clone, Debug)]
 pub(crate) struct SqliteStore {
     pool: SqlitePool,
+    /// For a file: connections that commit without waiting for the disk
+    /// (`synchronous=NORMAL`), for [`Durability::Deferred`] writes; a later commit on
+    /// `pool` syncs the write-ahead log and so everything before it.
+    unsynced: Option<SqlitePool>,
     /// For an in-memory database: a connection outside the pool, open as long as the
     /// store, so the database outlives any pooled connection (sqlx closes one whose
     /// caller gave up mid-query; the last connection closing would drop every table).
@@ -75,20 +82,36 @@ impl SqliteStore {
             .min_connections(if in_memory { 1 } else { 0 })
             .idle_timeout(None::<Duration>)
             .max_lifetime(None::<Duration>)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
+        let unsynced = (!in_memory).then(|| {
+            SqlitePoolOptions::new()
+                .max_connections(2)
+                .min_connections(0)
+                .idle_timeout(None::<Duration>)
+                .max_lifetime(None::<Duration>)
+                .connect_lazy_with(options.clone().synchronous(SqliteSynchronous::Normal))
+        });
         let store = Self {
             pool,
+            unsynced,
             _anchor: anchor,
         };
         store.migrate().await?;
         Ok(store)
     }
 
-    /// A transaction for guarded writes: the write lock from its first statement.
+    /// A transaction for guarded writes: the write lock from its first statement, on a
+    /// connection that waits for the disk at commit unless `durability` defers it (in
+    /// WAL mode a commit that does not wait stays atomic and consistent).
     async fn begin_locked_for_writes(
-        pool: &SqlitePool,
+        &self,
+        durability: Durability,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        let pool = match (durability, &self.unsynced) {
+            (Durability::Deferred, Some(unsynced)) => unsynced,
+            _ => &self.pool,
+        };
         Self::begin_locked(pool).await
     }
 
