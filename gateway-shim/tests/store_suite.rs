@@ -284,8 +284,8 @@ async fn a_deferred_write_commits_like_any_other(store: &Store) {
             {
                 let mut r = Record::new(
                     Kind::Sandbox,
-                    &format!("race-{n}"),
-                    &format!("race-{n}"),
+                    format!("race-{n}"),
+                    format!("race-{n}"),
                     "bob",
                 );
                 r.body = b"pending".to_vec();
