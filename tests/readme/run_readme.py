@@ -10,7 +10,8 @@ how it runs:
   <!-- readme-test: start, ready when `CMD` -->
                                            start it in the background (a server the
                                            reader leaves running in another terminal),
-                                           then wait until CMD succeeds
+                                           then wait until CMD succeeds (while it
+                                           runs, up to READY_WAIT seconds)
   <!-- readme-test: skip: REASON -->       not run here, for the reason given
 
 A ```yaml block with `file=PATH` in its info string must equal that file. The one
@@ -34,6 +35,8 @@ import time
 
 MARKER = re.compile(r"<!--\s*readme-test:\s*(.*?)\s*-->")
 READY = re.compile(r"start, ready when `(.+)`$")
+# Seconds a started command may take to become ready (below the section's 30 minutes).
+READY_WAIT = 1500
 
 
 def blocks(readme):
@@ -100,10 +103,22 @@ def script_for(runnable, scratch):
         ready = READY.match(marker or "")
         if ready:
             check = ready.group(1).replace("/tmp/sd", scratch)
-            parts.append("(\n" + text + ") &")
+            quoted = check.replace("'", "")
+            # The started command may build the workspace first (several minutes on a
+            # clean copy of a slow machine): wait while it runs, up to READY_WAIT, and
+            # fail at once, with its status, if it exits before it is ready.
+            parts.append("(\n" + text + ") &\nstarted_pid=$!")
             parts.append(
-                "for _ in $(seq 600); do if ( " + check + " ) >/dev/null 2>&1; then break; fi; sleep 0.5; done\n"
-                "( " + check + " ) >/dev/null || { echo 'not ready: " + check.replace("'", "") + "' >&2; exit 1; }")
+                f"for _ in $(seq {READY_WAIT * 2}); do\n"
+                f"  if ( {check} ) >/dev/null 2>&1; then break; fi\n"
+                "  if ! kill -0 \"$started_pid\" 2>/dev/null; then\n"
+                "    status=0; wait \"$started_pid\" || status=$?\n"
+                "    echo \"not ready: the started command exited (status $status) before this succeeded:\" >&2\n"
+                f"    echo '  {quoted}' >&2; exit 1\n"
+                "  fi\n"
+                "  sleep 0.5\n"
+                "done\n"
+                f"( {check} ) >/dev/null || {{ echo 'not ready after {READY_WAIT} s: {quoted}' >&2; exit 1; }}")
         else:
             parts.append(text)
     parts.append("echo '== section done' >&2")
