@@ -74,9 +74,16 @@ pub struct IdpConfig {
 /// (about 1 MiB of its idle RSS). Bad settings still fail at start.
 #[derive(Clone, Debug)]
 pub struct Idp {
-    config: std::sync::Arc<IdpConfig>,
+    http: std::sync::Arc<LazyHttp>,
+}
+
+/// What building the HTTP client needs, and the client once built.
+#[derive(Debug)]
+struct LazyHttp {
+    timeout: Duration,
+    connect_timeout: Duration,
     extra_roots: Vec<reqwest::Certificate>,
-    http: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
+    built: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl Idp {
@@ -91,30 +98,34 @@ impl Idp {
             None => Vec::new(),
         };
         Ok(Self {
-            config: std::sync::Arc::new(config.clone()),
-            extra_roots,
-            http: std::sync::Arc::default(),
+            http: std::sync::Arc::new(LazyHttp {
+                timeout: config.timeout,
+                connect_timeout: config.connect_timeout,
+                extra_roots,
+                built: std::sync::OnceLock::new(),
+            }),
         })
     }
 
     /// The HTTP client, built on first use.
     fn http(&self) -> Result<&reqwest::Client, IdpError> {
-        if let Some(http) = self.http.get() {
+        let lazy = &*self.http;
+        if let Some(http) = lazy.built.get() {
             return Ok(http);
         }
         let mut builder = reqwest::Client::builder()
-            .timeout(self.config.timeout)
-            .connect_timeout(self.config.connect_timeout)
+            .timeout(lazy.timeout)
+            .connect_timeout(lazy.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("credentials-driver/", env!("CARGO_PKG_VERSION")));
-        for cert in &self.extra_roots {
+        for cert in &lazy.extra_roots {
             builder = builder.add_root_certificate(cert.clone());
         }
         let built = builder.build().map_err(|e| IdpError::Unreachable {
             reason: format!("the HTTP client cannot be built: {e}"),
         })?;
         // A racing first request may have set it: either client is as good.
-        Ok(self.http.get_or_init(|| built))
+        Ok(lazy.built.get_or_init(|| built))
     }
 
     /// Asks `client`'s token endpoint for a token.
