@@ -47,14 +47,7 @@ async fn main() {
     );
     let mock = MockCompute::new(Faults::default());
     let _compute = support::serve_mock_compute(&compute_socket, mock.clone()).await;
-    let mut args = support::args(dir.path(), &compute_socket, Some(&credentials_socket));
-    args.db_url = format!("sqlite:{}", dir.path().join("gateway.db").display());
-    // Creates are measured for seconds: far more than the per-owner default.
-    args.max_sandboxes_per_owner = usize::MAX;
-    let gateway = support::Gateway::start(args).await;
-    gateway
-        .wait_health(proto::pb::health::health_check_response::ServingStatus::Serving)
-        .await;
+    let gateway = start_for_creates(dir.path(), &compute_socket, Some(&credentials_socket)).await;
     let mut admin = gateway.client().await;
     admin
         .create_provider(pb::Provider {
@@ -213,6 +206,24 @@ async fn creates(
 
 /// [`creates`] on the real compute-driver binary's process backend (release build),
 /// each sandbox `true` (the create is the same whether the process lives on).
+/// A gateway on a SQLite file in `dir` (a real disk flush per write), serving once
+/// its drivers answer; the per-owner limit is lifted, since creates are measured for
+/// seconds, far more than its default.
+async fn start_for_creates(
+    dir: &std::path::Path,
+    compute: &std::path::Path,
+    credentials: Option<&std::path::Path>,
+) -> support::Gateway {
+    let mut args = support::args(dir, compute, credentials);
+    args.db_url = format!("sqlite:{}", dir.join("gateway.db").display());
+    args.max_sandboxes_per_owner = usize::MAX;
+    let gateway = support::Gateway::start(args).await;
+    gateway
+        .wait_health(proto::pb::health::health_check_response::ServingStatus::Serving)
+        .await;
+    gateway
+}
+
 async fn process_backend_creates(length: Duration) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let built = std::process::Command::new(cargo)
@@ -243,13 +254,7 @@ async fn process_backend_creates(length: Duration) {
         ],
     );
     let socket = driver.socket().to_owned();
-    let mut args = support::args(dir.path(), &socket, None);
-    args.db_url = format!("sqlite:{}", dir.path().join("gateway.db").display());
-    args.max_sandboxes_per_owner = usize::MAX;
-    let gateway = support::Gateway::start(args).await;
-    gateway
-        .wait_health(proto::pb::health::health_check_response::ServingStatus::Serving)
-        .await;
+    let gateway = start_for_creates(dir.path(), &socket, None).await;
     let admin = gateway.client().await;
     creates(length, "process backend", &socket, &admin, &["true"]).await;
     gateway.stop().await;
