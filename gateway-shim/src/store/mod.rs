@@ -145,7 +145,8 @@ pub enum Durability {
     /// before anyone is told it happened, and whose loss repair handles: a sandbox's
     /// record marked `create`, written before the driver is asked (lost, the driver's
     /// sandbox has no record and repair deletes it; the caller was never told it
-    /// exists). Saves one disk flush per create.
+    /// exists). Saves one disk flush per create. Usage appends are the other use
+    /// ([`Store::append_usage`]): metering is already best-effort across a crash.
     Deferred,
 }
 

@@ -95,7 +95,10 @@ macro_rules! usage_operations {
                 &self,
                 events: &[crate::store::usage::UsageEvent],
             ) -> Result<(), sqlx::Error> {
-                let mut tx = self.pool.begin().await?;
+                // Committed without waiting for the disk: see `Store::append_usage`.
+                let mut tx = self
+                    .begin_locked_for_writes(crate::store::Durability::Deferred)
+                    .await?;
                 for chunk in events.chunks(crate::store::usage::INSERT_CHUNK) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO usage_events \
@@ -176,7 +179,12 @@ macro_rules! usage_operations {
 pub(crate) use usage_operations;
 
 impl super::Store {
-    /// Appends `events` (of any tenant) in one transaction.
+    /// Appends `events` (of any tenant) in one transaction, committed with
+    /// [`super::Durability::Deferred`]: usage is written in the background after the
+    /// calls it counts were answered, so a power loss may lose the last appends as a
+    /// crash loses the meter's queue, and each append costs no disk flush (a busy
+    /// gateway appends hundreds of times a second). A later synced write, of any kind,
+    /// makes them durable.
     ///
     /// # Errors
     /// [`super::StoreError::Database`]; nothing is appended then.

@@ -1,21 +1,26 @@
 //! The meter: handlers hand it one event per metered call without waiting for the
 //! store; a writer task appends whatever has queued in one transaction, so a busy
-//! gateway writes in large batches and an idle one at once. A failed append is retried
-//! (the batch kept) until it succeeds. A call whose caller gives up is still recorded,
-//! as `CANCELLED`, when its handler is dropped.
+//! gateway writes in large batches (appends start at least 20 ms apart) and an idle
+//! one at once. A failed append is retried (the batch kept) until it succeeds. A call
+//! whose caller gives up is still recorded, as `CANCELLED`, when its handler is
+//! dropped. Appends commit without waiting for the disk ([`Store::append_usage`]).
 //!
 //! Reads flush first ([`Meter::flush`]): every event queued before the flush is in the
 //! store when it returns, so usage read back adds up to the calls made.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::auth::{Identity, Principal};
 use crate::store::{Store, UsageEvent};
 
 /// The most events one append writes.
 const BATCH: usize = 2_000;
+/// The least time between the starts of two appends while calls keep coming.
+const SPACING: Duration = Duration::from_millis(20);
 /// The longest wait between two attempts at a failed append.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
@@ -28,6 +33,8 @@ enum Message {
 #[derive(Clone, Debug)]
 pub struct Meter {
     sender: mpsc::UnboundedSender<Message>,
+    /// Ends the writer's wait between appends, for a flush.
+    flushing: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Message {
@@ -49,8 +56,9 @@ impl Meter {
     /// the meter is dropped and the queue is written).
     pub fn start(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(write(store, receiver));
-        (Self { sender }, writer)
+        let flushing = Arc::new(Notify::new());
+        let writer = tokio::spawn(write(store, receiver, Arc::clone(&flushing)));
+        (Self { sender, flushing }, writer)
     }
 
     /// Starts metering `method` called by `who`: the returned guard records the call
@@ -83,6 +91,7 @@ impl Meter {
         self.sender
             .send(Message::Flush(done))
             .map_err(|_| Stopped)?;
+        self.flushing.notify_one();
         written.await.map_err(|_| Stopped)
     }
 
@@ -143,28 +152,60 @@ fn now_ms() -> i64 {
 }
 
 /// The writer: appends what has queued, answers flushes once what preceded them is
-/// written.
-async fn write(store: Store, mut receiver: mpsc::UnboundedReceiver<Message>) {
+/// written. Appends start at least [`SPACING`] apart: while calls keep coming the
+/// writer sleeps out the rest of the spacing (events queue without waking it; a flush
+/// does) and appends what queued meanwhile, so a busy gateway writes a few large
+/// transactions a second instead of one per call or two, each a round of commands to
+/// the database; an idle one writes at once.
+async fn write(
+    store: Store,
+    mut receiver: mpsc::UnboundedReceiver<Message>,
+    flushing: Arc<Notify>,
+) {
     let mut batch = Vec::new();
     let mut flushes = Vec::new();
+    let mut last_append: Option<Instant> = None;
     while let Some(first) = receiver.recv().await {
-        let mut next = Some(first);
-        while let Some(message) = next {
-            match message {
-                Message::Event(event) => batch.push(event),
-                Message::Flush(done) => flushes.push(done),
+        take(first, &mut batch, &mut flushes);
+        drain(&mut receiver, &mut batch, &mut flushes);
+        if let Some(last) = last_append
+            && flushes.is_empty()
+            && batch.len() < BATCH
+        {
+            tokio::select! {
+                () = tokio::time::sleep_until(last + SPACING) => {}
+                () = flushing.notified() => {}
             }
-            next = if batch.len() < BATCH {
-                receiver.try_recv().ok()
-            } else {
-                None
-            };
+            drain(&mut receiver, &mut batch, &mut flushes);
         }
+        last_append = Some(Instant::now());
         append(&store, &batch).await;
         batch.clear();
         for done in flushes.drain(..) {
             let _ = done.send(());
         }
+    }
+}
+
+/// Takes what has queued, up to a full batch.
+fn drain(
+    receiver: &mut mpsc::UnboundedReceiver<Message>,
+    batch: &mut Vec<UsageEvent>,
+    flushes: &mut Vec<oneshot::Sender<()>>,
+) {
+    while batch.len() < BATCH {
+        match receiver.try_recv() {
+            Ok(message) => take(message, batch, flushes),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Files one message: an event into the batch, a flush among those to answer.
+fn take(message: Message, batch: &mut Vec<UsageEvent>, flushes: &mut Vec<oneshot::Sender<()>>) {
+    match message {
+        Message::Event(event) => batch.push(event),
+        Message::Flush(done) => flushes.push(done),
     }
 }
 
@@ -178,5 +219,86 @@ async fn append(store: &Store, batch: &[UsageEvent]) {
         tracing::warn!(%error, events = batch.len(), retry_in = ?delay, "usage not written yet");
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(MAX_RETRY_DELAY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: i64) -> UsageEvent {
+        UsageEvent {
+            at_ms: n,
+            tenant: "acme".into(),
+            caller: "alice".into(),
+            method: "ResolveProviderCredential".into(),
+            outcome: "OK".into(),
+            credential: "file".into(),
+            sandbox: String::new(),
+        }
+    }
+
+    async fn stored(store: &Store) -> Vec<i64> {
+        let mut at: Vec<i64> = store
+            .recent_usage("alice", 1_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|event| event.at_ms)
+            .collect();
+        at.sort_unstable();
+        at
+    }
+
+    /// Waits (without flushing) until the store holds `expected`; fails after 10 s.
+    async fn until_stored(store: &Store, expected: &[i64]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stored(store).await != expected {
+            assert!(
+                Instant::now() < deadline,
+                "never written without a flush: {:?} instead of {expected:?}",
+                stored(store).await
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn memory_store() -> Store {
+        Store::open("sqlite::memory:").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn events_sent_while_the_writer_spaces_its_appends_are_written_without_a_flush() {
+        let store = memory_store().await;
+        let (meter, _writer) = Meter::start(store.clone());
+        meter.send(event(1));
+        until_stored(&store, &[1]).await;
+        // Right after an append: this one waits out the spacing, then is written.
+        meter.send(event(2));
+        meter.send(event(3));
+        until_stored(&store, &[1, 2, 3]).await;
+    }
+
+    #[tokio::test]
+    async fn a_flush_during_the_spacing_answers_once_everything_before_it_is_written() {
+        let store = memory_store().await;
+        let (meter, _writer) = Meter::start(store.clone());
+        meter.send(event(1));
+        until_stored(&store, &[1]).await;
+        meter.send(event(2));
+        meter.flush().await.unwrap();
+        assert_eq!(stored(&store).await, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn the_last_meter_dropped_during_the_spacing_still_writes_what_queued() {
+        let store = memory_store().await;
+        let (meter, writer) = Meter::start(store.clone());
+        meter.send(event(1));
+        until_stored(&store, &[1]).await;
+        meter.send(event(2));
+        drop(meter);
+        writer.await.unwrap();
+        assert_eq!(stored(&store).await, [1, 2]);
     }
 }
