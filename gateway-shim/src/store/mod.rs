@@ -146,7 +146,7 @@ pub enum Durability {
     /// record marked `create`, written before the driver is asked (lost, the driver's
     /// sandbox has no record and repair deletes it; the caller was never told it
     /// exists). Saves one disk flush per create. Usage appends are the other use
-    /// ([`Store::append_usage`]): metering is already best-effort across a crash.
+    /// ([`Store::append_usage`]): a crash already loses the meter's queue.
     Deferred,
 }
 

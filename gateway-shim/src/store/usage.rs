@@ -182,9 +182,8 @@ impl super::Store {
     /// Appends `events` (of any tenant) in one transaction, committed with
     /// [`super::Durability::Deferred`]: usage is written in the background after the
     /// calls it counts were answered, so a power loss may lose the last appends as a
-    /// crash loses the meter's queue, and each append costs no disk flush (a busy
-    /// gateway appends hundreds of times a second). A later synced write, of any kind,
-    /// makes them durable.
+    /// crash loses the meter's queue, and an append costs no disk flush. A later synced
+    /// write, of any kind, makes them durable.
     ///
     /// # Errors
     /// [`super::StoreError::Database`]; nothing is appended then.
