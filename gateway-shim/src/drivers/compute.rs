@@ -10,10 +10,10 @@ use std::sync::Mutex;
 
 use proto::pb::compute::v1 as pb;
 use proto::pb::compute::v1::compute_driver_client::ComputeDriverClient;
+use proto::uds::DirectChannel;
 use proto::{Backoff, Idempotency, RetryPolicy, WatchEvent};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use super::link::{DriverError, DriverLink};
 
@@ -21,7 +21,7 @@ use super::link::{DriverError, DriverLink};
 #[derive(Clone, Debug)]
 pub struct ComputeClient {
     link: DriverLink,
-    client: ComputeDriverClient<Channel>,
+    client: ComputeDriverClient<DirectChannel>,
     /// Workspaces the driver confirmed (shared by clones): each is ensured once.
     #[allow(clippy::disallowed_types)]
     ensured: Arc<Mutex<HashSet<String>>>,

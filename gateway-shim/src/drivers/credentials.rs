@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use proto::pb::credentials::v1 as pb;
 use proto::pb::credentials::v1::credentials_driver_client::CredentialsDriverClient;
+use proto::uds::DirectChannel;
 use proto::{Idempotency, RetryPolicy, Secret};
-use tonic::transport::Channel;
 
 use super::link::{DriverError, DriverLink};
 
@@ -27,7 +27,7 @@ type CachedCatalog = Option<(tokio::time::Instant, Arc<Catalog>)>;
 #[derive(Clone, Debug)]
 pub struct CredentialsClient {
     link: DriverLink,
-    client: CredentialsDriverClient<Channel>,
+    client: CredentialsDriverClient<DirectChannel>,
     catalog: Arc<tokio::sync::Mutex<CachedCatalog>>,
 }
 

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use proto::uds::DirectChannel;
 use proto::{Idempotency, Readiness, RetryPolicy};
-use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
 /// Bound on the probe made before calling a driver marked unavailable.
@@ -68,7 +68,7 @@ impl DriverError {
 pub struct DriverLink {
     name: &'static str,
     socket: PathBuf,
-    channel: Channel,
+    channel: DirectChannel,
     available: Arc<AtomicBool>,
     /// When "unreachable" was last logged at warn (seconds since the link was made).
     warned_at: Arc<std::sync::atomic::AtomicU64>,
@@ -85,7 +85,7 @@ impl DriverLink {
         Self {
             name,
             socket: socket.to_owned(),
-            channel: proto::lazy_channel(socket),
+            channel: DirectChannel::lazy(socket),
             available: Arc::new(AtomicBool::new(false)),
             warned_at: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
             made: tokio::time::Instant::now(),
@@ -107,7 +107,7 @@ impl DriverLink {
     }
 
     /// The channel, for typed clients.
-    pub fn channel(&self) -> Channel {
+    pub fn channel(&self) -> DirectChannel {
         self.channel.clone()
     }
 

@@ -13,6 +13,9 @@ use std::time::Duration;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 use tokio::time::Instant;
+use tonic::body::Body;
+use tonic::client::GrpcService;
+use tonic::codegen::{Body as HttpBody, Bytes, StdError};
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Code, Status};
 
@@ -100,7 +103,13 @@ pub async fn connect(path: &Path, config: &ConnectConfig) -> Result<Channel, Con
 ///
 /// SERVING is ready; NOT_SERVING is not. UNIMPLEMENTED also counts as ready: the call
 /// completed, the server simply does not serve health (as some deployed drivers do).
-pub async fn health_probe(channel: Channel, timeout: Duration) -> Readiness {
+pub async fn health_probe<T>(channel: T, timeout: Duration) -> Readiness
+where
+    T: GrpcService<Body>,
+    T::Error: Into<StdError>,
+    T::ResponseBody: HttpBody<Data = Bytes> + Send + 'static,
+    <T::ResponseBody as HttpBody>::Error: Into<StdError> + Send,
+{
     let mut request = tonic::Request::new(HealthCheckRequest::default());
     request.set_timeout(timeout);
     let mut client = HealthClient::new(channel);

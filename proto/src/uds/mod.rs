@@ -1,12 +1,13 @@
 //! Both sides of a Unix domain socket.
 //!
 //! Server: [`bind`] (safe publish), [`PeerPolicy`] (who may connect), [`Health`],
-//! [`serve`] (graceful shutdown). Client: [`lazy_channel`], [`connect`], [`wait_ready`].
+//! [`serve`] (graceful shutdown). Client: [`lazy_channel`], [`DirectChannel`], [`connect`], [`wait_ready`].
 
 mod authority;
 mod bind;
 mod conn;
 mod connect;
+mod direct;
 mod health;
 mod http;
 mod peer;
@@ -19,6 +20,7 @@ pub use connect::{
     wait_ready,
 };
 pub use connect::{describe_status, error_chain};
+pub use direct::DirectChannel;
 pub use health::Health;
 pub use http::HttpSocket;
 pub use peer::PeerPolicy;
