@@ -263,17 +263,20 @@ mod tests {
         }
     }
 
-    async fn memory_store() -> Store {
-        Store::open("sqlite::memory:").await.unwrap()
+    /// A meter on an in-memory store whose first event has just been appended: the
+    /// writer is now spacing its next append.
+    async fn right_after_an_append() -> (Store, Meter, tokio::task::JoinHandle<()>) {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let (meter, writer) = Meter::start(store.clone());
+        meter.send(event(1));
+        until_stored(&store, &[1]).await;
+        (store, meter, writer)
     }
 
     #[tokio::test]
     async fn events_sent_while_the_writer_spaces_its_appends_are_written_without_a_flush() {
-        let store = memory_store().await;
-        let (meter, _writer) = Meter::start(store.clone());
-        meter.send(event(1));
-        until_stored(&store, &[1]).await;
-        // Right after an append: this one waits out the spacing, then is written.
+        let (store, meter, _writer) = right_after_an_append().await;
+        // These wait out the spacing, then are written.
         meter.send(event(2));
         meter.send(event(3));
         until_stored(&store, &[1, 2, 3]).await;
@@ -281,10 +284,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flush_during_the_spacing_answers_once_everything_before_it_is_written() {
-        let store = memory_store().await;
-        let (meter, _writer) = Meter::start(store.clone());
-        meter.send(event(1));
-        until_stored(&store, &[1]).await;
+        let (store, meter, _writer) = right_after_an_append().await;
         meter.send(event(2));
         meter.flush().await.unwrap();
         assert_eq!(stored(&store).await, [1, 2]);
@@ -292,10 +292,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_last_meter_dropped_during_the_spacing_still_writes_what_queued() {
-        let store = memory_store().await;
-        let (meter, writer) = Meter::start(store.clone());
-        meter.send(event(1));
-        until_stored(&store, &[1]).await;
+        let (store, meter, writer) = right_after_an_append().await;
         meter.send(event(2));
         drop(meter);
         writer.await.unwrap();
