@@ -2,16 +2,16 @@
 //! the connection.
 //!
 //! tonic's `Channel` hands every request to a buffer task, which passes it on to the
-//! HTTP/2 connection task: two task hops each way. [`DirectChannel`] sends from the
-//! caller's own task straight to the connection (hyper's HTTP/2 sender, the one
-//! `Channel` wraps), so a call costs one hop fewer. It dials on first use and again
-//! once the connection has closed (one dial at a time; callers arriving meanwhile
-//! wait for it). Failures read as they do through `Channel`: a socket that cannot be
-//! dialled is UNAVAILABLE, and errors on an open connection are hyper's own, which
-//! tonic maps the same way for both.
+//! HTTP/2 connection's task: the request crosses two tasks before a byte is written.
+//! [`DirectChannel`] sends from the caller's own task straight to the connection
+//! (hyper's HTTP/2 sender, the one `Channel` wraps), one hand-over fewer per call.
+//! It dials on first use and again once the connection has closed (one dial at a
+//! time; callers arriving meanwhile wait for it). Failures read as they do through
+//! `Channel`: a socket that cannot be dialled is UNAVAILABLE, and errors on an open
+//! connection are hyper's own, which tonic maps the same way for both.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
@@ -52,11 +52,6 @@ impl DirectChannel {
                 dialling: tokio::sync::Mutex::new(()),
             }),
         }
-    }
-
-    /// The socket this transport dials.
-    pub fn path(&self) -> &Path {
-        &self.shared.path
     }
 
     /// The open connection's sender, if it is still open.
@@ -101,9 +96,10 @@ impl DirectChannel {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| unavailable("HTTP/2 handshake failed on", &e))?;
+        let socket = path.display().to_string();
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                tracing::debug!(%error, "driver connection ended");
+                tracing::debug!(%error, %socket, "connection ended");
             }
         });
         Ok(sender)

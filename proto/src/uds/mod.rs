@@ -1,7 +1,8 @@
 //! Both sides of a Unix domain socket.
 //!
 //! Server: [`bind`] (safe publish), [`PeerPolicy`] (who may connect), [`Health`],
-//! [`serve`] (graceful shutdown). Client: [`lazy_channel`], [`DirectChannel`], [`connect`], [`wait_ready`].
+//! [`serve`] (graceful shutdown). Client: [`lazy_channel`], [`DirectChannel`],
+//! [`connect`], [`wait_ready`].
 
 mod authority;
 mod bind;
