@@ -29,6 +29,29 @@ fn main() -> Result<(), Box<dyn Error>> {
         .emit_rerun_if_changed(false)
         .compile_fds(compiler.file_descriptor_set())?;
     upstream(&out_dir)?;
+    compute_encoded_server(&out_dir)?;
+    Ok(())
+}
+
+/// The ComputeDriver server once more, into `$OUT_DIR/compute_encoded/`, with every
+/// message the existing type except `ListSandboxesResponse`, which is
+/// `pb::compute::encoded::ListSandboxesReply` (sandboxes already encoded; the same
+/// bytes on the wire), so a driver can answer List without cloning its cached views.
+fn compute_encoded_server(out_dir: &std::path::Path) -> Result<(), Box<dyn Error>> {
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler.open_files(["proto/compute_driver.proto"])?;
+    let dir = out_dir.join("compute_encoded");
+    std::fs::create_dir_all(&dir)?;
+    tonic_prost_build::configure()
+        .emit_rerun_if_changed(false)
+        .build_client(false)
+        .extern_path(".openshell.compute.v1", "crate::pb::compute::v1")
+        .extern_path(
+            ".openshell.compute.v1.ListSandboxesResponse",
+            "crate::pb::compute::encoded::ListSandboxesReply",
+        )
+        .out_dir(dir)
+        .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }
 

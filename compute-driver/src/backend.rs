@@ -3,6 +3,7 @@
 pub mod kubernetes;
 pub mod process;
 
+use proto::pb::compute::encoded::ListSandboxesReply;
 use proto::pb::compute::v1 as pb;
 use std::time::Duration;
 
@@ -120,6 +121,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Every sandbox.
     async fn list(&self) -> Result<Vec<pb::DriverSandbox>>;
+
+    /// Every sandbox, each encoded (`DriverSandbox` bytes), for the List reply; by
+    /// default [`Backend::list`] encoded. Backends that keep encodings hand them over.
+    async fn list_encoded(&self) -> Result<Vec<bytes::Bytes>> {
+        let sandboxes = self.list().await?;
+        Ok(ListSandboxesReply::encoding(&sandboxes).sandboxes)
+    }
 
     /// Stops a sandbox's workload, keeping its state. Missing or stopped: no-op.
     async fn stop(&self, sandbox: &SandboxRef, deadline: Deadline) -> Result<()>;

@@ -30,7 +30,7 @@ pub use service::ComputeDriverService;
 use backend::Backend;
 use backend::kubernetes::KubeBackend;
 use backend::process::{Config as ProcessConfig, ProcessBackend};
-use proto::pb::compute::v1::compute_driver_server::{ComputeDriverServer, SERVICE_NAME};
+use proto::pb::compute::encoded::compute_driver_server::{ComputeDriverServer, SERVICE_NAME};
 use tonic::service::Routes;
 
 /// The name this driver reports in `GetCapabilities`.

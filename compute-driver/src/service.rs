@@ -4,8 +4,9 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use proto::pb::compute::encoded::ListSandboxesReply;
+use proto::pb::compute::encoded::compute_driver_server::ComputeDriver;
 use proto::pb::compute::v1 as pb;
-use proto::pb::compute::v1::compute_driver_server::ComputeDriver;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
@@ -197,12 +198,12 @@ impl ComputeDriver for ComputeDriverService {
     async fn list_sandboxes(
         &self,
         _: Request<pb::ListSandboxesRequest>,
-    ) -> Reply<pb::ListSandboxesResponse> {
+    ) -> Reply<ListSandboxesReply> {
         let result = self
             .backend
-            .list()
+            .list_encoded()
             .await
-            .map(|sandboxes| pb::ListSandboxesResponse { sandboxes });
+            .map(|sandboxes| ListSandboxesReply { sandboxes });
         self.finish("ListSandboxes", result)
     }
 

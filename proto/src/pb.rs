@@ -7,6 +7,23 @@ pub mod compute {
     pub mod v1 {
         tonic::include_proto!("openshell.compute.v1");
     }
+
+    /// The ComputeDriver server whose ListSandboxes reply carries sandboxes already
+    /// encoded ([`encoded::ListSandboxesReply`]); every other message is [`v1`]'s.
+    /// Clients keep [`v1`]: the bytes on the wire are the same.
+    pub mod encoded {
+        mod reply;
+        pub use reply::ListSandboxesReply;
+
+        #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+        mod generated {
+            include!(concat!(
+                env!("OUT_DIR"),
+                "/compute_encoded/openshell.compute.v1.rs"
+            ));
+        }
+        pub use generated::compute_driver_server;
+    }
 }
 
 /// `openshell.credentials.v1`: the CredentialsDriver contract (plural service name).

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use bytes::Bytes;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use prost::Message as _;
@@ -82,9 +83,23 @@ pub(crate) struct Cache {
     /// Sandboxes whose pod this driver is creating right now.
     creating: HashSet<String>,
     /// Each sandbox as callers see it, by id: derived once per change (every change
-    /// to what a view reads goes through [`Cache::changing`]), so Get, List and the
-    /// Watch snapshot only copy.
-    views: BTreeMap<String, pb::DriverSandbox>,
+    /// to what a view reads goes through [`Cache::changing`]), so Get and the Watch
+    /// snapshot only copy, and List hands over the kept encodings.
+    views: BTreeMap<String, View>,
+}
+
+/// A sandbox as callers see it, and its encoding (List hands those bytes over).
+#[derive(Debug)]
+struct View {
+    sandbox: pb::DriverSandbox,
+    encoded: Bytes,
+}
+
+impl View {
+    fn new(sandbox: pb::DriverSandbox) -> Self {
+        let encoded = Bytes::from(sandbox.encode_to_vec());
+        Self { sandbox, encoded }
+    }
 }
 
 fn uid_of(meta: &ObjectMeta) -> String {
@@ -163,7 +178,7 @@ impl Cache {
 
     /// The sandbox `id` as callers see it.
     pub(crate) fn view(&self, id: &str) -> Option<pb::DriverSandbox> {
-        self.views.get(id).cloned()
+        self.views.get(id).map(|view| view.sandbox.clone())
     }
 
     /// The sandbox `id` as callers see it, derived from its Secret and Pod.
@@ -184,7 +199,18 @@ impl Cache {
 
     /// Every sandbox, by id.
     pub(crate) fn list(&self) -> Vec<pb::DriverSandbox> {
-        self.views.values().cloned().collect()
+        self.views
+            .values()
+            .map(|view| view.sandbox.clone())
+            .collect()
+    }
+
+    /// Every sandbox encoded, by id (shared buffers: nothing is copied).
+    pub(crate) fn list_encoded(&self) -> Vec<Bytes> {
+        self.views
+            .values()
+            .map(|view| view.encoded.clone())
+            .collect()
     }
 
     /// The sandbox whose Pod has uid `pod_uid`.
@@ -214,12 +240,14 @@ impl Cache {
                 None => Vec::new(),
             };
         };
-        let events = if before.as_ref() == Some(&after) {
-            Vec::new()
-        } else {
-            vec![Event::Sandbox(Box::new(after.clone()))]
+        let (view, events) = match before {
+            Some(before) if before.sandbox == after => (before, Vec::new()),
+            _ => (
+                View::new(after.clone()),
+                vec![Event::Sandbox(Box::new(after))],
+            ),
         };
-        self.views.insert(id.to_owned(), after);
+        self.views.insert(id.to_owned(), view);
         events
     }
 

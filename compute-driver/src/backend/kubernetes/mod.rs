@@ -206,6 +206,10 @@ impl Backend for KubeBackend {
         Ok(self.inner.shared.cache.lock().await.list())
     }
 
+    async fn list_encoded(&self) -> Result<Vec<bytes::Bytes>> {
+        Ok(self.inner.shared.cache.lock().await.list_encoded())
+    }
+
     async fn stop(&self, sandbox: &SandboxRef, deadline: Deadline) -> Result<()> {
         match self.resolve(sandbox).await {
             Some(id) => self.inner.stop(&id, deadline).await,

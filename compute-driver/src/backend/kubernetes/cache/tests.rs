@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
+use bytes::Bytes;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use prost::Message as _;
 use proto::pb::compute::v1 as pb;
@@ -228,6 +229,11 @@ fn assert_views_current(cache: &Cache, step: &str) {
     ids.sort();
     let derived: Vec<pb::DriverSandbox> = ids.iter().filter_map(|id| cache.derive(id)).collect();
     assert_eq!(cache.list(), derived, "after {step}");
+    let encoded: Vec<Bytes> = derived
+        .iter()
+        .map(|sandbox| Bytes::from(sandbox.encode_to_vec()))
+        .collect();
+    assert_eq!(cache.list_encoded(), encoded, "encodings after {step}");
 }
 
 #[test]
