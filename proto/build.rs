@@ -34,9 +34,10 @@ fn main() -> Result<(), Box<dyn Error>> {
 }
 
 /// The ComputeDriver server once more, into `$OUT_DIR/compute_encoded/`, with every
-/// message the existing type except `ListSandboxesResponse`, which is
-/// `pb::compute::encoded::ListSandboxesReply` (sandboxes already encoded; the same
-/// bytes on the wire), so a driver can answer List without cloning its cached views.
+/// message the existing type except `ListSandboxesResponse` and `WatchSandboxesEvent`,
+/// which are `pb::compute::encoded::ListSandboxesReply` and `WatchEvent` (sandboxes
+/// already encoded; the same bytes on the wire), so a driver can answer List and the
+/// Watch snapshot without cloning its cached views.
 fn compute_encoded_server(out_dir: &std::path::Path) -> Result<(), Box<dyn Error>> {
     let mut compiler = protox::Compiler::new(["proto"])?;
     compiler.open_files(["proto/compute_driver.proto"])?;
@@ -49,6 +50,10 @@ fn compute_encoded_server(out_dir: &std::path::Path) -> Result<(), Box<dyn Error
         .extern_path(
             ".openshell.compute.v1.ListSandboxesResponse",
             "crate::pb::compute::encoded::ListSandboxesReply",
+        )
+        .extern_path(
+            ".openshell.compute.v1.WatchSandboxesEvent",
+            "crate::pb::compute::encoded::WatchEvent",
         )
         .out_dir(dir)
         .compile_fds(compiler.file_descriptor_set())?;

@@ -4,8 +4,9 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use proto::pb::compute::encoded::ListSandboxesReply;
+use prost::Message as _;
 use proto::pb::compute::encoded::compute_driver_server::ComputeDriver;
+use proto::pb::compute::encoded::{ListSandboxesReply, WatchEvent};
 use proto::pb::compute::v1 as pb;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::StreamExt as _;
@@ -327,7 +328,7 @@ impl ComputeDriver for ComputeDriverService {
     }
 
     type WatchSandboxesStream =
-        Pin<Box<dyn Stream<Item = Result<pb::WatchSandboxesEvent, Status>> + Send + 'static>>;
+        Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send + 'static>>;
 
     async fn watch_sandboxes(
         &self,
@@ -336,20 +337,23 @@ impl ComputeDriver for ComputeDriverService {
         // Subscribe before the snapshot so no change falls between them.
         let deadline = Deadline::of(&request).instant();
         let events = self.backend.subscribe();
-        let snapshot = match self.backend.list().await {
+        let snapshot = match self.backend.list_encoded().await {
             Ok(snapshot) => snapshot,
             Err(error) => return self.finish("WatchSandboxes", Err(error)),
         };
         self.metrics.record_rpc("WatchSandboxes", tonic::Code::Ok);
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(forward(
-            snapshot,
-            events,
-            tx,
-            deadline,
-            self.closing.clone(),
-        ));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        tokio::spawn(forward(events, tx, deadline, self.closing.clone()));
+        // The snapshot goes straight from its kept encodings to the response body;
+        // changes follow from the forwarding task, in order, once it is sent.
+        let snapshot = tokio_stream::iter(
+            snapshot
+                .into_iter()
+                .map(|sandbox| Ok(WatchEvent::sandbox(sandbox))),
+        );
+        Ok(Response::new(Box::pin(
+            snapshot.chain(ReceiverStream::new(rx)),
+        )))
     }
 
     async fn ensure_workspace(
@@ -387,23 +391,17 @@ impl ComputeDriver for ComputeDriverService {
     }
 }
 
-type EventSender = mpsc::Sender<Result<pb::WatchSandboxesEvent, Status>>;
+type EventSender = mpsc::Sender<Result<WatchEvent, Status>>;
 
-/// Sends the snapshot, then every change, until the watcher goes away or its deadline
-/// passes (DEADLINE_EXCEEDED). A watcher that falls behind gets UNAVAILABLE and
-/// reconnects for a fresh snapshot.
+/// Sends every change, until the watcher goes away or its deadline passes
+/// (DEADLINE_EXCEEDED). A watcher that falls behind gets UNAVAILABLE and reconnects
+/// for a fresh snapshot.
 async fn forward(
-    snapshot: Vec<pb::DriverSandbox>,
     mut events: broadcast::Receiver<Event>,
     tx: EventSender,
     deadline: Option<tokio::time::Instant>,
     closing: tokio_util::sync::CancellationToken,
 ) {
-    for sandbox in snapshot {
-        if tx.send(Ok(sandbox_event(sandbox))).await.is_err() {
-            return;
-        }
-    }
     let expired = async {
         match deadline {
             Some(at) => tokio::time::sleep_until(at).await,
@@ -444,30 +442,11 @@ async fn forward(
     }
 }
 
-fn sandbox_event(sandbox: pb::DriverSandbox) -> pb::WatchSandboxesEvent {
-    use pb::watch_sandboxes_event::Payload;
-    pb::WatchSandboxesEvent {
-        payload: Some(Payload::Sandbox(pb::WatchSandboxesSandboxEvent {
-            sandbox: Some(sandbox),
-        })),
-    }
-}
-
-fn wire_event(event: Event) -> pb::WatchSandboxesEvent {
-    use pb::watch_sandboxes_event::Payload;
+fn wire_event(event: Event) -> WatchEvent {
     match event {
-        Event::Sandbox(sandbox) => sandbox_event(*sandbox),
-        Event::Deleted(sandbox_id) => pb::WatchSandboxesEvent {
-            payload: Some(Payload::Deleted(pb::WatchSandboxesDeletedEvent {
-                sandbox_id,
-            })),
-        },
-        Event::Platform { sandbox_id, event } => pb::WatchSandboxesEvent {
-            payload: Some(Payload::PlatformEvent(pb::WatchSandboxesPlatformEvent {
-                sandbox_id,
-                event: Some(event),
-            })),
-        },
+        Event::Sandbox(sandbox) => WatchEvent::sandbox(sandbox.encode_to_vec().into()),
+        Event::Deleted(sandbox_id) => WatchEvent::deleted(sandbox_id),
+        Event::Platform { sandbox_id, event } => WatchEvent::platform(sandbox_id, event),
     }
 }
 

@@ -127,6 +127,62 @@ async fn create_watch_ready_stop_start_delete() {
     );
 }
 
+/// The snapshot is sent from the driver's kept encodings: each sandbox decodes to what
+/// Get answers, and all of them come before a change made once the watch is open, even
+/// while a reader that has not read yet holds the snapshot back (it is larger than
+/// HTTP/2's windows and the socket's buffers).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_sends_its_snapshot_as_get_answers_then_the_changes_in_order() {
+    use pb::watch_sandboxes_event::Payload;
+    use tokio_stream::StreamExt as _;
+    let dir = short_dir();
+    let sim = Sim::start(dir.path(), READY_DELAY).await;
+    let mut driver = driver(dir.path(), &sim, &[]).await;
+    let ids: Vec<String> = (0..40).map(|i| format!("snap-{i:02}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut events = driver.watch().await;
+    for id in &ids {
+        let mut sandbox = in_workspace(id, "team-a");
+        let spec = sandbox.spec.as_mut().unwrap();
+        spec.environment
+            .insert("PADDING".into(), "x".repeat(120 * 1024));
+        driver.create(sandbox).await.unwrap();
+    }
+    wait_all(&mut events, &ids, Phase::Ready).await;
+    drop(events);
+    let mut expected = std::collections::BTreeMap::new();
+    for id in &ids {
+        expected.insert((*id).to_owned(), driver.get(id).await.unwrap());
+    }
+
+    let mut events = driver.watch().await;
+    assert!(driver.delete("snap-07").await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut snapshot = std::collections::BTreeMap::new();
+    for _ in &ids {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .expect("the snapshot in time")
+            .expect("the watch open")
+            .unwrap();
+        match event.payload {
+            Some(Payload::Sandbox(s)) => {
+                let sandbox = s.sandbox.unwrap();
+                assert!(
+                    snapshot.insert(sandbox.id.clone(), sandbox).is_none(),
+                    "a sandbox twice in the snapshot"
+                );
+            }
+            other => panic!("a change came before the snapshot ended: {other:?}"),
+        }
+    }
+    assert!(
+        snapshot == expected,
+        "the snapshot differs from what Get answers"
+    );
+    wait_deleted(&mut events, "snap-07").await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_driver_finds_its_sandboxes_in_the_cluster() {
     let dir = short_dir();

@@ -8,11 +8,14 @@ pub mod compute {
         tonic::include_proto!("openshell.compute.v1");
     }
 
-    /// The ComputeDriver server whose ListSandboxes reply carries sandboxes already
-    /// encoded ([`encoded::ListSandboxesReply`]); every other message is [`v1`]'s.
-    /// Clients keep [`v1`]: the bytes on the wire are the same.
+    /// The ComputeDriver server whose ListSandboxes reply and Watch events carry
+    /// sandboxes already encoded ([`encoded::ListSandboxesReply`],
+    /// [`encoded::WatchEvent`]); every other message is [`v1`]'s. Clients keep [`v1`]:
+    /// the bytes on the wire are the same.
     pub mod encoded {
+        mod event;
         mod reply;
+        pub use event::{Payload as WatchPayload, SandboxEvent, WatchEvent};
         pub use reply::ListSandboxesReply;
 
         #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
