@@ -28,7 +28,7 @@ macro_rules! record_operations {
                 record: &crate::store::Record,
                 labels: &str,
             ) -> Result<Option<u64>, sqlx::Error> {
-                let _turn = self.write_turn().await;
+                let turn = self.turn_for(crate::store::Durability::Synced).await;
                 let row: Option<(i64,)> = sqlx::query_as(crate::store::backend::CREATE_SQL)
                     .bind(record.kind.as_str())
                     .bind(tenant)
@@ -37,8 +37,9 @@ macro_rules! record_operations {
                     .bind(&record.owner)
                     .bind(labels)
                     .bind(&record.body)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(turn.pool())
                     .await?;
+                turn.committed().await?;
                 Ok(row.map(|(version,)| u64::try_from(version).unwrap_or_default()))
             }
 
@@ -48,7 +49,7 @@ macro_rules! record_operations {
                 record: &crate::store::Record,
                 labels: &str,
             ) -> Result<Option<u64>, sqlx::Error> {
-                let _turn = self.write_turn().await;
+                let turn = self.turn_for(crate::store::Durability::Synced).await;
                 let row: Option<(i64,)> = sqlx::query_as(crate::store::backend::UPDATE_SQL)
                     .bind(&record.name)
                     .bind(&record.owner)
@@ -58,8 +59,9 @@ macro_rules! record_operations {
                     .bind(&record.key)
                     .bind(crate::store::db_version(record.version))
                     .bind(tenant)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(turn.pool())
                     .await?;
+                turn.committed().await?;
                 Ok(row.map(|(version,)| u64::try_from(version).unwrap_or_default()))
             }
 
@@ -70,7 +72,7 @@ macro_rules! record_operations {
                 key: &str,
                 expected: Option<u64>,
             ) -> Result<bool, sqlx::Error> {
-                let _turn = self.write_turn().await;
+                let turn = self.turn_for(crate::store::Durability::Synced).await;
                 let result = match expected {
                     Some(version) => {
                         sqlx::query(
@@ -81,7 +83,7 @@ macro_rules! record_operations {
                         .bind(key)
                         .bind(crate::store::db_version(version))
                         .bind(tenant)
-                        .execute(&self.pool)
+                        .execute(turn.pool())
                         .await?
                     }
                     None => {
@@ -91,10 +93,11 @@ macro_rules! record_operations {
                         .bind(kind.as_str())
                         .bind(key)
                         .bind(tenant)
-                        .execute(&self.pool)
+                        .execute(turn.pool())
                         .await?
                     }
                 };
+                turn.committed().await?;
                 Ok(result.rows_affected() > 0)
             }
 

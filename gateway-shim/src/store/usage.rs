@@ -96,10 +96,8 @@ macro_rules! usage_operations {
                 events: &[crate::store::usage::UsageEvent],
             ) -> Result<(), sqlx::Error> {
                 // Committed without waiting for the disk: see `Store::append_usage`.
-                let _turn = self.write_turn().await;
-                let mut tx = self
-                    .begin_locked_for_writes(crate::store::Durability::Deferred)
-                    .await?;
+                let turn = self.turn_for(crate::store::Durability::Deferred).await;
+                let mut tx = turn.begin().await?;
                 for chunk in events.chunks(crate::store::usage::INSERT_CHUNK) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO usage_events \
@@ -116,7 +114,8 @@ macro_rules! usage_operations {
                     });
                     insert.build().execute(&mut *tx).await?;
                 }
-                tx.commit().await
+                tx.commit().await?;
+                turn.committed().await
             }
 
             pub(crate) async fn usage_counts(
