@@ -134,6 +134,28 @@ async fn delete_is_conditional(store: &Store) {
     );
 }
 
+async fn counts_stop_at_their_limit_and_are_per_owner(store: &Store) {
+    for n in 0..5 {
+        let key = format!("alice/p{n}");
+        store
+            .create(&record(&key, &key, "alice", b""))
+            .await
+            .unwrap();
+    }
+    store
+        .create(&record("bob/p", "p", "bob", b""))
+        .await
+        .unwrap();
+    let alice = |limit| store.count_up_to(Kind::Provider, "alice", limit);
+    assert_eq!(alice(3).await.unwrap(), 3);
+    assert_eq!(alice(5).await.unwrap(), 5);
+    assert_eq!(alice(10).await.unwrap(), 5);
+    assert_eq!(alice(0).await.unwrap(), 0);
+    assert_eq!(store.count(Kind::Provider, "alice").await.unwrap(), 5);
+    assert_eq!(store.count(Kind::Provider, "bob").await.unwrap(), 1);
+    assert_eq!(store.count(Kind::Sandbox, "alice").await.unwrap(), 0);
+}
+
 async fn list_filters_by_owner(store: &Store) {
     for (key, owner) in [
         ("alice/a1", "alice"),
@@ -719,6 +741,9 @@ const CASES: &[(&str, Case)] = &[
     }),
     ("a_deferred_write_commits_like_any_other", |s| {
         Box::pin(a_deferred_write_commits_like_any_other(s))
+    }),
+    ("counts_stop_at_their_limit_and_are_per_owner", |s| {
+        Box::pin(counts_stop_at_their_limit_and_are_per_owner(s))
     }),
 ];
 

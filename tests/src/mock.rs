@@ -5,6 +5,7 @@
 mod compute;
 mod credentials;
 mod faults;
+mod held;
 
 pub use compute::MockCompute;
 pub use credentials::{MockCredential, MockCredentials};

@@ -220,14 +220,34 @@ fn arguments(command: &[String], environment: &HashMap<String, String>) -> Resul
     Ok(())
 }
 
-/// A per-owner count before one more is created.
+/// Refuses one more record of `kind` (`what`, in messages) when `owner` has `max`
+/// already. The owner's records are counted no further than `max`, and not at all
+/// when `max` is `usize::MAX` (no count reaches it: no limit).
+///
+/// # Errors
+/// RESOURCE_EXHAUSTED naming what and the limit; [`ApiError`] from the store.
+pub async fn owner_count(
+    store: &crate::store::Store,
+    kind: crate::store::Kind,
+    owner: &str,
+    what: &str,
+    max: usize,
+) -> Result<(), ApiError> {
+    if max == usize::MAX {
+        return Ok(());
+    }
+    count(what, store.count_up_to(kind, owner, max).await?, max)
+}
+
+/// A per-owner count (`have`, counted no further than `max`) before one more is
+/// created.
 ///
 /// # Errors
 /// RESOURCE_EXHAUSTED naming what and the limit.
 pub fn count(what: &str, have: usize, max: usize) -> Result<(), ApiError> {
     if have >= max {
         return Err(ApiError::limit(format!(
-            "you have {have} {what}, the limit per owner is {max}: delete some first"
+            "you have {max} {what} or more, the limit per owner is {max}: delete some first"
         )));
     }
     Ok(())

@@ -29,11 +29,8 @@ pub(super) async fn create(
     check_fields(&provider)?;
     let access = access_attributes(&provider.access)?;
     let store = layer(core, who, &place);
-    limits::count(
-        "providers",
-        store.count(Kind::Provider, who.owner()).await?,
-        core.limits.max_providers_per_owner,
-    )?;
+    let max = core.limits.max_providers_per_owner;
+    limits::owner_count(&store, Kind::Provider, who.owner(), "providers", max).await?;
     let key = place.key.clone();
     credential_access::check_at_write(
         core,

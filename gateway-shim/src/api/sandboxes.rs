@@ -29,11 +29,15 @@ pub(super) async fn create(
 ) -> Result<pb::Sandbox, ApiError> {
     dns_label("name", &request.name, 63)?;
     limits::create(&request)?;
-    limits::count(
+    let max = core.limits.max_sandboxes_per_owner;
+    limits::owner_count(
+        &core.records(who),
+        Kind::Sandbox,
+        who.owner(),
         "sandboxes",
-        core.records(who).count(Kind::Sandbox, who.owner()).await?,
-        core.limits.max_sandboxes_per_owner,
-    )?;
+        max,
+    )
+    .await?;
     let spec = request.spec.unwrap_or_default();
     let workspace = names::workspace(&who.tenant, who.owner(), &spec.workspace)?;
     let mut keys = Vec::new();

@@ -165,18 +165,23 @@ macro_rules! record_operations {
                 Ok(rows.into_iter().map(crate::store::Row::from).collect())
             }
 
-            pub(crate) async fn count(
+            /// Records of `kind` `owner` has, counted up to `limit` (reading at most
+            /// `limit` index entries).
+            pub(crate) async fn count_up_to(
                 &self,
                 tenant: &str,
                 kind: crate::store::Kind,
                 owner: &str,
+                limit: i64,
             ) -> Result<i64, sqlx::Error> {
                 let (count,): (i64,) = sqlx::query_as(
-                    "SELECT count(*) FROM objects WHERE kind = $1 AND owner = $2 AND tenant = $3",
+                    "SELECT count(*) FROM (SELECT 1 FROM objects
+                         WHERE kind = $1 AND owner = $2 AND tenant = $3 LIMIT $4) AS counted",
                 )
                 .bind(kind.as_str())
                 .bind(owner)
                 .bind(tenant)
+                .bind(limit)
                 .fetch_one(&self.pool)
                 .await?;
                 Ok(count)

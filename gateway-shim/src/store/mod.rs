@@ -462,9 +462,25 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`].
     pub async fn count(&self, kind: Kind, owner: &str) -> Result<usize, StoreError> {
+        self.count_up_to(kind, owner, usize::MAX).await
+    }
+
+    /// How many records of `kind` `owner` has, counted no further than `limit`: the
+    /// cost of a per-owner limit check stays within the limit however many the owner
+    /// has.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn count_up_to(
+        &self,
+        kind: Kind,
+        owner: &str,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let count = match &self.backend {
-            Backend::Sqlite(s) => s.count(&self.tenant, kind, owner).await?,
-            Backend::Postgres(s) => s.count(&self.tenant, kind, owner).await?,
+            Backend::Sqlite(s) => s.count_up_to(&self.tenant, kind, owner, limit).await?,
+            Backend::Postgres(s) => s.count_up_to(&self.tenant, kind, owner, limit).await?,
         };
         Ok(usize::try_from(count).unwrap_or_default())
     }

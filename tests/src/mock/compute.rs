@@ -1,7 +1,6 @@
 //! An in-memory, conformant ComputeDriver with programmable faults, for gateway
 //! contract tests. Sandboxes are Ready as soon as they are created.
 
-use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -13,13 +12,14 @@ use tonic::codegen::tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::Faults;
+use super::held::Held;
 
 type Reply<T> = Result<Response<T>, Status>;
 
 /// The mock ComputeDriver.
 #[derive(Clone, Debug)]
 pub struct MockCompute {
-    sandboxes: Arc<Mutex<BTreeMap<String, pb::DriverSandbox>>>,
+    sandboxes: Arc<Mutex<Held>>,
     events: broadcast::Sender<pb::WatchSandboxesEvent>,
     faults: Faults,
 }
@@ -41,7 +41,7 @@ impl MockCompute {
         match running {
             Some(running) => {
                 if let Some(sandbox) = sandboxes.remove(id) {
-                    sandboxes.insert(id.to_owned(), with_state(sandbox, running));
+                    sandboxes.insert(with_state(sandbox, running));
                 }
             }
             None => {
@@ -59,7 +59,7 @@ impl MockCompute {
 
     /// Ids of the sandboxes the mock holds.
     pub async fn ids(&self) -> Vec<String> {
-        self.sandboxes.lock().await.keys().cloned().collect()
+        self.sandboxes.lock().await.ids().cloned().collect()
     }
 }
 
@@ -170,20 +170,18 @@ impl MockCompute {
     async fn find(&self, id: &str, name: &str) -> Option<String> {
         let sandboxes = self.sandboxes.lock().await;
         if !id.is_empty() {
-            return sandboxes.contains_key(id).then(|| id.to_owned());
+            return sandboxes.contains(id).then(|| id.to_owned());
         }
-        sandboxes
-            .values()
-            .find(|s| s.name == name)
-            .map(|s| s.id.clone())
+        sandboxes.named(name).cloned()
     }
 
     async fn set_running(&self, id: &str, running: bool) -> bool {
         let mut sandboxes = self.sandboxes.lock().await;
-        match sandboxes.get_mut(id) {
+        match sandboxes.get(id) {
             Some(sandbox) => {
-                *sandbox = with_state(sandbox.clone(), running);
-                let _ = self.events.send(event(sandbox));
+                let changed = with_state(sandbox.clone(), running);
+                let _ = self.events.send(event(&changed));
+                sandboxes.insert(changed);
                 true
             }
             None => false,
@@ -276,12 +274,12 @@ impl ComputeDriver for MockCompute {
                 Err(Status::already_exists("sandbox exists with another spec"))
             };
         }
-        if sandboxes.values().any(|s| s.name == sandbox.name) {
+        if sandboxes.named(&sandbox.name).is_some() {
             return Err(Status::already_exists("a sandbox has this name"));
         }
         let created = with_state(sandbox, true);
         let _ = self.events.send(event(&created));
-        sandboxes.insert(created.id.clone(), created);
+        sandboxes.insert(created);
         Ok(Response::new(Default::default()))
     }
 
