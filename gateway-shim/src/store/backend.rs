@@ -28,7 +28,6 @@ macro_rules! record_operations {
                 record: &crate::store::Record,
                 labels: &str,
             ) -> Result<Option<u64>, sqlx::Error> {
-                let turn = self.turn_for(crate::store::Durability::Synced).await;
                 let row: Option<(i64,)> = sqlx::query_as(crate::store::backend::CREATE_SQL)
                     .bind(record.kind.as_str())
                     .bind(tenant)
@@ -37,9 +36,8 @@ macro_rules! record_operations {
                     .bind(&record.owner)
                     .bind(labels)
                     .bind(&record.body)
-                    .fetch_optional(turn.pool())
+                    .fetch_optional(&self.pool)
                     .await?;
-                turn.committed().await?;
                 Ok(row.map(|(version,)| u64::try_from(version).unwrap_or_default()))
             }
 
@@ -49,7 +47,6 @@ macro_rules! record_operations {
                 record: &crate::store::Record,
                 labels: &str,
             ) -> Result<Option<u64>, sqlx::Error> {
-                let turn = self.turn_for(crate::store::Durability::Synced).await;
                 let row: Option<(i64,)> = sqlx::query_as(crate::store::backend::UPDATE_SQL)
                     .bind(&record.name)
                     .bind(&record.owner)
@@ -59,9 +56,8 @@ macro_rules! record_operations {
                     .bind(&record.key)
                     .bind(crate::store::db_version(record.version))
                     .bind(tenant)
-                    .fetch_optional(turn.pool())
+                    .fetch_optional(&self.pool)
                     .await?;
-                turn.committed().await?;
                 Ok(row.map(|(version,)| u64::try_from(version).unwrap_or_default()))
             }
 
@@ -72,7 +68,6 @@ macro_rules! record_operations {
                 key: &str,
                 expected: Option<u64>,
             ) -> Result<bool, sqlx::Error> {
-                let turn = self.turn_for(crate::store::Durability::Synced).await;
                 let result = match expected {
                     Some(version) => {
                         sqlx::query(
@@ -83,7 +78,7 @@ macro_rules! record_operations {
                         .bind(key)
                         .bind(crate::store::db_version(version))
                         .bind(tenant)
-                        .execute(turn.pool())
+                        .execute(&self.pool)
                         .await?
                     }
                     None => {
@@ -93,11 +88,10 @@ macro_rules! record_operations {
                         .bind(kind.as_str())
                         .bind(key)
                         .bind(tenant)
-                        .execute(turn.pool())
+                        .execute(&self.pool)
                         .await?
                     }
                 };
-                turn.committed().await?;
                 Ok(result.rows_affected() > 0)
             }
 
@@ -198,7 +192,6 @@ macro_rules! record_operations {
                  ),
             ) -> Result<usize, crate::store::StoreError> {
                 let setting = crate::store::Kind::Setting.as_str();
-                let _turn = self.write_turn().await;
                 let mut tx = Self::begin_locked(&self.pool).await?;
                 let platform = crate::store::PLATFORM_TENANT;
                 let done: Option<(i64,)> = sqlx::query_as(
@@ -281,8 +274,6 @@ macro_rules! record_operations {
             /// same moment apply each step once, one after the other, and none fails on
             /// a concurrent twin's `CREATE TABLE`.
             async fn migrate(&self) -> Result<(), sqlx::Error> {
-                // One turn for every step: nothing else of this store writes yet.
-                let _turn = self.write_turn().await;
                 let mut tx = Self::begin_locked(&self.pool).await?;
                 sqlx::query(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)",

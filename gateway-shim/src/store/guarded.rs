@@ -8,7 +8,7 @@
 //! an attach waiting behind a delete finds the provider gone. SQLite: the transaction
 //! begins `IMMEDIATE`, which serializes writers outright.
 
-/// Generates the guarded operations for a store type with `turn_for` (a `WriteTurn`),
+/// Generates the guarded operations for a store type with `begin_locked_for_writes`,
 /// `LOCK_SHARED` and `LOCK_EXCLUSIVE`.
 macro_rules! guarded_operations {
     ($store:ty) => {
@@ -25,8 +25,7 @@ macro_rules! guarded_operations {
                 requires: &[(crate::store::Kind, &str, &str)],
                 durability: crate::store::Durability,
             ) -> Result<Result<Option<u64>, (crate::store::Kind, String)>, sqlx::Error> {
-                let turn = self.turn_for(durability).await;
-                let mut tx = turn.begin().await?;
+                let mut tx = self.begin_locked_for_writes(durability).await?;
                 for (kind, required_tenant, key) in requires {
                     let sql = format!(
                         "SELECT version FROM objects WHERE kind = $1 AND key = $2 AND tenant = $3{}",
@@ -71,7 +70,6 @@ macro_rules! guarded_operations {
                     }
                 };
                 tx.commit().await?;
-                turn.committed().await?;
                 Ok(Ok(row.map(|(version,)| {
                     u64::try_from(version).unwrap_or_default()
                 })))
@@ -90,8 +88,9 @@ macro_rules! guarded_operations {
                 by: &[crate::store::Kind],
                 refers: &(dyn Fn(&crate::store::Record) -> bool + Send + Sync),
             ) -> Result<Result<bool, crate::store::Record>, crate::store::StoreError> {
-                let turn = self.turn_for(crate::store::Durability::Synced).await;
-                let mut tx = turn.begin().await?;
+                let mut tx = self
+                    .begin_locked_for_writes(crate::store::Durability::Synced)
+                    .await?;
                 let sql = format!(
                     "SELECT version FROM objects WHERE kind = $1 AND key = $2 AND tenant = $3{}",
                     Self::LOCK_EXCLUSIVE
@@ -128,7 +127,6 @@ macro_rules! guarded_operations {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                turn.committed().await?;
                 Ok(Ok(true))
             }
         }

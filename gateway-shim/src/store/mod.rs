@@ -24,7 +24,6 @@ mod guarded;
 mod migrations;
 mod postgres;
 mod sqlite;
-mod sqlite_writes;
 pub mod usage;
 
 use std::collections::BTreeMap;

@@ -38,17 +38,20 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// Writers need no turns here: the server queues them on its row locks.
-    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        None
-    }
-
-    /// A write with `durability`; the server groups flushes of concurrent commits.
-    async fn turn_for(&self, durability: Durability) -> WriteTurn<'_> {
-        WriteTurn {
-            pool: &self.pool,
-            durability,
+    /// A transaction for guarded writes (row locks do the serializing); with
+    /// `durability` deferred, its commit does not wait for the server's WAL flush
+    /// (`synchronous_commit` off for this transaction alone).
+    async fn begin_locked_for_writes(
+        &self,
+        durability: Durability,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        if durability == Durability::Deferred {
+            sqlx::query("SET LOCAL synchronous_commit TO OFF")
+                .execute(&mut *tx)
+                .await?;
         }
+        Ok(tx)
     }
 
     /// A transaction holding the migration lock (released at its commit or rollback).
@@ -67,34 +70,3 @@ impl PostgresStore {
 record_operations!(PostgresStore);
 guarded_operations!(PostgresStore);
 usage_operations!(PostgresStore, sqlx::Postgres);
-
-/// A write's connections and durability (the SQLite store's counterpart takes turns).
-pub(crate) struct WriteTurn<'a> {
-    pool: &'a PgPool,
-    durability: Durability,
-}
-
-impl WriteTurn<'_> {
-    fn pool(&self) -> &PgPool {
-        self.pool
-    }
-
-    /// A transaction for guarded writes (row locks do the serializing); with the
-    /// durability deferred, its commit does not wait for the server's WAL flush
-    /// (`synchronous_commit` off for this transaction alone).
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        if self.durability == Durability::Deferred {
-            sqlx::query("SET LOCAL synchronous_commit TO OFF")
-                .execute(&mut *tx)
-                .await?;
-        }
-        Ok(tx)
-    }
-
-    /// Nothing left to wait for once committed.
-    #[allow(clippy::unused_async)]
-    async fn committed(self) -> Result<(), sqlx::Error> {
-        Ok(())
-    }
-}

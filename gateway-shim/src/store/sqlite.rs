@@ -5,8 +5,6 @@
 //! when another process does the same, so each opener first takes an exclusive lock on
 //! `<file>-open.lock` and holds it while it connects and migrates. The database and
 //! the lock file are created 0600: the store holds the sandbox-token signing key.
-//!
-//! Writers of one process take turns and share disk flushes: [`super::sqlite_writes`].
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -20,9 +18,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::Durability;
 use super::backend::record_operations;
 use super::guarded::guarded_operations;
-use super::sqlite_writes::{CREATE_FLUSH_TABLE, Writers};
 use super::usage::usage_operations;
 
 /// A SQLite database.
@@ -30,12 +28,9 @@ use super::usage::usage_operations;
 pub(crate) struct SqliteStore {
     pool: SqlitePool,
     /// For a file: connections that commit without waiting for the disk
-    /// (`synchronous=NORMAL`), for [`super::Durability::Deferred`] writes and grouped
-    /// synced ones (`super::sqlite_writes`); a later commit on
+    /// (`synchronous=NORMAL`), for [`Durability::Deferred`] writes; a later commit on
     /// `pool` syncs the write-ahead log and so everything before it.
     unsynced: Option<SqlitePool>,
-    /// This process's writers: their turns and shared flushes.
-    writers: std::sync::Arc<Writers>,
     /// For an in-memory database: a connection outside the pool, open as long as the
     /// store, so the database outlives any pooled connection (sqlx closes one whose
     /// caller gave up mid-query; the last connection closing would drop every table).
@@ -100,37 +95,24 @@ impl SqliteStore {
         let store = Self {
             pool,
             unsynced,
-            writers: std::sync::Arc::default(),
             _anchor: anchor,
         };
         store.migrate().await?;
-        store.prepare_flushes().await?;
         Ok(store)
     }
 
-    /// The connections that wait for the disk at commit.
-    pub(super) fn synced_pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    /// For a file: the connections that do not wait for the disk at commit (in WAL
-    /// mode such a commit stays atomic and consistent).
-    pub(super) fn unsynced_pool(&self) -> Option<&SqlitePool> {
-        self.unsynced.as_ref()
-    }
-
-    pub(super) fn writers(&self) -> &Writers {
-        &self.writers
-    }
-
-    /// Creates the table the writers' shared flushes write to.
-    async fn prepare_flushes(&self) -> Result<(), sqlx::Error> {
-        let _turn = self.write_turn().await;
-        let mut tx = Self::begin_locked(&self.pool).await?;
-        for sql in CREATE_FLUSH_TABLE {
-            sqlx::query(sql).execute(&mut *tx).await?;
-        }
-        tx.commit().await
+    /// A transaction for guarded writes: the write lock from its first statement, on a
+    /// connection that waits for the disk at commit unless `durability` defers it (in
+    /// WAL mode a commit that does not wait stays atomic and consistent).
+    async fn begin_locked_for_writes(
+        &self,
+        durability: Durability,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        let pool = match (durability, &self.unsynced) {
+            (Durability::Deferred, Some(unsynced)) => unsynced,
+            _ => &self.pool,
+        };
+        Self::begin_locked(pool).await
     }
 
     /// A transaction holding the database's write lock from its first statement

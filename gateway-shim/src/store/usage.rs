@@ -96,8 +96,9 @@ macro_rules! usage_operations {
                 events: &[crate::store::usage::UsageEvent],
             ) -> Result<(), sqlx::Error> {
                 // Committed without waiting for the disk: see `Store::append_usage`.
-                let turn = self.turn_for(crate::store::Durability::Deferred).await;
-                let mut tx = turn.begin().await?;
+                let mut tx = self
+                    .begin_locked_for_writes(crate::store::Durability::Deferred)
+                    .await?;
                 for chunk in events.chunks(crate::store::usage::INSERT_CHUNK) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO usage_events \
@@ -114,8 +115,7 @@ macro_rules! usage_operations {
                     });
                     insert.build().execute(&mut *tx).await?;
                 }
-                tx.commit().await?;
-                turn.committed().await
+                tx.commit().await
             }
 
             pub(crate) async fn usage_counts(
