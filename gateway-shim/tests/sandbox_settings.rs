@@ -56,6 +56,33 @@ fn report(state: &str, policy_version: u64) -> pb::ReportPolicyStatusRequest {
     }
 }
 
+/// The settings once no write is landing any more. A caller's deadline ends its wait,
+/// not the gateway's work: the gateway counts the deadline from when the request
+/// reached it, and a commit already handed to the database completes. So a write
+/// whose caller gave up may land just after the caller's next call; gRPC reports
+/// such a call's outcome as unknown (DEADLINE_EXCEEDED). Two reads 200 ms apart
+/// that agree on the version mean the late writes, if any, have landed.
+async fn settle(client: &mut support::Client, name: &str) -> pb::SandboxSettings {
+    let mut last = client
+        .get_sandbox_settings(get(name))
+        .await
+        .unwrap()
+        .into_inner();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let now = client
+            .get_sandbox_settings(get(name))
+            .await
+            .unwrap()
+            .into_inner();
+        if now.resource_version == last.resource_version {
+            return now;
+        }
+        last = now;
+    }
+    panic!("writes kept landing 10 s after their callers gave up: {last:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owners_write_settings_sandboxes_read_their_own_and_report_only_their_status() {
     let dir = proto::testing::short_dir();
@@ -243,11 +270,7 @@ async fn owners_write_settings_sandboxes_read_their_own_and_report_only_their_st
         ask.set_timeout(std::time::Duration::from_micros(50 * step));
         let _ = alice.clone().update_sandbox_settings(ask).await;
     }
-    let settled = alice
-        .get_sandbox_settings(get("two"))
-        .await
-        .unwrap()
-        .into_inner();
+    let settled = settle(&mut alice, "two").await;
     assert_eq!(settled.policy, Some(policy("p")));
     assert_eq!(settled.values.len(), 1, "{:?}", settled.values);
     let landed: u64 = settled

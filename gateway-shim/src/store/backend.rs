@@ -28,6 +28,7 @@ macro_rules! record_operations {
                 record: &crate::store::Record,
                 labels: &str,
             ) -> Result<Option<u64>, sqlx::Error> {
+                let _turn = self.write_turn().await;
                 let row: Option<(i64,)> = sqlx::query_as(crate::store::backend::CREATE_SQL)
                     .bind(record.kind.as_str())
                     .bind(tenant)
@@ -47,6 +48,7 @@ macro_rules! record_operations {
                 record: &crate::store::Record,
                 labels: &str,
             ) -> Result<Option<u64>, sqlx::Error> {
+                let _turn = self.write_turn().await;
                 let row: Option<(i64,)> = sqlx::query_as(crate::store::backend::UPDATE_SQL)
                     .bind(&record.name)
                     .bind(&record.owner)
@@ -68,6 +70,7 @@ macro_rules! record_operations {
                 key: &str,
                 expected: Option<u64>,
             ) -> Result<bool, sqlx::Error> {
+                let _turn = self.write_turn().await;
                 let result = match expected {
                     Some(version) => {
                         sqlx::query(
@@ -192,6 +195,7 @@ macro_rules! record_operations {
                  ),
             ) -> Result<usize, crate::store::StoreError> {
                 let setting = crate::store::Kind::Setting.as_str();
+                let _turn = self.write_turn().await;
                 let mut tx = Self::begin_locked(&self.pool).await?;
                 let platform = crate::store::PLATFORM_TENANT;
                 let done: Option<(i64,)> = sqlx::query_as(
@@ -274,6 +278,8 @@ macro_rules! record_operations {
             /// same moment apply each step once, one after the other, and none fails on
             /// a concurrent twin's `CREATE TABLE`.
             async fn migrate(&self) -> Result<(), sqlx::Error> {
+                // One turn for every step: nothing else of this store writes yet.
+                let _turn = self.write_turn().await;
                 let mut tx = Self::begin_locked(&self.pool).await?;
                 sqlx::query(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)",

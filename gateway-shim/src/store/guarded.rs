@@ -25,6 +25,7 @@ macro_rules! guarded_operations {
                 requires: &[(crate::store::Kind, &str, &str)],
                 durability: crate::store::Durability,
             ) -> Result<Result<Option<u64>, (crate::store::Kind, String)>, sqlx::Error> {
+                let _turn = self.write_turn().await;
                 let mut tx = self.begin_locked_for_writes(durability).await?;
                 for (kind, required_tenant, key) in requires {
                     let sql = format!(
@@ -88,6 +89,7 @@ macro_rules! guarded_operations {
                 by: &[crate::store::Kind],
                 refers: &(dyn Fn(&crate::store::Record) -> bool + Send + Sync),
             ) -> Result<Result<bool, crate::store::Record>, crate::store::StoreError> {
+                let _turn = self.write_turn().await;
                 let mut tx = self
                     .begin_locked_for_writes(crate::store::Durability::Synced)
                     .await?;

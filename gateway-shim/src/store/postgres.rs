@@ -38,6 +38,11 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// Writers need no turns here: the server queues them on its row locks.
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        None
+    }
+
     /// A transaction for guarded writes (row locks do the serializing); with
     /// `durability` deferred, its commit does not wait for the server's WAL flush
     /// (`synchronous_commit` off for this transaction alone).

@@ -5,6 +5,12 @@
 //! when another process does the same, so each opener first takes an exclusive lock on
 //! `<file>-open.lock` and holds it while it connects and migrates. The database and
 //! the lock file are created 0600: the store holds the sandbox-token signing key.
+//!
+//! Writers of one process take turns on an async lock ([`SqliteStore::write_turn`])
+//! before they ask SQLite for its write lock: SQLite's busy handler does not queue a
+//! writer that finds the lock taken, it sleeps (1, 2, 5, 10 … 100 ms) and tries again,
+//! so writers racing inside one busy gateway slept through much of the time the lock
+//! stood free. Writers of other processes on the same file still meet the busy handler.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -31,6 +37,9 @@ pub(crate) struct SqliteStore {
     /// (`synchronous=NORMAL`), for [`Durability::Deferred`] writes; a later commit on
     /// `pool` syncs the write-ahead log and so everything before it.
     unsynced: Option<SqlitePool>,
+    /// Whose turn it is to write, among this process's writers (first come, first
+    /// served).
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// For an in-memory database: a connection outside the pool, open as long as the
     /// store, so the database outlives any pooled connection (sqlx closes one whose
     /// caller gave up mid-query; the last connection closing would drop every table).
@@ -95,10 +104,18 @@ impl SqliteStore {
         let store = Self {
             pool,
             unsynced,
+            writer: std::sync::Arc::default(),
             _anchor: anchor,
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// This process's turn to write, held until dropped: taken before every write
+    /// (before its transaction, so it is dropped after the transaction's rollback is
+    /// queued).
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        Some(self.writer.lock().await)
     }
 
     /// A transaction for guarded writes: the write lock from its first statement, on a
@@ -202,4 +219,74 @@ fn io_error(path: &Path, error: std::io::Error) -> sqlx::Error {
         error.kind(),
         format!("{}: {error}", path.display()),
     ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use super::SqliteStore;
+    use crate::store::{Kind, Record};
+
+    async fn file_store(dir: &tempfile::TempDir) -> SqliteStore {
+        let url = format!("sqlite:{}", dir.path().join("turns.db").display());
+        SqliteStore::open(&url).await.unwrap()
+    }
+
+    fn provider(key: &str) -> Record {
+        Record::new(Kind::Provider, key, key, "alice")
+    }
+
+    #[tokio::test]
+    async fn a_writer_waits_for_its_turn_and_then_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(&dir).await;
+        let turn = store.write_turn().await;
+        let writer = store.clone();
+        let mut create =
+            tokio::spawn(async move { writer.create("t", &provider("p"), "{}").await });
+        // Another writer holds the turn: this one waits (a busy handler would have
+        // let it in at once, SQLite's write lock being free).
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), &mut create)
+                .await
+                .is_err(),
+            "the write went ahead while another writer held the turn"
+        );
+        drop(turn);
+        assert_eq!(create.await.unwrap().unwrap(), Some(1));
+        assert!(store.get("t", Kind::Provider, "p").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_writer_giving_up_while_waiting_leaves_nothing_and_the_turns_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(&dir).await;
+        let turn = store.write_turn().await;
+        let given_up = tokio::time::timeout(
+            Duration::from_millis(50),
+            store.create("t", &provider("gone"), "{}"),
+        )
+        .await;
+        assert!(given_up.is_err());
+        drop(turn);
+        assert!(
+            store
+                .get("t", Kind::Provider, "gone")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Racing writers each get their turn: all of them written.
+        let mut writes = tokio::task::JoinSet::new();
+        for n in 0..32 {
+            let store = store.clone();
+            writes.spawn(async move { store.create("t", &provider(&format!("p{n}")), "{}").await });
+        }
+        while let Some(written) = writes.join_next().await {
+            assert_eq!(written.unwrap().unwrap(), Some(1));
+        }
+        assert_eq!(store.count("t", Kind::Provider, "alice").await.unwrap(), 32);
+    }
 }

@@ -96,6 +96,7 @@ macro_rules! usage_operations {
                 events: &[crate::store::usage::UsageEvent],
             ) -> Result<(), sqlx::Error> {
                 // Committed without waiting for the disk: see `Store::append_usage`.
+                let _turn = self.write_turn().await;
                 let mut tx = self
                     .begin_locked_for_writes(crate::store::Durability::Deferred)
                     .await?;
