@@ -2,8 +2,9 @@
 //! 1. a sandbox resolving its provider's credential through the gateway (TCP, sandbox
 //!    token auth, store reads, UDS call to the real credentials-driver), and fetching
 //!    its inference bundle (the same credential behind its owner's route), beside the
-//!    same credential resolved directly on the driver's socket, at 1, 16 and 64
-//!    callers;
+//!    same credential resolved directly on the driver's socket and through a bare
+//!    proxy (the same two HTTP/2 stacks around the driver's call and nothing else: the
+//!    floor under any gateway of this shape), at 1, 16 and 64 callers;
 //! 2. sandbox create throughput through the gateway (SQLite file store) beside creates
 //!    made directly on the driver: the mock compute driver, and the real compute-driver
 //!    binary's process backend;
@@ -16,9 +17,12 @@
 //!
 //! Needs node (the OIDC test peer).
 //! Everything runs in this process on one 2-worker runtime. Run:
-//! `cargo bench -p gateway-shim --bench gateway` (`BENCH_SECONDS`, default 3).
+//! `cargo bench -p gateway-shim --bench gateway` (`BENCH_SECONDS`, default 3;
+//! `BENCH_RESOLVE_ONLY=1` stops after the resolve rows, for alternated runs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+#[path = "common/bare_proxy.rs"]
+mod bare_proxy;
 #[path = "common/measure.rs"]
 mod measure;
 #[path = "../tests/support/mod.rs"]
@@ -74,6 +78,12 @@ async fn main() {
         .client_with(&mock.token_of(&sandbox.id).await.unwrap())
         .await;
     let direct = CredentialsDriverClient::new(proto::lazy_channel(&credentials_socket));
+    let sandbox_token = mock.token_of(&sandbox.id).await.unwrap();
+    let bare = support::client_with_headers(
+        bare_proxy::start(&credentials_socket).await,
+        &[("authorization", &format!("Bearer {sandbox_token}"))],
+    )
+    .await;
 
     println!(
         "\n## resolve: through the gateway vs directly on the driver ({length:?} per level)\n"
@@ -111,6 +121,21 @@ async fn main() {
             callers,
             measure(callers, length, gateway_call).await,
         );
+        let client = bare.clone();
+        let bare_call = move || {
+            let mut client = client.clone();
+            async move {
+                let request = pb::ResolveProviderCredentialRequest {
+                    provider: "bench".into(),
+                };
+                client.resolve_provider_credential(request).await.unwrap();
+            }
+        };
+        row(
+            "bare proxy, the floor (TCP → UDS)",
+            callers,
+            measure(callers, length, bare_call).await,
+        );
         let client = sandbox_client.clone();
         let bundle_call = move || {
             let mut client = client.clone();
@@ -129,6 +154,9 @@ async fn main() {
         );
     }
 
+    if std::env::var_os("BENCH_RESOLVE_ONLY").is_some() {
+        return;
+    }
     println!(
         "\n## sandbox create through the gateway (SQLite file store) vs directly on the driver\n"
     );
