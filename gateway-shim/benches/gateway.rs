@@ -74,11 +74,10 @@ async fn main() {
     let mut request = support::create_request("resolver");
     request.providers = vec!["bench".into()];
     let sandbox = admin.create_sandbox(request).await.unwrap().into_inner();
-    let sandbox_client = gateway
-        .client_with(&mock.token_of(&sandbox.id).await.unwrap())
-        .await;
-    let direct = CredentialsDriverClient::new(proto::lazy_channel(&credentials_socket));
     let sandbox_token = mock.token_of(&sandbox.id).await.unwrap();
+    let sandbox_client = gateway.client_with(&sandbox_token).await;
+    let direct = CredentialsDriverClient::new(proto::lazy_channel(&credentials_socket));
+    // The same header the sandbox sends the gateway (the bare proxy does not read it).
     let bare = support::client_with_headers(
         bare_proxy::start(&credentials_socket).await,
         &[("authorization", &format!("Bearer {sandbox_token}"))],

@@ -379,7 +379,7 @@ def goals(outputs, processes):
             if direct and via:
                 d, v = duration(direct[3]), duration(via[3])
                 out.append((f"sandbox create p50 at {callers} caller(s) vs the {driver}'s own", "≤ 1.5×",
-                            f"{v * 1e3:.2f} ms vs {d * 1e3:.2f} ms ({v / d:.1f}×)", v / d <= 1.5))
+                            f"{v * 1e3:.2f} ms vs {d * 1e3:.2f} ms ({v / d:.2f}×)", v / d <= 1.5))
     for name, start in [("ListSandboxes", "ListSandboxes,"), ("Watch snapshot", "WatchSandboxes snapshot")]:
         value = p50_of(outputs.get("kube", ""), start)
         if value is not None:
