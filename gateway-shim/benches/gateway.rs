@@ -185,24 +185,46 @@ async fn creates(
     command: &'static [&'static str],
 ) {
     let counter = Arc::new(AtomicUsize::new(0));
-    let driver = ComputeDriverClient::new(proto::lazy_channel(socket));
+    let mut driver = ComputeDriverClient::new(proto::lazy_channel(socket));
     let argv = || command.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    // The driver's own create is measured on the request the gateway sends for the
+    // same sandbox (built by the gateway's own function: in its owner's workspace,
+    // with a sandbox token, the gateway's variables and labels), the workspace ensured
+    // once beforehand as the gateway does.
+    let workspace =
+        gateway_shim::api::names::workspace(gateway_shim::store::DEFAULT_TENANT, "bench", "")
+            .unwrap();
+    driver
+        .ensure_workspace(proto::pb::compute::v1::EnsureWorkspaceRequest {
+            workspace: workspace.clone(),
+        })
+        .await
+        .unwrap();
+    let token = proto::Secret::new("a sandbox token as long as the gateway's: ".repeat(4));
     for callers in [1, 16] {
         let client = driver.clone();
         let counter_direct = Arc::clone(&counter);
+        let (workspace, token) = (workspace.clone(), token.clone());
         let direct_create = move || {
             let mut client = client.clone();
             let n = counter_direct.fetch_add(1, Ordering::Relaxed);
-            async move {
-                let sandbox = proto::pb::compute::v1::DriverSandbox {
-                    id: format!("direct-{n}"),
-                    name: format!("direct-{n}"),
-                    spec: Some(proto::pb::compute::v1::DriverSandboxSpec {
-                        command: argv(),
-                        ..Default::default()
-                    }),
+            let sandbox = pb::Sandbox {
+                id: format!("direct-{n}"),
+                name: format!("direct-{n}"),
+                owner: "bench".into(),
+                spec: Some(pb::SandboxSpec {
+                    command: argv(),
                     ..Default::default()
-                };
+                }),
+                ..Default::default()
+            };
+            let sandbox = gateway_shim::api::driver_spec::driver_sandbox(
+                &sandbox,
+                &workspace,
+                &token,
+                "http://127.0.0.1:1",
+            );
+            async move {
                 client
                     .create_sandbox(proto::pb::compute::v1::CreateSandboxRequest {
                         sandbox: Some(sandbox),
