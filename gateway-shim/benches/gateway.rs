@@ -105,35 +105,23 @@ async fn main() {
             callers,
             measure(callers, length, direct_call).await,
         );
-        let client = sandbox_client.clone();
-        let gateway_call = move || {
-            let mut client = client.clone();
-            async move {
-                let request = pb::ResolveProviderCredentialRequest {
-                    provider: "bench".into(),
-                };
-                client.resolve_provider_credential(request).await.unwrap();
-            }
-        };
         row(
             "gateway (TCP → UDS)",
             callers,
-            measure(callers, length, gateway_call).await,
+            measure(callers, length, {
+                let client = sandbox_client.clone();
+                move || resolve(client.clone())
+            })
+            .await,
         );
-        let client = bare.clone();
-        let bare_call = move || {
-            let mut client = client.clone();
-            async move {
-                let request = pb::ResolveProviderCredentialRequest {
-                    provider: "bench".into(),
-                };
-                client.resolve_provider_credential(request).await.unwrap();
-            }
-        };
         row(
             "bare proxy, the floor (TCP → UDS)",
             callers,
-            measure(callers, length, bare_call).await,
+            measure(callers, length, {
+                let client = bare.clone();
+                move || resolve(client.clone())
+            })
+            .await,
         );
         let client = sandbox_client.clone();
         let bundle_call = move || {
@@ -173,6 +161,15 @@ async fn main() {
     gateway.stop().await;
     process_backend_creates(length).await;
     authentication(length).await;
+}
+
+/// One ResolveProviderCredential of the benchmark's provider, on `client` (the
+/// gateway, or the bare proxy in its place).
+async fn resolve(mut client: support::Client) {
+    let request = pb::ResolveProviderCredentialRequest {
+        provider: "bench".into(),
+    };
+    client.resolve_provider_credential(request).await.unwrap();
 }
 
 /// Creates at 1 and 16 callers made directly on the driver at `socket` (named `label`),
